@@ -1,0 +1,60 @@
+package dev.hanlin.cli;
+
+import java.util.ArrayList;
+import java.util.List;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The top-level command. Users write {@code --mode generate ...}; each mode is a picocli
+ * subcommand, so {@code --mode X} is rewritten to the subcommand {@code X} before parsing. That
+ * keeps every mode's options in its own class and lets {@code --mode X --help} show them.
+ */
+@Command(
+    name = "trainer",
+    mixinStandardHelpOptions = true,
+    version = "Hanlin 0.1.0",
+    description = {
+      "Hanlin trains Llama-family models on libtorch.",
+      "Usage: java -jar trainer.jar --mode MODE [options]   (--mode MODE --help for a mode's options)"
+    },
+    commandListHeading = "%nModes:%n",
+    subcommands = {GenerateCommand.class, DemoCommand.class})
+public final class Cli implements Runnable {
+
+  @Override
+  public void run() {
+    // No mode: run the embedded default job so that `java -jar trainer.jar` does something useful.
+    new CommandLine(new DemoCommand()).execute();
+  }
+
+  /** Parses, runs, and returns the exit code. */
+  public static int run(String... args) {
+    CommandLine cl = new CommandLine(new Cli());
+    cl.setExecutionExceptionHandler(
+        (ex, cmd, parsed) -> {
+          cmd.getErr().println("error: " + ex.getMessage());
+          if (System.getenv("HANLIN_DEBUG") != null) ex.printStackTrace(cmd.getErr());
+          return 1;
+        });
+    return cl.execute(rewriteMode(args));
+  }
+
+  /** {@code [..., --mode, X, ...]} or {@code --mode=X} becomes {@code [X, ...]}. */
+  static String[] rewriteMode(String[] args) {
+    List<String> rest = new ArrayList<>();
+    String mode = null;
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      if (mode == null && a.equals("--mode") && i + 1 < args.length) {
+        mode = args[++i];
+      } else if (mode == null && a.startsWith("--mode=")) {
+        mode = a.substring("--mode=".length());
+      } else {
+        rest.add(a);
+      }
+    }
+    if (mode != null) rest.addFirst(mode);
+    return rest.toArray(String[]::new);
+  }
+}

@@ -1,0 +1,6 @@
+package dev.hanlin.nativ;
+
+/** Placeholder. */
+public final class Native {
+  private Native() {}
+}

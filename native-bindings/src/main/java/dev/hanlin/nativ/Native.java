@@ -1,6 +1,0 @@
-package dev.hanlin.nativ;
-
-/** Placeholder. */
-public final class Native {
-  private Native() {}
-}

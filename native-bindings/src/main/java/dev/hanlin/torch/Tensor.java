@@ -1,0 +1,352 @@
+package dev.hanlin.torch;
+
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.LongOptional;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Hanlin's tensor: a thin, owning wrapper of a libtorch tensor handle. Every method that makes a
+ * new tensor returns a new wrapper; in-place methods (suffix {@code _}) return {@code this}. The
+ * native handle belongs to the innermost open {@link Scope} when it was made, or to the GC when no
+ * scope was open; {@link #retain()} lets a tensor outlive its scope.
+ */
+public final class Tensor implements AutoCloseable {
+  private final org.bytedeco.pytorch.Tensor t;
+
+  Tensor(org.bytedeco.pytorch.Tensor t) {
+    this.t = t;
+  }
+
+  /** The libtorch handle, for code inside native-bindings and the rare caller that needs it. */
+  public org.bytedeco.pytorch.Tensor raw() {
+    return t;
+  }
+
+  /** Wraps a libtorch tensor made elsewhere. */
+  public static Tensor wrap(org.bytedeco.pytorch.Tensor raw) {
+    return new Tensor(raw);
+  }
+
+  // ---- shape and type ----
+
+  public long[] shape() {
+    int n = (int) t.dim();
+    long[] s = new long[n];
+    for (int i = 0; i < n; i++) s[i] = t.size(i);
+    return s;
+  }
+
+  public long size(int dim) {
+    return t.size(dim);
+  }
+
+  public int dim() {
+    return (int) t.dim();
+  }
+
+  public long numel() {
+    return t.numel();
+  }
+
+  public DType dtype() {
+    return DType.of(t.scalar_type());
+  }
+
+  public Device device() {
+    return Device.of(t.device());
+  }
+
+  public boolean isContiguous() {
+    return t.is_contiguous();
+  }
+
+  /** Bytes of this tensor's elements (numel times element size). */
+  public long byteSize() {
+    return numel() * dtype().byteSize();
+  }
+
+  // ---- views ----
+
+  public Tensor view(long... shape) {
+    return new Tensor(t.view(shape));
+  }
+
+  public Tensor reshape(long... shape) {
+    return new Tensor(t.reshape(shape));
+  }
+
+  public Tensor transpose(int a, int b) {
+    return new Tensor(t.transpose(a, b));
+  }
+
+  public Tensor contiguous() {
+    return new Tensor(t.contiguous());
+  }
+
+  public Tensor narrow(int dim, long start, long length) {
+    return new Tensor(t.narrow(dim, start, length));
+  }
+
+  public Tensor select(int dim, long index) {
+    return new Tensor(t.select(dim, index));
+  }
+
+  public Tensor unsqueeze(int dim) {
+    return new Tensor(t.unsqueeze(dim));
+  }
+
+  public Tensor expand(long... shape) {
+    return new Tensor(t.expand(shape));
+  }
+
+  public Tensor indexSelect(int dim, Tensor index) {
+    return new Tensor(t.index_select(dim, index.t));
+  }
+
+  // ---- conversion ----
+
+  public Tensor to(DType dtype) {
+    return new Tensor(t.to(dtype.scalarType()));
+  }
+
+  public Tensor to(Device device) {
+    return to(device, dtype(), false);
+  }
+
+  public Tensor to(Device device, DType dtype, boolean nonBlocking) {
+    return new Tensor(
+        t.to(
+            device.toNative(), dtype.scalarType(), nonBlocking, false, new MemoryFormatOptional()));
+  }
+
+  /** A float32 copy (or this tensor's float32 view when it already is one). */
+  public Tensor toFloat() {
+    return to(DType.F32);
+  }
+
+  public Tensor copy() {
+    return new Tensor(t.clone());
+  }
+
+  public Tensor detach() {
+    return new Tensor(t.detach());
+  }
+
+  // ---- arithmetic ----
+
+  public Tensor add(Tensor o) {
+    return new Tensor(t.add(o.t));
+  }
+
+  public Tensor add(double v) {
+    return new Tensor(t.add(new Scalar(v)));
+  }
+
+  public Tensor sub(Tensor o) {
+    return new Tensor(t.sub(o.t));
+  }
+
+  public Tensor mul(Tensor o) {
+    return new Tensor(t.mul(o.t));
+  }
+
+  public Tensor mul(double v) {
+    return new Tensor(t.mul(new Scalar(v)));
+  }
+
+  public Tensor div(Tensor o) {
+    return new Tensor(t.div(o.t));
+  }
+
+  public Tensor div(double v) {
+    return new Tensor(t.div(new Scalar(v)));
+  }
+
+  public Tensor neg() {
+    return new Tensor(t.neg());
+  }
+
+  public Tensor pow(double e) {
+    return new Tensor(t.pow(new Scalar(e)));
+  }
+
+  public Tensor exp() {
+    return new Tensor(t.exp());
+  }
+
+  public Tensor cos() {
+    return new Tensor(t.cos());
+  }
+
+  public Tensor sin() {
+    return new Tensor(t.sin());
+  }
+
+  public Tensor rsqrt() {
+    return new Tensor(t.rsqrt());
+  }
+
+  public Tensor abs() {
+    return new Tensor(t.abs());
+  }
+
+  public Tensor matmul(Tensor o) {
+    return new Tensor(t.matmul(o.t));
+  }
+
+  /** Mean over one dimension. */
+  public Tensor mean(int dim, boolean keepDim) {
+    return new Tensor(t.mean(new long[] {dim}, keepDim, new ScalarTypeOptional()));
+  }
+
+  /** Mean over every element, a 0-dim tensor. */
+  public Tensor mean() {
+    return new Tensor(t.mean());
+  }
+
+  public Tensor sum() {
+    return new Tensor(t.sum());
+  }
+
+  public Tensor max() {
+    return new Tensor(t.max());
+  }
+
+  public Tensor argmax(int dim) {
+    return new Tensor(t.argmax(new LongOptional(dim), false));
+  }
+
+  public Tensor softmax(int dim) {
+    return new Tensor(t.softmax(dim));
+  }
+
+  // ---- in place (return this; never close the result separately) ----
+
+  public Tensor copy_(Tensor src) {
+    t.copy_(src.t);
+    return this;
+  }
+
+  public Tensor fill_(double v) {
+    t.fill_(new Scalar(v));
+    return this;
+  }
+
+  public Tensor zero_() {
+    t.zero_();
+    return this;
+  }
+
+  public Tensor mul_(double v) {
+    t.mul_(new Scalar(v));
+    return this;
+  }
+
+  /** Fills with N(mean, std²) from the given generator. */
+  public Tensor normal_(double mean, double std, Generator gen) {
+    t.normal_(mean, std, new GeneratorOptional(gen.raw()));
+    return this;
+  }
+
+  // ---- autograd ----
+
+  public Tensor requiresGrad(boolean on) {
+    t.requires_grad_(on);
+    return this;
+  }
+
+  public boolean requiresGrad() {
+    return t.requires_grad();
+  }
+
+  /** The gradient as an owning handle, or null when there is none. */
+  public Tensor grad() {
+    org.bytedeco.pytorch.Tensor g = t.grad();
+    if (g == null || !g.defined()) return null;
+    return new Tensor(new org.bytedeco.pytorch.Tensor(g));
+  }
+
+  public void backward() {
+    t.backward();
+  }
+
+  // ---- to Java ----
+
+  /** The elements as floats (any float dtype, any device), row-major. */
+  public float[] toFloatArray() {
+    try (Scope s = Scope.open()) {
+      org.bytedeco.pytorch.Tensor c =
+          t.to(Device.CPU.toNative(), ScalarType.Float, false, false, new MemoryFormatOptional())
+              .contiguous();
+      float[] out = new float[(int) c.numel()];
+      new FloatPointer(c.data_ptr()).get(out);
+      return out;
+    }
+  }
+
+  /** The elements as longs (any integer dtype, any device), row-major. */
+  public long[] toLongArray() {
+    try (Scope s = Scope.open()) {
+      org.bytedeco.pytorch.Tensor c =
+          t.to(Device.CPU.toNative(), ScalarType.Long, false, false, new MemoryFormatOptional())
+              .contiguous();
+      long[] out = new long[(int) c.numel()];
+      new LongPointer(c.data_ptr()).get(out);
+      return out;
+    }
+  }
+
+  /** The single element as a double (synchronizes with the device). */
+  public double item() {
+    return t.item().toDouble();
+  }
+
+  /** The address of the first element (the tensor must be contiguous and on the CPU). */
+  public long dataAddress() {
+    Pointer p = t.data_ptr();
+    return p.address();
+  }
+
+  // ---- lifetime ----
+
+  /** Keeps the native handle alive past the current scope; returns this. */
+  public Tensor retain() {
+    t.retainReference();
+    return this;
+  }
+
+  /** Drops a reference taken by {@link #retain()}. */
+  public void release() {
+    t.releaseReference();
+  }
+
+  public boolean isClosed() {
+    return t.isNull();
+  }
+
+  @Override
+  public void close() {
+    t.close();
+  }
+
+  @Override
+  public String toString() {
+    return "Tensor" + java.util.Arrays.toString(shape()) + " " + dtype() + " " + device();
+  }
+
+  static DoubleOptional optional(double v) {
+    return new DoubleOptional(v);
+  }
+
+  static {
+    torch.get_num_threads(); // loads the native library once, on first use
+  }
+}

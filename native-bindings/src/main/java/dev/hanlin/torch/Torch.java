@@ -1,0 +1,160 @@
+package dev.hanlin.torch;
+
+import java.util.List;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+/** Tensor creation and the neural-network functions the Llama model needs. */
+public final class Torch {
+  private Torch() {}
+
+  // ---- runtime ----
+
+  public static boolean cudaAvailable() {
+    return torch.cuda_is_available();
+  }
+
+  public static int cudaDeviceCount() {
+    return torch.cuda_device_count();
+  }
+
+  public static void manualSeed(long seed) {
+    torch.manual_seed(seed);
+  }
+
+  public static void setNumThreads(int n) {
+    torch.set_num_threads(n);
+  }
+
+  public static int numThreads() {
+    return torch.get_num_threads();
+  }
+
+  /** Waits for every queued kernel on the current CUDA device; a no-op on CPU-only runs. */
+  public static void synchronize() {
+    if (cudaAvailable()) torch.cuda_synchronize();
+  }
+
+  // ---- creation ----
+
+  static TensorOptions options(DType dtype, Device device) {
+    return new TensorOptions(dtype.scalarType())
+        .device(new org.bytedeco.pytorch.DeviceOptional(device.toNative()));
+  }
+
+  public static Tensor zeros(DType dtype, Device device, long... shape) {
+    return new Tensor(torch.zeros(shape, options(dtype, device)));
+  }
+
+  public static Tensor ones(DType dtype, Device device, long... shape) {
+    return new Tensor(torch.ones(shape, options(dtype, device)));
+  }
+
+  public static Tensor empty(DType dtype, Device device, long... shape) {
+    return new Tensor(torch.empty(shape, options(dtype, device), new MemoryFormatOptional()));
+  }
+
+  public static Tensor full(double value, DType dtype, Device device, long... shape) {
+    return new Tensor(torch.full(shape, new Scalar(value), options(dtype, device)));
+  }
+
+  /** {@code [0, 1, ..., n-1]}. */
+  public static Tensor arange(long n, DType dtype, Device device) {
+    return new Tensor(torch.arange(new Scalar(n), options(dtype, device)));
+  }
+
+  /** {@code [start, start+step, ... < end]}. */
+  public static Tensor arange(double start, double end, double step, DType dtype, Device device) {
+    return new Tensor(
+        torch.arange(new Scalar(start), new Scalar(end), new Scalar(step), options(dtype, device)));
+  }
+
+  /** A copy of {@code values} with the given shape (int64, on the CPU). */
+  public static Tensor fromLongs(long[] values, long... shape) {
+    return new Tensor(torch.tensor(values).view(shape));
+  }
+
+  /** A copy of {@code values} with the given shape (float32, on the CPU). */
+  public static Tensor fromFloats(float[] values, long... shape) {
+    return new Tensor(torch.tensor(values).view(shape));
+  }
+
+  /**
+   * A tensor over native memory that it does not own (for example a memory-mapped file): the memory
+   * must outlive the tensor. Use {@link Tensor#copy()} to own the data.
+   */
+  public static Tensor fromAddress(long address, DType dtype, long... shape) {
+    return new Tensor(
+        torch.from_blob(new AddressPointer(address), shape, options(dtype, Device.CPU)));
+  }
+
+  /** JavaCPP keeps {@code address} protected; this is the one place that sets it. */
+  private static final class AddressPointer extends Pointer {
+    AddressPointer(long a) {
+      this.address = a;
+    }
+  }
+
+  public static Tensor randn(Generator gen, DType dtype, Device device, long... shape) {
+    Tensor t = empty(DType.F32, Device.CPU, shape).normal_(0, 1, gen);
+    return dtype == DType.F32 && !device.isCuda() ? t : t.to(device, dtype, false);
+  }
+
+  public static Tensor cat(List<Tensor> parts, int dim) {
+    TensorVector v = new TensorVector();
+    for (Tensor p : parts) v.push_back(p.raw());
+    return new Tensor(torch.cat(v, dim));
+  }
+
+  public static Tensor outer(Tensor a, Tensor b) {
+    return new Tensor(torch.outer(a.raw(), b.raw()));
+  }
+
+  // ---- neural network functions ----
+
+  public static Tensor embedding(Tensor weight, Tensor ids) {
+    return new Tensor(torch.embedding(weight.raw(), ids.raw()));
+  }
+
+  /** {@code x W^T (+ b)}; {@code bias} may be null. */
+  public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+    return bias == null
+        ? new Tensor(torch.linear(x.raw(), weight.raw()))
+        : new Tensor(torch.linear(x.raw(), weight.raw(), bias.raw()));
+  }
+
+  /** RMS normalization over the last dimension, without a weight. */
+  public static Tensor rmsNorm(Tensor x, double eps) {
+    return new Tensor(
+        torch.rms_norm(
+            x.raw(), new long[] {x.size(-1)}, new TensorOptional(), new DoubleOptional(eps)));
+  }
+
+  public static Tensor silu(Tensor x) {
+    return new Tensor(torch.silu(x.raw()));
+  }
+
+  /**
+   * Scaled dot-product attention over {@code (B, H, T, D)} tensors; {@code k} and {@code v} may
+   * have fewer heads (grouped-query attention).
+   */
+  public static Tensor scaledDotProductAttention(Tensor q, Tensor k, Tensor v, boolean causal) {
+    boolean gqa = q.size(1) != k.size(1);
+    return new Tensor(
+        torch.scaled_dot_product_attention(
+            q.raw(),
+            k.raw(),
+            v.raw(),
+            new TensorOptional(),
+            0.0,
+            causal,
+            new DoubleOptional(),
+            gqa));
+  }
+}

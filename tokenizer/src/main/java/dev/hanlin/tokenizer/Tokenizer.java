@@ -1,0 +1,87 @@
+package dev.hanlin.tokenizer;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A Llama tokenizer: text to ids and back, with SentencePiece's exact semantics whatever file it
+ * was loaded from. Implementations are thread-safe.
+ */
+public interface Tokenizer {
+
+  /** The ids of {@code text}, with {@code <s>} before and {@code </s>} after when asked. */
+  int[] encode(String text, boolean addBos, boolean addEos);
+
+  /** The text of {@code ids}, as SentencePiece's {@code DecodeIds} returns it. */
+  String decode(int[] ids);
+
+  int vocabSize();
+
+  int bosId();
+
+  int eosId();
+
+  int unkId();
+
+  /** The piece text of an id (whitespace as ▁, bytes as {@code <0xAB>}). */
+  String piece(int id);
+
+  /** A stable hex hash of the vocabulary and normalizer: equal means every id means the same. */
+  String fingerprint();
+
+  /**
+   * Loads a {@code tokenizer.model}, a {@code tokenizer.json}, or a folder holding either (the
+   * {@code tokenizer.model} wins when both are there, since it keeps SentencePiece's scores).
+   */
+  static Tokenizer load(Path path) {
+    if (Files.isDirectory(path)) {
+      Path model = path.resolve("tokenizer.model");
+      if (Files.isRegularFile(model)) return load(model);
+      Path json = path.resolve("tokenizer.json");
+      if (Files.isRegularFile(json)) return load(json);
+      throw new IllegalArgumentException(
+          "no tokenizer.model or tokenizer.json in folder " + path.toAbsolutePath());
+    }
+    if (!Files.isRegularFile(path)) {
+      throw new IllegalArgumentException("tokenizer not found: " + path.toAbsolutePath());
+    }
+    if (path.getFileName().toString().endsWith(".json")) {
+      return new BpeTokenizer(HfTokenizerJson.read(path));
+    }
+    return new BpeTokenizer(SentencePieceModel.read(path));
+  }
+
+  /**
+   * For a tokenizer that extends {@code base} (same first {@code base.vocabSize()} pieces), the
+   * base ids that each new piece's text encodes to: row {@code i} is for id {@code base.vocabSize()
+   * + i}. The model initializes a new token's embedding from these rows.
+   */
+  static int[][] baseIdsOfNewPieces(Tokenizer base, Tokenizer extended) {
+    int n = base.vocabSize();
+    if (extended.vocabSize() < n) {
+      throw new IllegalArgumentException(
+          "the extended tokenizer has " + extended.vocabSize() + " pieces, the base " + n);
+    }
+    for (int id = 0; id < n; id++) {
+      if (!base.piece(id).equals(extended.piece(id))) {
+        throw new IllegalArgumentException(
+            "not an extension: id "
+                + id
+                + " is '"
+                + base.piece(id)
+                + "' in the base and '"
+                + extended.piece(id)
+                + "' in the extended tokenizer");
+      }
+    }
+    int[][] rows = new int[extended.vocabSize() - n][];
+    for (int id = n; id < extended.vocabSize(); id++) {
+      String p = extended.piece(id);
+      rows[id - n] =
+          base instanceof BpeTokenizer b
+              ? b.encodeNormalized(p)
+              : base.encode(p.replace('\u2581', ' '), false, false);
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,37 @@
+package dev.hanlin.tokenizer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/**
+ * Ids and decoded text identical to Debian's python3-sentencepiece with Meta's Llama 2
+ * tokenizer.model, on the quick sample of every corpus (goldens from make_goldens.py).
+ */
+class SentencePieceParityTest {
+  static final Tokenizer LLAMA = Tokenizer.load(Assets.llamaModel());
+
+  @Test
+  void knownExamples() {
+    assertArrayEquals(new int[] {15043, 3186, 29991}, LLAMA.encode("Hello world!", false, false));
+    assertArrayEquals(
+        new int[] {1, 29871, 243, 162, 169, 156}, LLAMA.encode("\uD83E\uDD99", true, false));
+    assertEquals(32000, LLAMA.vocabSize());
+    assertEquals(1, LLAMA.bosId());
+    assertEquals(2, LLAMA.eosId());
+    assertEquals(0, LLAMA.unkId());
+    assertEquals("Hello world!", LLAMA.decode(new int[] {1, 15043, 3186, 29991, 2}));
+  }
+
+  @Test
+  void quickSampleMatchesSentencePiece() {
+    ParityCheck c = new ParityCheck();
+    long t0 = System.nanoTime();
+    c.check(LLAMA, Assets.readGoldens(Assets.require("tokenizer/quick.golden.jsonl")));
+    System.out.printf("%.1f s%n", (System.nanoTime() - t0) / 1e9);
+    System.out.println(c.summary("quick sample"));
+    assertTrue(c.exact(), c.summary("quick sample"));
+  }
+}

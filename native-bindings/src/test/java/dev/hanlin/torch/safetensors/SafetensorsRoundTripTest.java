@@ -224,6 +224,41 @@ class SafetensorsRoundTripTest {
     }
   }
 
+  /**
+   * A file written by numpy alone, not by this project's writer: unpadded header with json.dumps
+   * spacing, and tensors at unaligned offsets (the F32 starts at byte 3). Produced by:
+   *
+   * <pre>
+   * arrs = {'z_u8': np.array([1, 2, 3], np.uint8), 'a_f32': np.array([[1.25, -3.5]], np.float32),
+   *         'm_i16': np.array([-2, 300], np.int16)}
+   * hdr, off, blobs = {}, 0, []
+   * for k, a in arrs.items():
+   *     raw = a.tobytes()
+   *     hdr[k] = {'dtype': {'uint8': 'U8', 'float32': 'F32', 'int16': 'I16'}[str(a.dtype)],
+   *               'shape': list(a.shape), 'data_offsets': [off, off + len(raw)]}
+   *     off += len(raw); blobs.append(raw)
+   * hj = json.dumps(hdr).encode()
+   * out = struct.pack('&lt;Q', len(hj)) + hj + b''.join(blobs)
+   * </pre>
+   */
+  @Test
+  void readsNumpyWrittenGolden() throws IOException {
+    String b64 =
+        "xwAAAAAAAAB7InpfdTgiOiB7ImR0eXBlIjogIlU4IiwgInNoYXBlIjogWzNdLCAiZGF0YV9vZmZzZXRzIjogWzAsIDNd"
+            + "fSwgImFfZjMyIjogeyJkdHlwZSI6ICJGMzIiLCAic2hhcGUiOiBbMSwgMl0sICJkYXRhX29mZnNldHMiOiBbMywgMTFd"
+            + "fSwgIm1faTE2IjogeyJkdHlwZSI6ICJJMTYiLCAic2hhcGUiOiBbMl0sICJkYXRhX29mZnNldHMiOiBbMTEsIDE1XX19"
+            + "AQIDAACgPwAAYMD+/ywB";
+    byte[] b = java.util.Base64.getDecoder().decode(b64);
+    try (SafetensorsFile f = SafetensorsFile.open(Bytes.file(dir, "numpy.safetensors", b))) {
+      assertEquals(List.of("z_u8", "a_f32", "m_i16"), f.names());
+      assertArrayEquals(new long[] {1, 2, 3}, f.load("z_u8").toLongArray());
+      assertArrayEquals(new long[] {1, 2}, f.info("a_f32").shape());
+      assertArrayEquals(new float[] {1.25f, -3.5f}, f.view("a_f32").toFloatArray());
+      assertArrayEquals(new long[] {-2, 300}, f.load("m_i16").toLongArray());
+      assertEquals(DType.I16, f.info("m_i16").dtype());
+    }
+  }
+
   /** Hand-made per the spec: BF16 and F16 bit patterns of known values, in file order. */
   @Test
   void readsHandMadeHalfPrecisionFile() throws IOException {

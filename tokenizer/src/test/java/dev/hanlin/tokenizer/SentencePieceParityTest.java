@@ -26,6 +26,14 @@ class SentencePieceParityTest {
   }
 
   @Test
+  void handPickedEdgeCasesMatchSentencePiece() {
+    ParityCheck c = new ParityCheck();
+    c.check(LLAMA, Assets.readGoldens(Assets.root().resolve("tokenizer/edge_cases.golden.jsonl")));
+    assertTrue(c.documents > 80);
+    assertTrue(c.exact(), c.summary("edge cases"));
+  }
+
+  @Test
   void quickSampleMatchesSentencePiece() {
     ParityCheck c = new ParityCheck();
     long t0 = System.nanoTime();

@@ -274,6 +274,11 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(new org.bytedeco.pytorch.Tensor(g));
   }
 
+  /** Drops the gradient (HF's {@code zero_grad(set_to_none=True)}). */
+  public void clearGrad() {
+    t.mutable_grad().put(new org.bytedeco.pytorch.Tensor());
+  }
+
   public void backward() {
     t.backward();
   }

@@ -136,6 +136,24 @@ public final class Torch {
             x.raw(), new long[] {x.size(-1)}, new TensorOptional(), new DoubleOptional(eps)));
   }
 
+  /** The token-level ignore label: positions with this target add nothing to the loss. */
+  public static final long IGNORE_INDEX = -100;
+
+  /**
+   * Mean cross-entropy of {@code logits} (N, V) against {@code targets} (N), skipping {@link
+   * #IGNORE_INDEX}.
+   */
+  public static Tensor crossEntropy(Tensor logits, Tensor targets) {
+    return new Tensor(
+        torch.cross_entropy_loss(
+            logits.raw(),
+            targets.raw(),
+            new TensorOptional(),
+            torch.Reduction.Mean.value,
+            IGNORE_INDEX,
+            0.0));
+  }
+
   public static Tensor silu(Tensor x) {
     return new Tensor(torch.silu(x.raw()));
   }

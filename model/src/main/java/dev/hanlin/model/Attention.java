@@ -1,0 +1,42 @@
+package dev.hanlin.model;
+
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+
+/**
+ * Grouped-query self-attention with rotary positions. Legend: B = batch, T = tokens, H = query
+ * heads, KV = key/value heads, D = head dim, C = hidden size.
+ */
+record Attention(
+    LlamaConfig c,
+    Tensor wq,
+    Tensor bq,
+    Tensor wk,
+    Tensor bk,
+    Tensor wv,
+    Tensor bv,
+    Tensor wo,
+    Tensor bo) {
+
+  Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache cache, int layer) {
+    long b = x.size(0), t = x.size(1);
+    int h = c.numAttentionHeads(), kv = c.numKeyValueHeads(), d = c.headDim();
+    Tensor q = Torch.linear(x, wq, bq).view(b, t, h, d).transpose(1, 2); // (B, H, T, D)
+    Tensor k = Torch.linear(x, wk, bk).view(b, t, kv, d).transpose(1, 2); // (B, KV, T, D)
+    Tensor v = Torch.linear(x, wv, bv).view(b, t, kv, d).transpose(1, 2); // (B, KV, T, D)
+    q = Rotary.apply(q, cos, sin);
+    k = Rotary.apply(k, cos, sin);
+    boolean hasPast = cache != null && cache.length() > 0;
+    if (cache != null) {
+      Tensor[] kvAll = cache.append(layer, k, v); // (B, KV, past + T, D)
+      k = kvAll[0];
+      v = kvAll[1];
+    }
+    if (hasPast && t > 1)
+      throw new UnsupportedOperationException(
+          "chunked prefill after cached tokens is not supported");
+    Tensor y = Torch.scaledDotProductAttention(q, k, v, t > 1); // (B, H, T, D)
+    y = y.transpose(1, 2).reshape(b, t, (long) h * d); // (B, T, H*D)
+    return Torch.linear(y, wo, bo); // (B, T, C)
+  }
+}

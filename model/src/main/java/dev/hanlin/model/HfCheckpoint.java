@@ -1,0 +1,118 @@
+package dev.hanlin.model;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.TorchPickle;
+import dev.hanlin.torch.safetensors.ShardedCheckpoint;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Hugging Face model folders in and out: {@code config.json}, {@code generation_config.json} and
+ * the weights as safetensors (one file, or shards with an index). A PyTorch {@code
+ * pytorch_model.bin} is read when no safetensors exist.
+ */
+public final class HfCheckpoint {
+  /** transformers' default shard size for {@code save_pretrained}. */
+  public static final long DEFAULT_MAX_SHARD_BYTES = 5_000_000_000L;
+
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  private HfCheckpoint() {}
+
+  /** Loads a model folder, casting weights to {@code dtype} on {@code device}. */
+  public static LlamaModel load(Path dir, DType dtype, Device device) throws IOException {
+    if (!Files.isDirectory(dir))
+      throw new ConfigException(dir + ": not a model folder (expected config.json and weights)");
+    LlamaConfig config = LlamaConfig.read(dir.resolve("config.json"));
+    Map<String, Tensor> weights = new LinkedHashMap<>();
+    var expected = LlamaModel.expectedShapes(config).keySet();
+    boolean hasSafetensors =
+        Files.exists(dir.resolve(ShardedCheckpoint.SINGLE_FILE))
+            || Files.exists(dir.resolve(ShardedCheckpoint.INDEX_FILE));
+    Path bin = dir.resolve("pytorch_model.bin");
+    if (hasSafetensors) {
+      try (ShardedCheckpoint ck = ShardedCheckpoint.open(dir)) {
+        for (String name : ck.names()) {
+          if (skippable(name, config)) continue;
+          if (!expected.contains(name)) {
+            weights.put(name, null); // reported as unexpected below
+            continue;
+          }
+          try (Scope s = Scope.open()) {
+            weights.put(name, s.keep(ck.load(name, dtype, device)));
+          }
+        }
+      }
+    } else if (Files.exists(bin)) {
+      for (var e : TorchPickle.loadStateDict(bin).entrySet()) {
+        if (skippable(e.getKey(), config)) continue;
+        try (Scope s = Scope.open()) {
+          weights.put(e.getKey(), s.keep(e.getValue().to(device, dtype, false)));
+        }
+      }
+    } else {
+      throw new ConfigException(
+          dir
+              + ": no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)");
+    }
+    weights.values().removeIf(java.util.Objects::isNull);
+    try {
+      return LlamaModel.fromWeights(config.withDtype(dtype), weights);
+    } catch (ConfigException e) {
+      throw new ConfigException(dir + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Buffers and duplicates that HF checkpoints may hold and the model does not need. */
+  private static boolean skippable(String name, LlamaConfig c) {
+    return name.endsWith("rotary_emb.inv_freq")
+        || (c.tieWordEmbeddings() && name.equals("lm_head.weight"));
+  }
+
+  /** Writes an HF folder that {@code AutoModelForCausalLM.from_pretrained} loads as is. */
+  public static void save(LlamaModel model, Path dir, long maxShardBytes) throws IOException {
+    Files.createDirectories(dir);
+    ShardedCheckpoint.save(dir, model.weights(), maxShardBytes);
+    LlamaConfig c = model.config().withDtype(model.dtype());
+    writeAtomically(dir.resolve("generation_config.json"), generationConfig(c));
+    writeAtomically(dir.resolve("config.json"), c.toJsonString());
+  }
+
+  private static String generationConfig(LlamaConfig c) throws IOException {
+    ObjectNode g = JSON.createObjectNode();
+    g.put("bos_token_id", c.bosTokenId());
+    if (c.eosTokenIds().size() == 1) g.put("eos_token_id", c.eosTokenIds().getFirst());
+    else c.eosTokenIds().forEach(g.withArray("eos_token_id")::add);
+    if (c.padTokenId() != null) g.put("pad_token_id", c.padTokenId());
+    return JSON.writeValueAsString(g) + "\n";
+  }
+
+  /** Temp file in the same folder, fsync, rename: readers never see half a file. */
+  static void writeAtomically(Path target, String text) throws IOException {
+    Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
+    try (var ch =
+        java.nio.channels.FileChannel.open(
+            tmp,
+            java.nio.file.StandardOpenOption.CREATE,
+            java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
+            java.nio.file.StandardOpenOption.WRITE)) {
+      ch.write(java.nio.ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+      ch.force(true);
+    } catch (IOException e) {
+      Files.deleteIfExists(tmp);
+      throw new IOException(target + ": cannot write: " + e.getMessage(), e);
+    }
+    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+  }
+}

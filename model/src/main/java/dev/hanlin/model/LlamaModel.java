@@ -1,0 +1,213 @@
+package dev.hanlin.model;
+
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Generator;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * {@code LlamaForCausalLM}: token embedding, decoder layers, final norm and the language-model
+ * head. Its weights are a map under HF's parameter names ({@code
+ * model.layers.0.self_attn.q_proj.weight}, ...), so checkpoints go in and out of transformers
+ * without renaming. The model knows nothing of training or parallelism. Legend: B = batch, T =
+ * tokens, C = hidden size, V = vocabulary.
+ */
+public final class LlamaModel {
+  private final LlamaConfig config;
+  private final Map<String, Tensor> weights;
+  private final Tensor embed;
+  private final List<TransformerBlock> layers;
+  private final RmsNorm norm;
+  private final Tensor lmHead;
+  private final Rotary rotary;
+
+  private LlamaModel(LlamaConfig config, Map<String, Tensor> weights) {
+    this.config = config;
+    this.weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
+    this.embed = weights.get("model.embed_tokens.weight");
+    this.lmHead = config.tieWordEmbeddings() ? embed : weights.get("lm_head.weight");
+    this.norm = new RmsNorm(weights.get("model.norm.weight"), config.rmsNormEps());
+    List<TransformerBlock> ls = new ArrayList<>();
+    for (int i = 0; i < config.numHiddenLayers(); i++) {
+      String p = "model.layers." + i + ".";
+      String a = p + "self_attn.", m = p + "mlp.";
+      ls.add(
+          new TransformerBlock(
+              i,
+              new RmsNorm(weights.get(p + "input_layernorm.weight"), config.rmsNormEps()),
+              new Attention(
+                  config,
+                  weights.get(a + "q_proj.weight"),
+                  weights.get(a + "q_proj.bias"),
+                  weights.get(a + "k_proj.weight"),
+                  weights.get(a + "k_proj.bias"),
+                  weights.get(a + "v_proj.weight"),
+                  weights.get(a + "v_proj.bias"),
+                  weights.get(a + "o_proj.weight"),
+                  weights.get(a + "o_proj.bias")),
+              new RmsNorm(weights.get(p + "post_attention_layernorm.weight"), config.rmsNormEps()),
+              new FeedForward(
+                  weights.get(m + "gate_proj.weight"),
+                  weights.get(m + "gate_proj.bias"),
+                  weights.get(m + "up_proj.weight"),
+                  weights.get(m + "up_proj.bias"),
+                  weights.get(m + "down_proj.weight"),
+                  weights.get(m + "down_proj.bias"))));
+    }
+    this.layers = List.copyOf(ls);
+    this.rotary = new Rotary(config);
+  }
+
+  /** Every parameter's HF name and shape, in HF's order. */
+  public static Map<String, long[]> expectedShapes(LlamaConfig c) {
+    Map<String, long[]> s = new LinkedHashMap<>();
+    long h = c.hiddenSize(), q = (long) c.numAttentionHeads() * c.headDim();
+    long kv = (long) c.numKeyValueHeads() * c.headDim(), in = c.intermediateSize();
+    s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), h});
+    for (int i = 0; i < c.numHiddenLayers(); i++) {
+      String p = "model.layers." + i + ".";
+      linear(s, p + "self_attn.q_proj", q, h, c.attentionBias());
+      linear(s, p + "self_attn.k_proj", kv, h, c.attentionBias());
+      linear(s, p + "self_attn.v_proj", kv, h, c.attentionBias());
+      linear(s, p + "self_attn.o_proj", h, q, c.attentionBias());
+      linear(s, p + "mlp.gate_proj", in, h, c.mlpBias());
+      linear(s, p + "mlp.up_proj", in, h, c.mlpBias());
+      linear(s, p + "mlp.down_proj", h, in, c.mlpBias());
+      s.put(p + "input_layernorm.weight", new long[] {h});
+      s.put(p + "post_attention_layernorm.weight", new long[] {h});
+    }
+    s.put("model.norm.weight", new long[] {h});
+    if (!c.tieWordEmbeddings()) s.put("lm_head.weight", new long[] {c.vocabSize(), h});
+    return s;
+  }
+
+  private static void linear(Map<String, long[]> s, String name, long out, long in, boolean bias) {
+    s.put(name + ".weight", new long[] {out, in});
+    if (bias) s.put(name + ".bias", new long[] {out});
+  }
+
+  /**
+   * A model over the given weights, checked against the config: every expected name present with
+   * its shape, nothing unexpected. The tensors are used as they are (not copied).
+   */
+  public static LlamaModel fromWeights(LlamaConfig c, Map<String, Tensor> w) {
+    Map<String, long[]> expected = expectedShapes(c);
+    TreeSet<String> missing = new TreeSet<>(expected.keySet());
+    missing.removeAll(w.keySet());
+    TreeSet<String> unexpected = new TreeSet<>(w.keySet());
+    unexpected.removeAll(expected.keySet());
+    if (!missing.isEmpty() || !unexpected.isEmpty())
+      throw new ConfigException(
+          "weights do not match the config: missing "
+              + abbreviate(missing)
+              + ", unexpected "
+              + abbreviate(unexpected));
+    Map<String, Tensor> ordered = new LinkedHashMap<>();
+    for (var e : expected.entrySet()) {
+      Tensor t = w.get(e.getKey());
+      if (!Arrays.equals(t.shape(), e.getValue()))
+        throw new ConfigException(
+            e.getKey()
+                + " has shape "
+                + Arrays.toString(t.shape())
+                + ", the config expects "
+                + Arrays.toString(e.getValue()));
+      ordered.put(e.getKey(), t);
+    }
+    return new LlamaModel(c, ordered);
+  }
+
+  private static String abbreviate(TreeSet<String> names) {
+    if (names.isEmpty()) return "none";
+    List<String> l = new ArrayList<>(names);
+    return l.size() <= 6 ? l.toString() : l.subList(0, 6) + " and " + (l.size() - 6) + " more";
+  }
+
+  /**
+   * HF-style random initialization: linear and embedding weights from N(0, initializer_range²),
+   * biases zero, norms one, the padding row (if any) zero. Deterministic for a seed.
+   */
+  public static LlamaModel init(LlamaConfig c, long seed, DType dtype, Device device) {
+    Generator gen = Generator.cpu(seed);
+    Map<String, Tensor> w = new LinkedHashMap<>();
+    for (var e : expectedShapes(c).entrySet()) {
+      try (Scope s = Scope.open()) {
+        String name = e.getKey();
+        long[] shape = e.getValue();
+        Tensor t;
+        if (name.endsWith("norm.weight")) t = Torch.ones(DType.F32, Device.CPU, shape);
+        else if (name.endsWith(".bias")) t = Torch.zeros(DType.F32, Device.CPU, shape);
+        else t = Torch.empty(DType.F32, Device.CPU, shape).normal_(0, c.initializerRange(), gen);
+        if (name.equals("model.embed_tokens.weight") && c.padTokenId() != null)
+          t.select(0, c.padTokenId()).zero_();
+        w.put(name, s.keep(t.to(device, dtype, false)));
+      }
+    }
+    return new LlamaModel(c, w);
+  }
+
+  public LlamaConfig config() {
+    return config;
+  }
+
+  /** The weights under HF names, in HF order (the tied lm_head is not listed). */
+  public Map<String, Tensor> weights() {
+    return weights;
+  }
+
+  public DType dtype() {
+    return embed.dtype();
+  }
+
+  public Device device() {
+    return embed.device();
+  }
+
+  /**
+   * Logits (B, T, V) for token ids (B, T). With a cache, the ids continue the cached sequence and
+   * their keys and values are appended to it.
+   */
+  public Tensor forward(Tensor ids, KvCache cache) {
+    long t = ids.size(1);
+    long start = cache == null ? 0 : cache.length();
+    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
+    Tensor[] cs = rotary.cosSin(start, t, x.dtype(), x.device()); // (T, D) each
+    for (TransformerBlock layer : layers) x = layer.forward(x, cs[0], cs[1], cache);
+    if (cache != null) cache.advance(t);
+    return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
+  }
+
+  /**
+   * A model whose vocabulary is grown to {@code newVocab}: the new rows of the embedding (and of
+   * the untied lm_head) are the mean of the existing rows, so new tokens start as an average token.
+   * The other weights are shared with this model.
+   */
+  public LlamaModel resizeTokenEmbeddings(int newVocab) {
+    if (newVocab == config.vocabSize()) return this;
+    if (newVocab < config.vocabSize())
+      throw new ConfigException(
+          "cannot shrink the vocabulary from " + config.vocabSize() + " to " + newVocab);
+    Map<String, Tensor> w = new LinkedHashMap<>(weights);
+    w.put("model.embed_tokens.weight", grownRows(embed, newVocab));
+    if (!config.tieWordEmbeddings()) w.put("lm_head.weight", grownRows(lmHead, newVocab));
+    return new LlamaModel(config.withVocabSize(newVocab), w);
+  }
+
+  private static Tensor grownRows(Tensor old, int rows) {
+    try (Scope s = Scope.open()) {
+      long n = old.size(0);
+      Tensor mean = old.toFloat().mean(0, true).to(old.dtype()); // (1, C)
+      Tensor extra = mean.expand(rows - n, old.size(1));
+      return s.keep(Torch.cat(List.of(old.detach(), extra), 0).contiguous());
+    }
+  }
+}

@@ -19,6 +19,12 @@ import org.bytedeco.pytorch.global.torch;
 public final class TorchPickle {
   private TorchPickle() {}
 
+  private static String firstLine(String s) {
+    if (s == null) return "unknown error";
+    int nl = s.indexOf('\n');
+    return nl < 0 ? s : s.substring(0, nl);
+  }
+
   /** Name to tensor (owning copies, on the CPU) in file order. */
   public static Map<String, Tensor> loadStateDict(Path file) throws IOException {
     byte[] bytes = Files.readAllBytes(file);
@@ -28,7 +34,13 @@ public final class TorchPickle {
       try {
         v = torch.pickle_load(new ByteVector(bytes));
       } catch (RuntimeException e) {
-        throw new IOException(file + ": not a PyTorch state dict: " + e.getMessage(), e);
+        throw new IOException(
+            file
+                + ": libtorch's unpickler cannot read this checkpoint ("
+                + firstLine(e.getMessage())
+                + "); convert it to safetensors, e.g. in Python: "
+                + "AutoModelForCausalLM.from_pretrained(d).save_pretrained(d, safe_serialization=True)",
+            e);
       }
       if (!v.isGenericDict())
         throw new IOException(file + ": expected a dict of tensors at the top level");

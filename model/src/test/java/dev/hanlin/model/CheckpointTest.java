@@ -1,0 +1,110 @@
+package dev.hanlin.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class CheckpointTest {
+  static final Path PARITY = TestData.dir("parity");
+
+  /**
+   * transformers' {@code torch.save(state_dict)} pickles an OrderedDict with {@code _metadata};
+   * libtorch 2.10's C++ unpickler rejects it, so the loader must say how to convert, not crash.
+   */
+  @Test
+  void pytorchBinThatLibtorchCannotReadGivesAConversionHint() {
+    var e =
+        assertThrows(
+            java.io.IOException.class,
+            () -> HfCheckpoint.load(PARITY.resolve("mha_bin"), DType.F32, Device.CPU));
+    assertTrue(e.getMessage().contains("pytorch_model.bin"), e.getMessage());
+    assertTrue(e.getMessage().contains("convert it to safetensors"), e.getMessage());
+  }
+
+  @Test
+  void bf16LoadStaysCloseToFp32() throws Exception {
+    LlamaModel m = HfCheckpoint.load(PARITY.resolve("gqa"), DType.BF16, Device.CPU);
+    assertEquals(DType.BF16, m.dtype());
+    double d = ParityTest.maxLogitDiff(m, PARITY.resolve("gqa/goldens.safetensors"));
+    assertTrue(d < 0.1, "bf16 logits drift " + d);
+  }
+
+  @Test
+  void mismatchedWeightsAreReportedByName(@TempDir Path tmp) throws Exception {
+    LlamaModel m = HfCheckpoint.load(PARITY.resolve("mha"), DType.F32, Device.CPU);
+    var w = new LinkedHashMap<>(m.weights());
+    w.remove("model.layers.1.mlp.up_proj.weight");
+    w.put("model.layers.9.extra.weight", w.get("model.norm.weight"));
+    var e = assertThrows(ConfigException.class, () -> LlamaModel.fromWeights(m.config(), w));
+    assertTrue(
+        e.getMessage().contains("missing [model.layers.1.mlp.up_proj.weight]"), e.getMessage());
+    assertTrue(e.getMessage().contains("unexpected [model.layers.9.extra.weight]"), e.getMessage());
+
+    var w2 = new LinkedHashMap<>(m.weights());
+    w2.put("model.norm.weight", Torch.ones(DType.F32, Device.CPU, 3));
+    e = assertThrows(ConfigException.class, () -> LlamaModel.fromWeights(m.config(), w2));
+    assertTrue(e.getMessage().contains("model.norm.weight has shape [3]"), e.getMessage());
+
+    var none =
+        assertThrows(ConfigException.class, () -> HfCheckpoint.load(tmp, DType.F32, Device.CPU));
+    assertTrue(none.getMessage().contains("config.json"), none.getMessage());
+  }
+
+  @Test
+  void resizedEmbeddingsKeepOldRowsAndAddTheMean() throws Exception {
+    LlamaModel m = HfCheckpoint.load(PARITY.resolve("mha"), DType.F32, Device.CPU);
+    int v = m.config().vocabSize();
+    LlamaModel big = m.resizeTokenEmbeddings(v + 10);
+    assertEquals(v + 10, big.config().vocabSize());
+    try (Scope s = Scope.open()) {
+      for (String name : List.of("model.embed_tokens.weight", "lm_head.weight")) {
+        Tensor old = m.weights().get(name), grown = big.weights().get(name);
+        assertArrayEquals(old.toFloatArray(), grown.narrow(0, 0, v).toFloatArray(), name);
+        float[] mean = old.mean(0, false).toFloatArray();
+        for (int r = v; r < v + 10; r++)
+          assertArrayEquals(mean, grown.select(0, r).toFloatArray(), 1e-6f);
+      }
+      // old tokens' logits are unchanged by the resize
+      Tensor ids = Torch.fromLongs(new long[] {5, 17, 99}, 1, 3);
+      try (Grad.Guard g = Grad.inference()) {
+        Tensor a = m.forward(ids, null), b = big.forward(ids, null).narrow(2, 0, v);
+        assertEquals(0.0, a.sub(b).abs().max().item());
+      }
+    }
+    assertThrows(ConfigException.class, () -> m.resizeTokenEmbeddings(v - 1));
+  }
+
+  @Test
+  void initIsDeterministicAndHfShaped(@TempDir Path tmp) throws Exception {
+    LlamaConfig c = LlamaConfig.read(PARITY.resolve("tied/config.json"));
+    LlamaModel a = LlamaModel.init(c, 42, DType.F32, Device.CPU);
+    LlamaModel b = LlamaModel.init(c, 42, DType.F32, Device.CPU);
+    for (var e : a.weights().entrySet())
+      assertArrayEquals(
+          e.getValue().toFloatArray(), b.weights().get(e.getKey()).toFloatArray(), e.getKey());
+    float[] norm = a.weights().get("model.norm.weight").toFloatArray();
+    for (float x : norm) assertEquals(1f, x);
+    float[] emb = a.weights().get("model.embed_tokens.weight").toFloatArray();
+    double sq = 0;
+    for (float x : emb) sq += x * x;
+    double std = Math.sqrt(sq / emb.length);
+    assertEquals(c.initializerRange(), std, 0.01 * c.initializerRange() * 10);
+    HfCheckpoint.save(a, tmp, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
+    assertTrue(Files.exists(tmp.resolve("model.safetensors")));
+    assertTrue(Files.exists(tmp.resolve("generation_config.json")));
+  }
+}

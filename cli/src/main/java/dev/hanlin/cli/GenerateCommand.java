@@ -1,13 +1,145 @@
 package dev.hanlin.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.model.GenerationOptions;
+import dev.hanlin.model.HfCheckpoint;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.TextGeneration;
+import dev.hanlin.tokenizer.Tokenizer;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** {@code --mode generate}: text from a model folder. */
-@Command(name = "generate", description = "Generate from an HF model folder with a KV cache.")
+/** {@code --mode generate}: text from an HF model folder. */
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    description = "Generate from an HF model folder with a KV cache (greedy at temperature 0).")
 final class GenerateCommand implements Callable<Integer> {
+  @Option(
+      names = "--model",
+      required = true,
+      description = "HF model folder (config.json, safetensors).")
+  Path model;
+
+  @ArgGroup(exclusive = true, multiplicity = "1")
+  Prompt prompt;
+
+  static final class Prompt {
+    @Option(names = "--prompt", description = "Prompt text (needs a tokenizer).")
+    String text;
+
+    @Option(names = "--prompt-ids", split = ",", description = "Prompt token ids, e.g. 1,2,3.")
+    int[] ids;
+  }
+
+  @Option(
+      names = "--tokenizer",
+      description = "tokenizer.model / tokenizer.json (default: the model folder's).")
+  Path tokenizer;
+
+  @Option(
+      names = "--max-new-tokens",
+      defaultValue = "64",
+      description = "Tokens to generate (default ${DEFAULT-VALUE}).")
+  int maxNewTokens;
+
+  @Option(
+      names = "--temperature",
+      defaultValue = "0",
+      description = "0 = greedy (default ${DEFAULT-VALUE}).")
+  double temperature;
+
+  @Option(
+      names = "--top-k",
+      defaultValue = "0",
+      description = "Keep the k most likely tokens; 0 = off.")
+  int topK;
+
+  @Option(names = "--top-p", defaultValue = "1.0", description = "Nucleus mass to keep; 1 = off.")
+  double topP;
+
+  @Option(
+      names = "--repetition-penalty",
+      defaultValue = "1.0",
+      description = "HF's repetition penalty; 1 = off.")
+  double repetitionPenalty;
+
+  @Option(
+      names = "--seed",
+      defaultValue = "0",
+      description = "Sampling seed (default ${DEFAULT-VALUE}).")
+  long seed;
+
+  @Option(
+      names = "--device",
+      defaultValue = "auto",
+      description = "cpu, cuda, cuda:N or auto (default).")
+  String device;
+
+  @Option(
+      names = "--dtype",
+      description = "float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA).")
+  String dtype;
+
+  @Option(
+      names = "--json",
+      description = "Print {\"prompt_ids\":[...],\"output_ids\":[...],\"text\":...}.")
+  boolean json;
+
   @Override
-  public Integer call() {
+  public Integer call() throws Exception {
+    Device dev = Device.parse(device);
+    DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
+    Tokenizer tok = tokenizer(prompt.text != null);
+    int[] promptIds = prompt.ids != null ? prompt.ids : tok.encode(prompt.text, true, false);
+    LlamaModel m = HfCheckpoint.load(model, dt, dev);
+    var options =
+        new GenerationOptions(
+            maxNewTokens,
+            temperature,
+            topK,
+            topP,
+            repetitionPenalty,
+            seed,
+            m.config().eosTokenIds());
+    int[] all = TextGeneration.generate(m, promptIds, options);
+    int[] out = Arrays.copyOfRange(all, promptIds.length, all.length);
+    String text = tok == null ? null : tok.decode(out);
+    if (json) {
+      ObjectNode n = new ObjectMapper().createObjectNode();
+      Arrays.stream(promptIds).forEach(n.putArray("prompt_ids")::add);
+      Arrays.stream(out).forEach(n.putArray("output_ids")::add);
+      if (text == null) n.putNull("text");
+      else n.put("text", text);
+      System.out.println(n);
+    } else {
+      System.out.println(text != null ? text : Arrays.toString(out));
+    }
     return 0;
+  }
+
+  /** The tokenizer, or null when none is given, none is in the model folder and none is needed. */
+  private Tokenizer tokenizer(boolean required) {
+    Path p = tokenizer != null ? tokenizer : model;
+    boolean present =
+        tokenizer != null
+            || Files.exists(model.resolve("tokenizer.model"))
+            || Files.exists(model.resolve("tokenizer.json"));
+    if (!present) {
+      if (required)
+        throw new IllegalArgumentException(
+            model
+                + " has no tokenizer.model or tokenizer.json: pass --tokenizer PATH or use --prompt-ids");
+      return null;
+    }
+    return Tokenizer.load(p);
   }
 }

@@ -18,15 +18,16 @@ class GenerationTest {
     LlamaModel m = HfCheckpoint.load(TestData.dir("parity").resolve("gqa"), DType.F32, Device.CPU);
     int[] prompt = {5, 6, 7};
     var sample = new GenerationOptions(15, 1.0, 0, 0.9, 1.1, 123, List.of());
-    int[] a = Generation.generate(m, prompt, sample);
-    int[] b = Generation.generate(m, prompt, sample);
+    int[] a = TextGeneration.generate(m, prompt, sample);
+    int[] b = TextGeneration.generate(m, prompt, sample);
     assertArrayEquals(a, b, "same seed, same tokens");
     int[] c =
-        Generation.generate(m, prompt, new GenerationOptions(15, 1.0, 0, 0.9, 1.1, 124, List.of()));
+        TextGeneration.generate(
+            m, prompt, new GenerationOptions(15, 1.0, 0, 0.9, 1.1, 124, List.of()));
     assertFalse(Arrays.equals(a, c), "another seed should change a 15-token random sample");
-    int[] greedy = Generation.generate(m, prompt, GenerationOptions.greedy(15, List.of()));
+    int[] greedy = TextGeneration.generate(m, prompt, GenerationOptions.greedy(15, List.of()));
     int[] topk1 =
-        Generation.generate(m, prompt, new GenerationOptions(15, 0.7, 1, 1, 1, 9, List.of()));
+        TextGeneration.generate(m, prompt, new GenerationOptions(15, 0.7, 1, 1, 1, 9, List.of()));
     assertArrayEquals(greedy, topk1);
     assertEquals(18, greedy.length);
   }
@@ -38,17 +39,17 @@ class GenerationTest {
     // repetition penalty 2: 2 -> 1 (divided), -2 -> -4 (multiplied); argmax becomes token 2 (1.0 vs
     // 1.0: first wins)
     var o = new GenerationOptions(1, 0, 0, 1, 2.0, 0, List.of());
-    assertEquals(0, Generation.pick(logits, ids, 2, o, new SplittableRandom(1)));
+    assertEquals(0, TextGeneration.pick(logits, ids, 2, o, new SplittableRandom(1)));
     var o3 = new GenerationOptions(1, 0, 0, 1, 4.0, 0, List.of());
-    assertEquals(2, Generation.pick(logits, ids, 2, o3, new SplittableRandom(1)));
+    assertEquals(2, TextGeneration.pick(logits, ids, 2, o3, new SplittableRandom(1)));
     // top-p 0.5 keeps only the most likely token here (p(0) ~ 0.6)
     var nucleus = new GenerationOptions(1, 1.0, 0, 0.5, 1, 0, List.of());
     for (int s = 0; s < 50; s++)
-      assertEquals(0, Generation.pick(logits, ids, 0, nucleus, new SplittableRandom(s)));
+      assertEquals(0, TextGeneration.pick(logits, ids, 0, nucleus, new SplittableRandom(s)));
     // top-k 2 never returns tokens outside the two best
     var topk = new GenerationOptions(1, 5.0, 2, 1, 1, 0, List.of());
     for (int s = 0; s < 200; s++) {
-      int t = Generation.pick(logits, ids, 0, topk, new SplittableRandom(s));
+      int t = TextGeneration.pick(logits, ids, 0, topk, new SplittableRandom(s));
       assertTrue(t == 0 || t == 2, "got " + t);
     }
   }

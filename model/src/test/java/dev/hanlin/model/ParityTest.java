@@ -63,7 +63,7 @@ class ParityTest {
     int[] expected = ints(gen.get("output_ids"));
     LlamaModel model = HfCheckpoint.load(dir, DType.F32, Device.CPU);
     int[] out =
-        Generation.generate(
+        TextGeneration.generate(
             model,
             prompt,
             GenerationOptions.greedy(

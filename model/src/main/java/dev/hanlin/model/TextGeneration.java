@@ -13,8 +13,8 @@ import java.util.SplittableRandom;
  * (repetition penalty, temperature, top-k, top-p) and a seeded generator, so a seed gives the same
  * text on any device.
  */
-public final class Generation {
-  private Generation() {}
+public final class TextGeneration {
+  private TextGeneration() {}
 
   /** Prompt plus generated ids; stops after {@code maxNewTokens} or at an end-of-sequence id. */
   public static int[] generate(LlamaModel model, int[] prompt, GenerationOptions o) {

@@ -19,7 +19,12 @@ import picocli.CommandLine.Command;
       "Usage: java -jar trainer.jar --mode MODE [options]   (--mode MODE --help for a mode's options)"
     },
     commandListHeading = "%nModes:%n",
-    subcommands = {GenerateCommand.class, DemoCommand.class})
+    subcommands = {
+      GenerateCommand.class,
+      DemoCommand.class,
+      TokenizeCommand.class,
+      ExtendVocabCommand.class
+    })
 public final class Cli implements Runnable {
 
   @Override

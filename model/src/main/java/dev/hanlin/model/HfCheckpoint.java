@@ -50,7 +50,7 @@ public final class HfCheckpoint {
             continue;
           }
           try (Scope s = Scope.open()) {
-            weights.put(name, s.keep(ck.load(name, dtype, device)));
+            weights.put(name, ck.load(name, dtype, device).retain());
           }
         }
       }
@@ -58,7 +58,7 @@ public final class HfCheckpoint {
       for (var e : TorchPickle.loadStateDict(bin).entrySet()) {
         if (skippable(e.getKey(), config)) continue;
         try (Scope s = Scope.open()) {
-          weights.put(e.getKey(), s.keep(e.getValue().to(device, dtype, false)));
+          weights.put(e.getKey(), e.getValue().to(device, dtype, false).retain());
         }
       }
     } else {

@@ -149,7 +149,7 @@ public final class LlamaModel {
         else t = Torch.empty(DType.F32, Device.CPU, shape).normal_(0, c.initializerRange(), gen);
         if (name.equals("model.embed_tokens.weight") && c.padTokenId() != null)
           t.select(0, c.padTokenId()).zero_();
-        w.put(name, s.keep(t.to(device, dtype, false)));
+        w.put(name, t.to(device, dtype, false).retain());
       }
     }
     return new LlamaModel(c, w);
@@ -181,7 +181,13 @@ public final class LlamaModel {
     long start = cache == null ? 0 : cache.length();
     Tensor x = Torch.embedding(embed, ids); // (B, T, C)
     Tensor[] cs = rotary.cosSin(start, t, x.dtype(), x.device()); // (T, D) each
-    for (TransformerBlock layer : layers) x = layer.forward(x, cs[0], cs[1], cache);
+    for (TransformerBlock layer : layers) {
+      // A scope per layer frees the layer's temporaries now rather than at the end of the step;
+      // autograd keeps what backward needs. Without it every activation lives until backward ends.
+      try (Scope s = Scope.open()) {
+        x = s.keep(layer.forward(x, cs[0], cs[1], cache));
+      }
+    }
     if (cache != null) cache.advance(t);
     return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
   }
@@ -207,7 +213,7 @@ public final class LlamaModel {
       long n = old.size(0);
       Tensor mean = old.toFloat().mean(0, true).to(old.dtype()); // (1, C)
       Tensor extra = mean.expand(rows - n, old.size(1));
-      return s.keep(Torch.cat(List.of(old.detach(), extra), 0).contiguous());
+      return Torch.cat(List.of(old.detach(), extra), 0).contiguous().retain();
     }
   }
 }

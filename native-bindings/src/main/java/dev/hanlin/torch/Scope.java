@@ -8,9 +8,11 @@ import org.bytedeco.javacpp.PointerScope;
  * in a loop opens a scope per iteration. Scopes are thread-local and nest.
  */
 public final class Scope implements AutoCloseable {
+  private final PointerScope outer;
   private final PointerScope scope;
 
   private Scope() {
+    this.outer = PointerScope.getInnerScope();
     this.scope = new PointerScope();
   }
 
@@ -18,9 +20,16 @@ public final class Scope implements AutoCloseable {
     return new Scope();
   }
 
-  /** Moves a tensor out of this scope into the enclosing one (or to the GC); returns it. */
+  /**
+   * Moves a tensor out of this scope into the enclosing one, which frees it when it closes; with no
+   * enclosing scope the tensor is retained (see {@link Tensor#retain()}). For results of a nested
+   * scope, such as one layer's output. Long-lived tensors (weights, caches) use {@link
+   * Tensor#retain()} instead, which survives every scope.
+   */
   public Tensor keep(Tensor t) {
-    return t.retain();
+    if (outer == null) return t.retain();
+    outer.attach(t.raw());
+    return t;
   }
 
   @Override

@@ -132,6 +132,20 @@ public final class Tensor implements AutoCloseable {
     return to(DType.F32);
   }
 
+  /**
+   * A copy of this CPU tensor in pinned memory when CUDA is present; this tensor itself otherwise
+   * (pinning needs a CUDA runtime, and the CPU-only natives throw).
+   */
+  public Tensor pinMemory() {
+    if (!Torch.cudaAvailable() || t.is_pinned()) return this;
+    return new Tensor(t.pin_memory());
+  }
+
+  /** Whether this tensor lives in pinned (page-locked) host memory. */
+  public boolean isPinned() {
+    return Torch.cudaAvailable() && t.is_pinned();
+  }
+
   public Tensor copy() {
     return new Tensor(t.clone());
   }
@@ -287,6 +301,7 @@ public final class Tensor implements AutoCloseable {
 
   /** The elements as floats (any float dtype, any device), row-major. */
   public float[] toFloatArray() {
+    if (numel() == 0) return new float[0];
     try (Scope s = Scope.open()) {
       org.bytedeco.pytorch.Tensor c =
           t.to(Device.CPU.toNative(), ScalarType.Float, false, false, new MemoryFormatOptional())
@@ -299,6 +314,7 @@ public final class Tensor implements AutoCloseable {
 
   /** The elements as longs (any integer dtype, any device), row-major. */
   public long[] toLongArray() {
+    if (numel() == 0) return new long[0];
     try (Scope s = Scope.open()) {
       org.bytedeco.pytorch.Tensor c =
           t.to(Device.CPU.toNative(), ScalarType.Long, false, false, new MemoryFormatOptional())

@@ -51,7 +51,7 @@ public final class TorchPickle {
         if (!k.isString() || !t.isTensor())
           throw new IOException(file + ": entries must map names to tensors");
         String name = k.toStringRef().getString();
-        out.put(name, s.keep(new Tensor(t.toTensor()).copy()));
+        out.put(name, new Tensor(t.toTensor()).copy().retain());
       }
     }
     return out;

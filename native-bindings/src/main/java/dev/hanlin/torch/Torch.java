@@ -64,6 +64,19 @@ public final class Torch {
     return new Tensor(torch.full(shape, new Scalar(value), options(dtype, device)));
   }
 
+  /**
+   * An uninitialized CPU tensor in page-locked (pinned) memory when CUDA is present, so that a
+   * {@code to(cuda, ..., nonBlocking=true)} copy from it is truly asynchronous; a plain CPU tensor
+   * otherwise (the CPU-only natives throw on pinning). libtorch's caching host allocator keeps a
+   * freed pinned block until the copies that read it have finished.
+   */
+  public static Tensor emptyPinned(DType dtype, long... shape) {
+    if (!cudaAvailable()) return empty(dtype, Device.CPU, shape);
+    TensorOptions o =
+        options(dtype, Device.CPU).pinned_memory(new org.bytedeco.pytorch.BoolOptional(true));
+    return new Tensor(torch.empty(shape, o, new MemoryFormatOptional()));
+  }
+
   /** {@code [0, 1, ..., n-1]}. */
   public static Tensor arange(long n, DType dtype, Device device) {
     return new Tensor(torch.arange(new Scalar(n), options(dtype, device)));

@@ -1,0 +1,218 @@
+package dev.hanlin.data;
+
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.zip.CRC32C;
+
+/**
+ * A memory-mapped token shard ({@link ShardFormat}). The mapping lives in a shared {@link Arena}
+ * that {@link #close()} releases; tensors from {@link #tokens(long, long)} point into it without a
+ * copy, are read-only, and must not be used after close.
+ */
+public final class ShardReader implements AutoCloseable {
+  private static final ValueLayout.OfShort U16 =
+      ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfInt U32 =
+      ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfLong I64 =
+      ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  private final Path path;
+  private final Arena arena;
+  private final MemorySegment segment;
+  private final ShardFormat.Header header;
+
+  private ShardReader(Path path, Arena arena, MemorySegment segment, ShardFormat.Header header) {
+    this.path = path;
+    this.arena = arena;
+    this.segment = segment;
+    this.header = header;
+  }
+
+  /**
+   * Maps {@code path} and checks its header (magic, version, header CRC, sizes, index ends) and, if
+   * {@code expectedFingerprint} is not null, that the tokenizer matches.
+   */
+  public static ShardReader open(Path path, String expectedFingerprint) throws IOException {
+    Arena arena = Arena.ofShared();
+    try {
+      MemorySegment seg;
+      try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+        seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+      }
+      var header =
+          ShardFormat.Header.decode(
+              path,
+              seg.asSlice(0, Math.min(seg.byteSize(), ShardFormat.HEADER_BYTES)).asByteBuffer(),
+              seg.byteSize());
+      ShardReader r = new ShardReader(path, arena, seg, header);
+      if (r.documentStart(0) != 0 || r.documentStart(header.documents()) != header.tokens()) {
+        throw ShardFormat.bad(
+            path,
+            header.indexOffset(),
+            "document index runs from "
+                + r.documentStart(0)
+                + " to "
+                + r.documentStart(header.documents())
+                + ", expected 0 to "
+                + header.tokens());
+      }
+      if (expectedFingerprint != null && !expectedFingerprint.equals(header.fingerprint())) {
+        throw new DataException(
+            "token shard "
+                + path
+                + " was made with tokenizer "
+                + header.fingerprint()
+                + ", but this run's tokenizer is "
+                + expectedFingerprint
+                + "; run --mode prepare again with this tokenizer");
+      }
+      return r;
+    } catch (IOException | RuntimeException e) {
+      arena.close();
+      throw e;
+    }
+  }
+
+  public Path path() {
+    return path;
+  }
+
+  public long tokenCount() {
+    return header.tokens();
+  }
+
+  public long documentCount() {
+    return header.documents();
+  }
+
+  /** Bytes per token: 2 (uint16) or 4 (uint32). */
+  public int tokenWidth() {
+    return header.width();
+  }
+
+  public int vocabSize() {
+    return header.vocabSize();
+  }
+
+  public String fingerprint() {
+    return header.fingerprint();
+  }
+
+  /** The storage type of the tokens. */
+  public DType dtype() {
+    return header.width() == 2 ? DType.U16 : DType.U32;
+  }
+
+  /** Token {@code i}. */
+  public int token(long i) {
+    long off = ShardFormat.HEADER_BYTES + i * header.width();
+    return header.width() == 2 ? Short.toUnsignedInt(segment.get(U16, off)) : segment.get(U32, off);
+  }
+
+  /** The first token of document {@code d}; {@code documentStart(documentCount())} is N. */
+  public long documentStart(long d) {
+    return segment.get(I64, header.indexOffset() + 8 * d);
+  }
+
+  /** Tokens {@code [start, start+length)} as a 1-D U16/U32 tensor over the mapping: no copy. */
+  public Tensor tokens(long start, long length) {
+    if (start < 0 || length < 0 || start + length > header.tokens()) {
+      throw new IndexOutOfBoundsException(
+          "tokens [" + start + ", " + (start + length) + ") of " + header.tokens() + " in " + path);
+    }
+    return Torch.fromAddress(
+        segment.address() + ShardFormat.HEADER_BYTES + start * header.width(), dtype(), length);
+  }
+
+  /** The token bytes, for callers that copy with FFM. */
+  MemorySegment tokenSegment() {
+    return segment.asSlice(ShardFormat.HEADER_BYTES, header.tokens() * header.width());
+  }
+
+  /**
+   * Checks everything: the data CRC, that the index increases, that every token is below the
+   * vocabulary size, and (when {@code bos}/{@code eos} are not negative) that every document starts
+   * with BOS and ends with EOS. Throws {@link DataException} naming the first problem.
+   */
+  public void verify(int bos, int eos) {
+    CRC32C crc = new CRC32C();
+    long from = ShardFormat.HEADER_BYTES;
+    long end = header.fileSize();
+    while (from < end) {
+      long n = Math.min(1 << 24, end - from);
+      crc.update(segment.asSlice(from, n).asByteBuffer());
+      from += n;
+    }
+    if ((int) crc.getValue() != header.dataCrc()) {
+      throw ShardFormat.bad(
+          path,
+          ShardFormat.HEADER_BYTES,
+          String.format(
+              "data checksum mismatch: stored %08x, computed %08x",
+              header.dataCrc(), (int) crc.getValue()));
+    }
+    long prev = 0;
+    for (long d = 1; d <= header.documents(); d++) {
+      long s = documentStart(d);
+      if (s <= prev) {
+        throw ShardFormat.bad(
+            path,
+            header.indexOffset() + 8 * d,
+            "document " + d + " starts at " + s + ", not after " + prev);
+      }
+      prev = s;
+    }
+    for (long i = 0; i < header.tokens(); i++) {
+      int t = token(i);
+      if (t < 0 || t >= header.vocabSize()) {
+        throw ShardFormat.bad(
+            path,
+            ShardFormat.HEADER_BYTES + i * header.width(),
+            "token "
+                + i
+                + " is "
+                + Integer.toUnsignedString(t)
+                + ", vocabulary size "
+                + vocabSize());
+      }
+    }
+    if (bos >= 0 || eos >= 0) {
+      for (long d = 0; d < header.documents(); d++) {
+        long s = documentStart(d);
+        long e = documentStart(d + 1);
+        if ((bos >= 0 && token(s) != bos) || (eos >= 0 && token(e - 1) != eos)) {
+          throw ShardFormat.bad(
+              path,
+              ShardFormat.HEADER_BYTES + s * header.width(),
+              "document " + d + " does not start with BOS " + bos + " and end with EOS " + eos);
+        }
+        if (bos >= 0 && e - s > 1 && token(s + 1) == bos) {
+          throw ShardFormat.bad(
+              path,
+              ShardFormat.HEADER_BYTES + (s + 1) * header.width(),
+              "document " + d + " starts with two BOS tokens");
+        }
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    arena.close();
+  }
+
+  @Override
+  public String toString() {
+    return "ShardReader(" + path + ", " + header.tokens() + " tokens)";
+  }
+}

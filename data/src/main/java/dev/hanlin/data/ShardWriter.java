@@ -1,0 +1,120 @@
+package dev.hanlin.data;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.zip.CRC32C;
+
+/**
+ * Writes one token shard: documents are appended to a temporary file; {@link #finish} writes the
+ * index and header, fsyncs and renames, so the shard either exists complete or not at all.
+ */
+final class ShardWriter implements AutoCloseable {
+  private final Path target;
+  private final Path tmp;
+  private final FileChannel ch;
+  private final int width;
+  private final int vocabSize;
+  private final String fingerprint;
+  private final ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+  private final CRC32C crc = new CRC32C();
+  private long tokens;
+  private long[] starts = new long[1024];
+  private int documents;
+  private boolean done;
+
+  ShardWriter(Path target, int width, int vocabSize, String fingerprint) throws IOException {
+    this.target = target;
+    this.tmp = AtomicFiles.temp(target);
+    this.width = width;
+    this.vocabSize = vocabSize;
+    this.fingerprint = fingerprint;
+    Files.createDirectories(target.toAbsolutePath().getParent());
+    this.ch =
+        FileChannel.open(
+            tmp,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE);
+    ch.position(ShardFormat.HEADER_BYTES);
+  }
+
+  long tokens() {
+    return tokens;
+  }
+
+  int documents() {
+    return documents;
+  }
+
+  /** Appends one document's tokens (already with BOS and EOS). */
+  void add(int[] doc) throws IOException {
+    if (documents + 1 >= starts.length) starts = Arrays.copyOf(starts, starts.length * 2);
+    starts[documents++] = tokens;
+    for (int id : doc) {
+      if (id < 0 || id >= vocabSize) {
+        throw new IllegalArgumentException("token id " + id + " outside vocabulary " + vocabSize);
+      }
+      if (buf.remaining() < 4) flush();
+      if (width == 2) buf.putShort((short) id);
+      else buf.putInt(id);
+    }
+    tokens += doc.length;
+  }
+
+  private void flush() throws IOException {
+    buf.flip();
+    crc.update(buf.duplicate());
+    while (buf.hasRemaining()) ch.write(buf);
+    buf.clear();
+  }
+
+  /** Completes the shard: index, header, fsync, rename. Returns its header. */
+  ShardFormat.Header finish() throws IOException {
+    long pad = ShardFormat.indexOffset(tokens, width) - (ShardFormat.HEADER_BYTES + tokens * width);
+    for (long i = 0; i < pad; i++) {
+      if (!buf.hasRemaining()) flush();
+      buf.put((byte) 0);
+    }
+    starts[documents] = tokens;
+    for (int i = 0; i <= documents; i++) {
+      if (buf.remaining() < 8) flush();
+      buf.putLong(starts[i]);
+    }
+    flush();
+    long size = ShardFormat.fileSize(tokens, documents, width);
+    var header =
+        new ShardFormat.Header(
+            width,
+            tokens,
+            documents,
+            vocabSize,
+            ShardFormat.indexOffset(tokens, width),
+            size,
+            (int) crc.getValue(),
+            fingerprint);
+    ByteBuffer hb = ByteBuffer.wrap(header.encode());
+    long pos = 0;
+    while (hb.hasRemaining()) pos += ch.write(hb, pos);
+    ch.force(true);
+    ch.close();
+    AtomicFiles.commit(tmp, target);
+    done = true;
+    return header;
+  }
+
+  /** Drops an unfinished shard (its temporary file). */
+  @Override
+  public void close() throws IOException {
+    if (!done) {
+      ch.close();
+      Files.deleteIfExists(tmp);
+      done = true;
+    }
+  }
+}

@@ -1,0 +1,172 @@
+package dev.hanlin.data;
+
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * YAML onto records, strictly: an unknown key, a duplicate key, or a wrong type is an error that
+ * names the key, the file and line, and for an unknown key the closest valid one.
+ */
+public final class StrictYaml {
+  private StrictYaml() {}
+
+  static final ObjectMapper YAML =
+      new ObjectMapper(new YAMLFactory())
+          .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+          .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
+          .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY);
+
+  /** A configuration error, its message ready for the user. */
+  public static final class ConfigException extends RuntimeException {
+    public ConfigException(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  /**
+   * Reads {@code file} (may be null: only the overrides) onto {@code type}, then applies {@code
+   * overrides} (YAML key to value, from command-line flags) on top.
+   */
+  public static <T> T read(Path file, Class<T> type, Map<String, Object> overrides) {
+    T base = null;
+    if (file != null) {
+      byte[] bytes;
+      try {
+        bytes = Files.readAllBytes(file);
+        base = YAML.readValue(bytes, type);
+      } catch (JsonProcessingException e) {
+        throw explain(file.toString(), e, lineOfKey(file, e));
+      } catch (IOException e) {
+        throw new ConfigException("cannot read config " + file + ": " + e.getMessage(), e);
+      }
+      if (base == null) throw new ConfigException("config " + file + " is empty", null);
+    }
+    if (overrides.isEmpty() && base != null) return base;
+    ObjectNode tree = base == null ? YAML.createObjectNode() : YAML.valueToTree(base);
+    if (base != null) removeNulls(tree);
+    for (var e : overrides.entrySet()) {
+      if (e.getValue() != null) tree.set(e.getKey(), YAML.valueToTree(e.getValue()));
+    }
+    try {
+      return YAML.treeToValue(tree, type);
+    } catch (JsonProcessingException e) {
+      throw explain("command-line flags", e, -1);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(e.getMessage(), e);
+    }
+  }
+
+  /**
+   * The line of the key an error is about. Jackson reports where the parser stood, which for
+   * records (built once every key is read) is the end of the mapping, so the key is found again.
+   */
+  private static int lineOfKey(Path file, JsonProcessingException e) {
+    if (!(e instanceof JsonMappingException m) || m.getPath().isEmpty()) return -1;
+    List<String> path = new ArrayList<>();
+    for (JsonMappingException.Reference r : m.getPath()) {
+      if (r.getFieldName() == null) return -1; // list elements: keep Jackson's location
+      path.add(r.getFieldName());
+    }
+    try (JsonParser p = YAML.getFactory().createParser(file.toFile())) {
+      List<String> stack = new ArrayList<>();
+      for (JsonToken t; (t = p.nextToken()) != null; ) {
+        if (t == JsonToken.FIELD_NAME) {
+          while (stack.size() > p.getParsingContext().getNestingDepth() - 1) stack.removeLast();
+          stack.add(p.currentName());
+          if (stack.equals(path)) return p.currentTokenLocation().getLineNr();
+        }
+      }
+    } catch (IOException ignored) {
+      // fall back to Jackson's location
+    }
+    return -1;
+  }
+
+  private static void removeNulls(ObjectNode tree) {
+    tree.properties().removeIf(en -> en.getValue().isNull());
+  }
+
+  static ConfigException explain(String where, JsonProcessingException e, int keyLine) {
+    JsonLocation loc = e.getLocation();
+    int line = keyLine > 0 ? keyLine : loc != null ? loc.getLineNr() : -1;
+    String at = where + (line > 0 ? ":" + line : "");
+    if (e instanceof UnrecognizedPropertyException u) {
+      String near = closest(u.getPropertyName(), u.getKnownPropertyIds());
+      return new ConfigException(
+          at
+              + ": unknown key '"
+              + u.getPropertyName()
+              + "'"
+              + (near == null ? "" : " (did you mean '" + near + "'?)")
+              + "; valid keys: "
+              + u.getKnownPropertyIds().stream()
+                  .map(String::valueOf)
+                  .sorted()
+                  .collect(Collectors.joining(", ")),
+          e);
+    }
+    if (e instanceof JsonMappingException m && !m.getPath().isEmpty()) {
+      String key =
+          m.getPath().stream()
+              .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
+              .collect(Collectors.joining("."));
+      Throwable root = e.getCause() instanceof IllegalArgumentException iae ? iae : e;
+      String msg = root == e ? e.getOriginalMessage().replaceAll("\\s+", " ") : root.getMessage();
+      return new ConfigException(at + ": key '" + key + "': " + msg, e);
+    }
+    Throwable cause = e.getCause();
+    if (cause instanceof IllegalArgumentException iae) {
+      return new ConfigException(at + ": " + iae.getMessage(), e);
+    }
+    return new ConfigException(at + ": " + e.getOriginalMessage(), e);
+  }
+
+  /** The candidate nearest to {@code key} by edit distance, if it is plausibly a typo. */
+  static String closest(String key, Collection<Object> candidates) {
+    String best = null;
+    int bestD = Integer.MAX_VALUE;
+    for (Object o : candidates) {
+      String c = String.valueOf(o);
+      int d = distance(key, c);
+      if (d < bestD) {
+        bestD = d;
+        best = c;
+      }
+    }
+    return best != null && bestD <= Math.max(2, key.length() / 3) ? best : null;
+  }
+
+  static int distance(String a, String b) {
+    int[] prev = new int[b.length() + 1];
+    int[] cur = new int[b.length() + 1];
+    for (int j = 0; j <= b.length(); j++) prev[j] = j;
+    for (int i = 1; i <= a.length(); i++) {
+      cur[0] = i;
+      for (int j = 1; j <= b.length(); j++) {
+        int sub = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+        cur[j] = Math.min(sub, Math.min(prev[j] + 1, cur[j - 1] + 1));
+      }
+      int[] t = prev;
+      prev = cur;
+      cur = t;
+    }
+    return prev[b.length()];
+  }
+}

@@ -1,0 +1,106 @@
+package dev.hanlin.data;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.Reader;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * Decodes UTF-8, replacing every malformed sequence with U+FFFD and counting it, so that invalid
+ * input is neither fatal nor silent. A leading byte-order mark is dropped.
+ */
+final class Utf8Reader extends Reader {
+  private final InputStream in;
+  private final CharsetDecoder dec =
+      StandardCharsets.UTF_8
+          .newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT);
+  private final ByteBuffer bb = ByteBuffer.allocate(1 << 16);
+  private final CharBuffer cb = CharBuffer.allocate(1 << 16);
+  private boolean eof;
+  private boolean flushed;
+  private boolean pendingReplacement;
+  private boolean first = true;
+  private long invalid;
+
+  Utf8Reader(InputStream in) {
+    this.in = in;
+    bb.flip();
+    cb.flip();
+  }
+
+  /** Malformed UTF-8 sequences replaced so far. */
+  long invalidSequences() {
+    return invalid;
+  }
+
+  @Override
+  public int read(char[] dst, int off, int len) throws IOException {
+    if (len == 0) return 0;
+    while (!cb.hasRemaining()) {
+      if (!fill()) return -1;
+    }
+    if (first) {
+      first = false;
+      if (cb.get(cb.position()) == '\uFEFF') {
+        cb.get();
+        if (!cb.hasRemaining()) return read(dst, off, len);
+      }
+    }
+    int n = Math.min(len, cb.remaining());
+    cb.get(dst, off, n);
+    return n;
+  }
+
+  private boolean fill() throws IOException {
+    if (flushed) return false;
+    cb.clear();
+    if (pendingReplacement) {
+      cb.put('\uFFFD');
+      pendingReplacement = false;
+    }
+    while (cb.hasRemaining()) {
+      if (!eof && bb.remaining() < 8) readMore();
+      CoderResult r = dec.decode(bb, cb, eof);
+      if (r.isError()) {
+        invalid++;
+        bb.position(bb.position() + r.length());
+        if (cb.hasRemaining()) {
+          cb.put('\uFFFD');
+        } else {
+          pendingReplacement = true;
+          break;
+        }
+      } else if (r.isOverflow()) {
+        break;
+      } else if (eof) {
+        dec.flush(cb);
+        flushed = true;
+        break;
+      } else if (cb.position() > 0 && bb.remaining() == 0) {
+        break;
+      }
+    }
+    cb.flip();
+    return cb.hasRemaining();
+  }
+
+  private void readMore() throws IOException {
+    bb.compact();
+    int r = in.read(bb.array(), bb.position(), bb.remaining());
+    if (r < 0) eof = true;
+    else bb.position(bb.position() + r);
+    bb.flip();
+  }
+
+  @Override
+  public void close() throws IOException {
+    in.close();
+  }
+}

@@ -1,0 +1,71 @@
+package dev.hanlin.data;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class StrictYamlTest {
+  @TempDir Path dir;
+
+  @Test
+  void unknownKeyNamesLineAndSuggestsTheClosest() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"),
+            "tokenizer: t.model\noutput_dir: out\nmax_train_sample: 5\ntrain_files: [a.txt]\n");
+    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    assertTrue(e.getMessage().startsWith(y + ":3: unknown key 'max_train_sample'"), e.getMessage());
+    assertTrue(e.getMessage().contains("did you mean 'max_train_samples'?"), e.getMessage());
+  }
+
+  @Test
+  void wrongTypeNamesTheKey() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"),
+            "tokenizer: t.model\noutput_dir: out\ntrain_files: [a.txt]\nworkers: many\n");
+    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    assertTrue(e.getMessage().contains(":4: key 'workers'"), e.getMessage());
+  }
+
+  @Test
+  void invalidValuesAndDuplicatesAreErrors() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"),
+            "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nvalidation_split_percentage: 120\n");
+    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    assertTrue(e.getMessage().contains("validation_split_percentage"), e.getMessage());
+    Path d =
+        Files.writeString(
+            dir.resolve("d.yaml"),
+            "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nseed: 1\nseed: 2\n");
+    e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(d, Map.of()));
+    assertTrue(e.getMessage().contains("seed"), e.getMessage());
+  }
+
+  @Test
+  void flagsOverrideTheFile() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"), "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nseed: 1\n");
+    PrepareConfig c = PrepareConfig.load(y, Map.of("seed", 9L, "train_files", List.of("b")));
+    assertEquals(9L, c.seed());
+    assertEquals(List.of("b"), c.trainFiles());
+    assertEquals("o", c.outputDir());
+  }
+
+  @Test
+  void theCommentedExampleConfigLoads() {
+    Path example = Fixtures.testData().getParent().resolve("configs/prepare-example.yaml");
+    PrepareConfig c = PrepareConfig.load(example, Map.of());
+    assertEquals("text", c.textField());
+  }
+}

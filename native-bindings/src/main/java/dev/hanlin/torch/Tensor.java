@@ -242,6 +242,20 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(t.softmax(dim));
   }
 
+  /** Elementwise equality, as a bool tensor. */
+  public Tensor eq(Tensor o) {
+    return new Tensor(t.eq(o.t));
+  }
+
+  /** Elementwise {@code != v}, as a bool tensor. */
+  public Tensor ne(long v) {
+    return new Tensor(t.ne(new Scalar(v)));
+  }
+
+  public Tensor and(Tensor o) {
+    return new Tensor(t.logical_and(o.t));
+  }
+
   // ---- in place (return this; never close the result separately) ----
 
   public Tensor copy_(Tensor src) {

@@ -167,6 +167,28 @@ public final class Torch {
             0.0));
   }
 
+  /** Summed cross-entropy over the targets that are not {@link #IGNORE_INDEX}. */
+  public static Tensor crossEntropySum(Tensor logits, Tensor targets) {
+    return new Tensor(
+        torch.cross_entropy_loss(
+            logits.raw(),
+            targets.raw(),
+            new TensorOptional(),
+            torch.Reduction.Sum.value,
+            IGNORE_INDEX,
+            0.0));
+  }
+
+  /** The default CPU generator's state (a byte tensor), for checkpoints. */
+  public static Tensor cpuRngState() {
+    return new Tensor(torch.getDefaultCPUGenerator().get_state());
+  }
+
+  /** Restores a state from {@link #cpuRngState()}. */
+  public static void setCpuRngState(Tensor state) {
+    torch.getDefaultCPUGenerator().set_state(state.raw());
+  }
+
   public static Tensor silu(Tensor x) {
     return new Tensor(torch.silu(x.raw()));
   }

@@ -23,7 +23,9 @@ import picocli.CommandLine.Command;
       GenerateCommand.class,
       DemoCommand.class,
       TokenizeCommand.class,
-      ExtendVocabCommand.class
+      ExtendVocabCommand.class,
+      PrepareCommand.class,
+      VerifyDataCommand.class
     })
 public final class Cli implements Runnable {
 

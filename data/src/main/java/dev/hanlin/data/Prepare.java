@@ -125,6 +125,14 @@ public final class Prepare {
     }
   }
 
+  /**
+   * Runs prepare with the tokenizer the config names; relative paths resolve against the working
+   * directory. This is what {@code --mode prepare} calls.
+   */
+  public static Result run(PrepareConfig cfg, PrintStream err) throws IOException {
+    return run(cfg, Tokenizer.load(Path.of(cfg.tokenizer())), err);
+  }
+
   /** Runs prepare; relative inputs resolve against the working directory. */
   public static Result run(PrepareConfig cfg, Tokenizer tokenizer, PrintStream err)
       throws IOException {

@@ -81,6 +81,8 @@ done
 # 3. Documents (JSONL, one {"t": text} per line) and SentencePiece goldens.
 if [ ! -f "$corpus/.done" ]; then
   "$py" "$here/prepare_corpus.py" "$dl" "$corpus"
+  # The small training set that ExtensionTest learns from (its goldens were made from it).
+  head -n 20000 "$corpus/zh_train.txt" >"$corpus/zh_train_20k.txt"
   touch "$corpus/.done"
 fi
 if [ ! -f "$assets/tokenizer/goldens.done" ] || [ -n "${FORCE_GOLDENS:-}" ]; then

@@ -1,0 +1,192 @@
+package dev.hanlin.train.metrics;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.DoubleSupplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Metrics as JSON lines in {@code <output>/metrics.jsonl}: one object per step ({@code
+ * "type":"train"}) and per evaluation ({@code "type":"eval"}), flushed line by line so that a
+ * killed run loses at most the line being written. Non-finite numbers are written as {@code null}
+ * (JSON has no NaN).
+ *
+ * <p>A resumed run continues the same file: on start it first drops the lines that a killed run
+ * wrote after the checkpoint it resumes from ({@link #truncateAfter}), so every step appears once.
+ */
+public final class JsonlListener implements TrainingListener {
+  /** The file's name in the output folder. */
+  public static final String FILE_NAME = "metrics.jsonl";
+
+  private static final Pattern STEP = Pattern.compile("\"step\":(-?\\d+)");
+
+  private final DoubleSupplier wallClock;
+  private Path file;
+  private BufferedWriter writer;
+
+  /** Lines stamped with the system clock (Unix seconds). */
+  public JsonlListener() {
+    this(() -> System.currentTimeMillis() / 1e3);
+  }
+
+  /** Lines stamped with {@code wallClock} (Unix seconds). */
+  public JsonlListener(DoubleSupplier wallClock) {
+    this.wallClock = wallClock;
+  }
+
+  /** The file being written, null before {@link #onStart}. */
+  public Path file() {
+    return file;
+  }
+
+  @Override
+  public void onStart(RunInfo info) {
+    file = info.outputDir().resolve(FILE_NAME);
+    try {
+      Files.createDirectories(info.outputDir());
+      if (info.resumed()) {
+        if (Files.exists(file)) truncateAfter(file, info.startStep());
+        writer =
+            Files.newBufferedWriter(
+                file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+      } else writer = Files.newBufferedWriter(file, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot open " + file, e);
+    }
+  }
+
+  @Override
+  public void onStep(StepMetrics m) {
+    write(trainLine(m, wallClock.getAsDouble()));
+  }
+
+  @Override
+  public void onEval(EvalMetrics m) {
+    write(evalLine(m, wallClock.getAsDouble()));
+  }
+
+  @Override
+  public void onEnd() {
+    if (writer == null) return;
+    try {
+      writer.close();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot close " + file, e);
+    } finally {
+      writer = null;
+    }
+  }
+
+  /** The JSON object for a step, without newline. */
+  public static String trainLine(StepMetrics m, double unixSeconds) {
+    return "{\"type\":\"train\",\"step\":"
+        + m.step()
+        + ",\"max_steps\":"
+        + m.maxSteps()
+        + ",\"loss\":"
+        + num(m.loss())
+        + ",\"lr\":"
+        + num(m.lr())
+        + ",\"grad_norm\":"
+        + num(m.gradNorm())
+        + ",\"tokens\":"
+        + m.tokens()
+        + ",\"seconds\":"
+        + num(m.seconds())
+        + ",\"tokens_per_second\":"
+        + num(m.tokensPerSecond())
+        + ",\"mfu\":"
+        + num(m.mfu())
+        + ",\"skipped\":"
+        + m.skipped()
+        + ",\"time\":"
+        + num(unixSeconds)
+        + "}";
+  }
+
+  /** The JSON object for an evaluation, without newline. */
+  public static String evalLine(EvalMetrics m, double unixSeconds) {
+    return "{\"type\":\"eval\",\"step\":"
+        + m.step()
+        + ",\"loss\":"
+        + num(m.loss())
+        + ",\"perplexity\":"
+        + num(m.perplexity())
+        + ",\"accuracy\":"
+        + num(m.accuracy())
+        + ",\"tokens\":"
+        + m.tokens()
+        + ",\"time\":"
+        + num(unixSeconds)
+        + "}";
+  }
+
+  /**
+   * Keeps the lines of {@code file} whose step is at most {@code step} and drops the rest, as well
+   * as a last line cut short by a kill (no newline). The file is replaced atomically (temporary
+   * file, rename), so a crash here leaves either the old or the new content.
+   *
+   * @return the number of lines dropped
+   * @throws IllegalStateException if a complete line has no {@code "step"} (names file and line)
+   */
+  public static int truncateAfter(Path file, long step) throws IOException {
+    String text = Files.readString(file, StandardCharsets.UTF_8);
+    List<String> kept = new ArrayList<>();
+    int dropped = 0, lineNo = 0, from = 0;
+    while (from < text.length()) {
+      int nl = text.indexOf('\n', from);
+      lineNo++;
+      if (nl < 0) { // torn last line
+        dropped++;
+        break;
+      }
+      String line = text.substring(from, nl);
+      from = nl + 1;
+      if (line.isBlank()) continue;
+      Matcher m = STEP.matcher(line);
+      if (!m.find())
+        throw new IllegalStateException(file + ":" + lineNo + ": no \"step\" in line: " + line);
+      if (Long.parseLong(m.group(1)) <= step) kept.add(line);
+      else dropped++;
+    }
+    if (dropped == 0) return 0;
+    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+    StringBuilder b = new StringBuilder();
+    for (String l : kept) b.append(l).append('\n');
+    Files.writeString(tmp, b, StandardCharsets.UTF_8);
+    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    return dropped;
+  }
+
+  private void write(String line) {
+    if (writer == null) throw new IllegalStateException("JsonlListener used before onStart");
+    try {
+      writer.write(line);
+      writer.write('\n');
+      writer.flush();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write " + file, e);
+    }
+  }
+
+  /** A JSON number; NaN and infinities (which JSON lacks) as null. */
+  static String num(double v) {
+    if (!Double.isFinite(v)) return "null";
+    if (v == Math.rint(v) && Math.abs(v) < 1e15) return Long.toString((long) v);
+    String shortest = Double.toString(v); // the shortest digits that read back as v
+    double a = Math.abs(v);
+    if (a >= 1e-5 && a < 1e15)
+      return new BigDecimal(shortest).stripTrailingZeros().toPlainString(); // 1700000000.5, 0.0003
+    return shortest;
+  }
+}

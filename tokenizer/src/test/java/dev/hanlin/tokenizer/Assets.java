@@ -42,6 +42,14 @@ final class Assets {
     return require("tokenizer/tokenizer.model");
   }
 
+  private static Tokenizer llama;
+
+  /** Meta's Llama 2 tokenizer, loaded once for all tests. */
+  static synchronized Tokenizer llama() {
+    if (llama == null) llama = Tokenizer.load(llamaModel());
+    return llama;
+  }
+
   /** One golden: text, SentencePiece's ids, and its decode when that differs from the text. */
   record Golden(String text, int[] ids, String decoded) {}
 

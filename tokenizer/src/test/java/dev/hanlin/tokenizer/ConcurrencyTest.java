@@ -10,7 +10,7 @@ import org.junit.jupiter.api.Test;
 class ConcurrencyTest {
   @Test
   void parallelEncodingMatchesSequential() {
-    Tokenizer t = SentencePieceParityTest.LLAMA;
+    Tokenizer t = Assets.llama();
     List<Assets.Golden> g =
         Assets.readGoldens(Assets.root().resolve("tokenizer/edge_cases.golden.jsonl"));
     List<String> texts =

@@ -12,7 +12,7 @@ import org.junit.jupiter.api.io.TempDir;
 class LlamaJsonTest {
   @Test
   void jsonAloneEncodesLikeSentencePiece(@TempDir Path dir) {
-    BpeTokenizer llama = (BpeTokenizer) SentencePieceParityTest.LLAMA;
+    BpeTokenizer llama = (BpeTokenizer) Assets.llama();
     HfTokenizerJson.writeFolder(llama.model(), dir);
     Tokenizer json = Tokenizer.load(dir.resolve("tokenizer.json"));
     assertEquals(llama.fingerprint(), json.fingerprint());

@@ -11,24 +11,26 @@ import org.junit.jupiter.api.Test;
  * tokenizer.model, on the quick sample of every corpus (goldens from make_goldens.py).
  */
 class SentencePieceParityTest {
-  static final Tokenizer LLAMA = Tokenizer.load(Assets.llamaModel());
-
   @Test
   void knownExamples() {
-    assertArrayEquals(new int[] {15043, 3186, 29991}, LLAMA.encode("Hello world!", false, false));
     assertArrayEquals(
-        new int[] {1, 29871, 243, 162, 169, 156}, LLAMA.encode("\uD83E\uDD99", true, false));
-    assertEquals(32000, LLAMA.vocabSize());
-    assertEquals(1, LLAMA.bosId());
-    assertEquals(2, LLAMA.eosId());
-    assertEquals(0, LLAMA.unkId());
-    assertEquals("Hello world!", LLAMA.decode(new int[] {1, 15043, 3186, 29991, 2}));
+        new int[] {15043, 3186, 29991}, Assets.llama().encode("Hello world!", false, false));
+    assertArrayEquals(
+        new int[] {1, 29871, 243, 162, 169, 156},
+        Assets.llama().encode("\uD83E\uDD99", true, false));
+    assertEquals(32000, Assets.llama().vocabSize());
+    assertEquals(1, Assets.llama().bosId());
+    assertEquals(2, Assets.llama().eosId());
+    assertEquals(0, Assets.llama().unkId());
+    assertEquals("Hello world!", Assets.llama().decode(new int[] {1, 15043, 3186, 29991, 2}));
   }
 
   @Test
   void handPickedEdgeCasesMatchSentencePiece() {
     ParityCheck c = new ParityCheck();
-    c.check(LLAMA, Assets.readGoldens(Assets.root().resolve("tokenizer/edge_cases.golden.jsonl")));
+    c.check(
+        Assets.llama(),
+        Assets.readGoldens(Assets.root().resolve("tokenizer/edge_cases.golden.jsonl")));
     assertTrue(c.documents > 80);
     assertTrue(c.exact(), c.summary("edge cases"));
   }
@@ -37,7 +39,7 @@ class SentencePieceParityTest {
   void quickSampleMatchesSentencePiece() {
     ParityCheck c = new ParityCheck();
     long t0 = System.nanoTime();
-    c.check(LLAMA, Assets.readGoldens(Assets.require("tokenizer/quick.golden.jsonl")));
+    c.check(Assets.llama(), Assets.readGoldens(Assets.require("tokenizer/quick.golden.jsonl")));
     System.out.printf("%.1f s%n", (System.nanoTime() - t0) / 1e9);
     System.out.println(c.summary("quick sample"));
     assertTrue(c.exact(), c.summary("quick sample"));

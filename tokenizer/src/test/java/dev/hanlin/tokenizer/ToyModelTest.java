@@ -30,6 +30,47 @@ class ToyModelTest {
     return new BpeTokenizer(SentencePieceModel.llamaStyle(ps, 0, 1, 2, false, false));
   }
 
+  /**
+   * User-defined pieces (matched first, never merged), an unused piece (merged, then split back),
+   * byte fallback and the dummy prefix, on a model whose pieces are written here. The expected ids
+   * are what python3-sentencepiece 0.1.97 printed for the tokenizer.model this model writes.
+   */
+  @Test
+  void userDefinedUnusedAndBytesAsSentencePiece() {
+    List<Piece> ps = new ArrayList<>();
+    ps.add(new Piece("<unk>", 0, Type.UNKNOWN));
+    ps.add(new Piece("<s>", 0, Type.CONTROL));
+    ps.add(new Piece("</s>", 0, Type.CONTROL));
+    ps.add(new Piece("<sep>", 0, Type.USER_DEFINED));
+    ps.add(new Piece("bc", 0, Type.USER_DEFINED));
+    for (String c : List.of("\u2581", "a", "b", "c", "d", "e")) {
+      ps.add(new Piece(c, -100, Type.NORMAL));
+    }
+    ps.add(new Piece("ab", -1, Type.NORMAL));
+    ps.add(new Piece("de", -2, Type.UNUSED));
+    ps.add(new Piece("dea", -3, Type.NORMAL));
+    ps.add(new Piece("\u2581a", -4, Type.NORMAL));
+    ps.add(new Piece("cd", -5, Type.NORMAL));
+    for (int b = 0; b < 256; b++) ps.add(new Piece(String.format("<0x%02X>", b), 0, Type.BYTE));
+    BpeTokenizer t = new BpeTokenizer(SentencePieceModel.llamaStyle(ps, 0, 1, 2, true, true));
+    Object[][] cases = {
+      {"abcd", new int[] {14, 4, 9}},
+      {"a<sep>b", new int[] {14, 3, 7}},
+      {"<sep><sep>abc", new int[] {5, 3, 3, 6, 4}},
+      {"dea", new int[] {5, 13}},
+      {"de", new int[] {5, 9, 10}},
+      {"ded", new int[] {5, 9, 10, 9}},
+      {"abcde abcd", new int[] {14, 4, 9, 10, 14, 4, 9}},
+      {" a<sepx>", new int[] {5, 14, 76, 131, 10, 128, 136, 78}},
+      {"xyz\u00e9", new int[] {5, 136, 137, 138, 211, 185}},
+      {"cde", new int[] {5, 8, 9, 10}},
+    };
+    for (Object[] c : cases) {
+      assertArrayEquals((int[]) c[1], t.encode((String) c[0], false, false), (String) c[0]);
+      assertEquals(c[0], t.decode((int[]) c[1]));
+    }
+  }
+
   @Test
   void unreachablePieceIsFound() {
     // "bc" merges first, after which neither "a"+"bc" nor "bc"+"d" is a piece: "abcd" is never

@@ -421,11 +421,28 @@ public final class BpeTokenizer implements Tokenizer {
     s.sawUnknown = true;
     if (cp < 0) cp = symbol >= vocab ? virtualCodePoint[symbol - vocab] : 0xFFFD;
     if (byteFallback) {
-      byte[] utf8 = new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8);
-      for (byte b : utf8) out.add(byteIds[b & 0xff] >= 0 ? byteIds[b & 0xff] : unkId);
+      if (cp < 0x80) {
+        addByte(cp, out);
+      } else if (cp < 0x800) {
+        addByte(0xC0 | (cp >> 6), out);
+        addByte(0x80 | (cp & 0x3F), out);
+      } else if (cp < 0x10000) {
+        addByte(0xE0 | (cp >> 12), out);
+        addByte(0x80 | ((cp >> 6) & 0x3F), out);
+        addByte(0x80 | (cp & 0x3F), out);
+      } else {
+        addByte(0xF0 | (cp >> 18), out);
+        addByte(0x80 | ((cp >> 12) & 0x3F), out);
+        addByte(0x80 | ((cp >> 6) & 0x3F), out);
+        addByte(0x80 | (cp & 0x3F), out);
+      }
     } else if (out.size <= s.unkRunFrom || out.get(out.size - 1) != unkId) {
       out.add(unkId); // SentencePiece merges a run of unknown characters into one <unk>
     }
+  }
+
+  private void addByte(int b, IntList out) {
+    out.add(byteIds[b] >= 0 ? byteIds[b] : unkId);
   }
 
   void emitResegmented(int symbol, Scratch s, IntList out) {

@@ -25,7 +25,9 @@ import picocli.CommandLine.Command;
       TokenizeCommand.class,
       ExtendVocabCommand.class,
       PrepareCommand.class,
-      VerifyDataCommand.class
+      VerifyDataCommand.class,
+      PretrainCommand.class,
+      EvalCommand.class
     })
 public final class Cli implements Runnable {
 

@@ -1,0 +1,91 @@
+package dev.hanlin.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.hanlin.train.PretrainConfig;
+import dev.hanlin.train.Trainer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code --mode pretrain}: causal-LM training from a YAML config. Without {@code --config} it runs
+ * the embedded demo (configs/pretrain-demo.yaml with its bundled Chinese text and tokenizer).
+ */
+@Command(
+    name = "pretrain",
+    mixinStandardHelpOptions = true,
+    description = "Pretrain (or continue pretraining) a Llama model from a YAML config.")
+final class PretrainCommand implements Callable<Integer> {
+  static final String DEMO = "pretrain-demo.yaml";
+  static final List<String> DEMO_FILES =
+      List.of("demo/tokenizer.model", "demo/songci.txt", "demo/tiny-llama.json");
+
+  @Option(names = "--config", description = "YAML config (default: the embedded demo).")
+  Path config;
+
+  @Option(names = "--set", description = "Override a key: --set learning_rate=1e-4 (repeatable).")
+  List<String> sets = List.of();
+
+  @Option(names = "--overwrite-output-dir", description = "Start afresh instead of resuming.")
+  boolean overwrite;
+
+  @Option(names = "--resume-from", description = "Resume from this checkpoint folder.")
+  Path resumeFrom;
+
+  @Override
+  public Integer call() throws Exception {
+    Map<String, Object> overrides = overrides(sets);
+    if (overwrite) overrides.put("overwrite_output_dir", true);
+    if (resumeFrom != null) overrides.put("resume_from_checkpoint", resumeFrom.toString());
+    Path yaml = config != null ? config : extractDemo(overrides);
+    PretrainConfig cfg = PretrainConfig.load(yaml, overrides);
+    String resolved = new ObjectMapper(new YAMLFactory()).writeValueAsString(cfg);
+    new Trainer(cfg, resolved, System.err).run();
+    return 0;
+  }
+
+  /** {@code key=value} pairs, values read as YAML scalars or flow collections. */
+  static Map<String, Object> overrides(List<String> sets) throws IOException {
+    ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
+    Map<String, Object> out = new LinkedHashMap<>();
+    for (String s : sets) {
+      int eq = s.indexOf('=');
+      if (eq <= 0) throw new IllegalArgumentException("--set expects key=value, got '" + s + "'");
+      String v = s.substring(eq + 1);
+      out.put(s.substring(0, eq), v.isEmpty() ? null : yaml.readValue(v, Object.class));
+    }
+    return out;
+  }
+
+  /**
+   * Copies the embedded demo (config, text, tokenizer) to {@code output/pretrain-demo/inputs} and
+   * points the config there, so the demo runs from any directory.
+   */
+  static Path extractDemo(Map<String, Object> overrides) throws IOException {
+    Path inputs = Path.of("output", "pretrain-demo", "inputs");
+    Files.createDirectories(inputs.resolve("demo"));
+    for (String f : DEMO_FILES) copyResource("/configs/" + f, inputs.resolve(f));
+    Path yaml = inputs.resolve(DEMO);
+    copyResource("/configs/" + DEMO, yaml);
+    overrides.putIfAbsent("tokenizer", inputs.resolve("demo/tokenizer.model").toString());
+    overrides.putIfAbsent("model_config", inputs.resolve("demo/tiny-llama.json").toString());
+    overrides.putIfAbsent("train_files", List.of(inputs.resolve("demo/songci.txt").toString()));
+    return yaml;
+  }
+
+  private static void copyResource(String name, Path to) throws IOException {
+    try (InputStream in = PretrainCommand.class.getResourceAsStream(name)) {
+      if (in == null) throw new IOException("the jar lacks " + name);
+      Files.copy(in, to, StandardCopyOption.REPLACE_EXISTING);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+package dev.hanlin.train;
+
+import dev.hanlin.data.Batch;
+import dev.hanlin.data.Cursor;
+import dev.hanlin.data.DataLoader;
+import dev.hanlin.data.LoaderOptions;
+import dev.hanlin.data.TokenDataset;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.Autocast;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import dev.hanlin.train.metrics.EvalMetrics;
+
+/**
+ * Loss, perplexity and token accuracy over a dataset's blocks in order: the loss is summed over the
+ * labelled positions and divided by their count; accuracy is the share of labelled positions whose
+ * argmax equals the label (positions labelled −100 count for neither).
+ */
+public final class Evaluator {
+  private Evaluator() {}
+
+  /** Accumulates sums over batches. */
+  public static final class Sums {
+    double loss;
+    long tokens;
+    long correct;
+
+    /** Adds one batch: logits (B, T, V), targets (B, T). */
+    public void add(Tensor logits, Tensor targets) {
+      long v = logits.size(-1);
+      Tensor flat = logits.reshape(-1, v).toFloat(); // (N, V)
+      Tensor t = targets.reshape(-1); // (N)
+      Tensor mask = t.ne(Torch.IGNORE_INDEX);
+      loss += Torch.crossEntropySum(flat, t).item();
+      tokens += (long) mask.sum().item();
+      correct += (long) flat.argmax(-1).eq(t).and(mask).sum().item();
+    }
+
+    public EvalMetrics metrics(long step) {
+      double mean = tokens == 0 ? Double.NaN : loss / tokens;
+      return EvalMetrics.of(
+          step, mean, tokens == 0 ? Double.NaN : (double) correct / tokens, tokens);
+    }
+  }
+
+  /** Evaluates up to {@code maxBatches} batches (0: all) of {@code data}. */
+  public static EvalMetrics evaluate(
+      LlamaModel model,
+      TokenDataset data,
+      int blockSize,
+      int batchSize,
+      long maxBatches,
+      Device device,
+      boolean bf16,
+      long step) {
+    Sums sums = new Sums();
+    LoaderOptions o =
+        LoaderOptions.of(blockSize, batchSize, 0).withShuffle(false).withDevice(device);
+    try (DataLoader loader = new DataLoader(data, o, Cursor.START);
+        Grad.Guard g = Grad.inference()) {
+      long n = loader.stepsPerEpoch();
+      if (maxBatches > 0) n = Math.min(n, maxBatches);
+      for (long i = 0; i < n; i++) {
+        try (Scope s = Scope.open();
+            Batch b = loader.next()) {
+          Tensor logits;
+          if (bf16) {
+            try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {
+              logits = model.forward(b.inputs(), null);
+            }
+          } else logits = model.forward(b.inputs(), null);
+          sums.add(logits, b.targets());
+        }
+      }
+    }
+    return sums.metrics(step);
+  }
+}

@@ -1,0 +1,129 @@
+package dev.hanlin.train;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.hanlin.data.StrictYaml;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A pretraining run, read strictly from YAML (keys as in HF's run_clm / TrainingArguments, so
+ * Llama2-Chinese users recognize them). Defaults are applied here; configs/pretrain-demo.yaml
+ * comments every key.
+ */
+public record PretrainConfig(
+    // the model
+    @JsonProperty("model_name_or_path") String modelNameOrPath,
+    @JsonProperty("model_config") String modelConfig,
+    @JsonProperty("config_overrides") Map<String, Object> configOverrides,
+    @JsonProperty("tokenizer") String tokenizer,
+    // the data
+    @JsonProperty("train_files") List<String> trainFiles,
+    @JsonProperty("validation_files") List<String> validationFiles,
+    @JsonProperty("validation_split_percentage") Double validationSplitPercentage,
+    @JsonProperty("text_field") String textField,
+    @JsonProperty("data_dir") String dataDir,
+    @JsonProperty("block_size") Integer blockSize,
+    // the run
+    @JsonProperty("output_dir") String outputDir,
+    @JsonProperty("overwrite_output_dir") Boolean overwriteOutputDir,
+    @JsonProperty("resume_from_checkpoint") String resumeFromCheckpoint,
+    @JsonProperty("max_steps") Long maxSteps,
+    @JsonProperty("num_train_epochs") Double numTrainEpochs,
+    @JsonProperty("per_device_train_batch_size") Integer trainBatchSize,
+    @JsonProperty("per_device_eval_batch_size") Integer evalBatchSize,
+    @JsonProperty("gradient_accumulation_steps") Integer gradientAccumulationSteps,
+    @JsonProperty("learning_rate") Double learningRate,
+    @JsonProperty("min_lr") Double minLr,
+    @JsonProperty("warmup_steps") Long warmupSteps,
+    @JsonProperty("lr_scheduler_type") String lrSchedulerType,
+    @JsonProperty("weight_decay") Double weightDecay,
+    @JsonProperty("adam_beta1") Double adamBeta1,
+    @JsonProperty("adam_beta2") Double adamBeta2,
+    @JsonProperty("adam_epsilon") Double adamEpsilon,
+    @JsonProperty("max_grad_norm") Double maxGradNorm,
+    @JsonProperty("seed") Long seed,
+    @JsonProperty("device") String device,
+    @JsonProperty("bf16") Boolean bf16,
+    @JsonProperty("gradient_checkpointing") Boolean gradientCheckpointing,
+    @JsonProperty("logging_steps") Long loggingSteps,
+    @JsonProperty("eval_steps") Long evalSteps,
+    @JsonProperty("max_eval_batches") Long maxEvalBatches,
+    @JsonProperty("save_steps") Long saveSteps,
+    @JsonProperty("save_total_limit") Integer saveTotalLimit,
+    @JsonProperty("max_nonfinite_steps") Integer maxNonfiniteSteps,
+    @JsonProperty("max_shard_size") Long maxShardSize,
+    @JsonProperty("stop_after_steps") Long stopAfterSteps) {
+
+  public PretrainConfig {
+    require(tokenizer, "tokenizer");
+    require(outputDir, "output_dir");
+    require(dataDir, "data_dir");
+    if (modelNameOrPath == null && modelConfig == null)
+      throw new IllegalArgumentException(
+          "give 'model_name_or_path' (an HF folder) or 'model_config' (a config.json to start from)");
+    configOverrides = configOverrides == null ? Map.of() : Map.copyOf(configOverrides);
+    trainFiles = trainFiles == null ? List.of() : List.copyOf(trainFiles);
+    validationFiles = validationFiles == null ? List.of() : List.copyOf(validationFiles);
+    validationSplitPercentage = or(validationSplitPercentage, 0.0);
+    textField = or(textField, "text");
+    overwriteOutputDir = or(overwriteOutputDir, false);
+    if (maxSteps == null && numTrainEpochs == null) numTrainEpochs = 1.0;
+    trainBatchSize = positive(or(trainBatchSize, 8), "per_device_train_batch_size");
+    evalBatchSize = positive(or(evalBatchSize, trainBatchSize), "per_device_eval_batch_size");
+    gradientAccumulationSteps =
+        positive(or(gradientAccumulationSteps, 1), "gradient_accumulation_steps");
+    learningRate = or(learningRate, 3e-4);
+    minLr = or(minLr, 0.0);
+    if (!(learningRate > 0)) throw new IllegalArgumentException("'learning_rate' must be > 0");
+    if (!(minLr >= 0 && minLr <= learningRate))
+      throw new IllegalArgumentException("'min_lr' must be in [0, learning_rate]");
+    warmupSteps = or(warmupSteps, 0L);
+    lrSchedulerType = or(lrSchedulerType, "cosine");
+    LrSchedule.Shape.parse(lrSchedulerType); // fails with the valid names
+    weightDecay = or(weightDecay, 0.0);
+    adamBeta1 = or(adamBeta1, 0.9);
+    adamBeta2 = or(adamBeta2, 0.95);
+    adamEpsilon = or(adamEpsilon, 1e-8);
+    maxGradNorm = or(maxGradNorm, 1.0);
+    seed = or(seed, 42L);
+    device = or(device, "auto");
+    gradientCheckpointing = or(gradientCheckpointing, false);
+    if (gradientCheckpointing)
+      throw new IllegalArgumentException(
+          "'gradient_checkpointing' is not supported yet (libtorch's C++ API has no checkpoint"
+              + " function); lower per_device_train_batch_size and raise"
+              + " gradient_accumulation_steps instead");
+    loggingSteps = positive(or(loggingSteps, 10L), "logging_steps");
+    evalSteps = or(evalSteps, 0L);
+    maxEvalBatches = or(maxEvalBatches, 0L);
+    saveSteps = or(saveSteps, 0L);
+    saveTotalLimit = or(saveTotalLimit, 0);
+    maxNonfiniteSteps = positive(or(maxNonfiniteSteps, 5), "max_nonfinite_steps");
+    maxShardSize = or(maxShardSize, 5_000_000_000L);
+  }
+
+  private static <T> T or(T v, T dflt) {
+    return v == null ? dflt : v;
+  }
+
+  private static <T extends Number> T positive(T v, String key) {
+    if (v.doubleValue() <= 0)
+      throw new IllegalArgumentException("'" + key + "' must be > 0, got " + v);
+    return v;
+  }
+
+  private static void require(String v, String key) {
+    if (v == null || v.isBlank()) throw new IllegalArgumentException("'" + key + "' is required");
+  }
+
+  /** Reads YAML (or null: overrides only) with {@code --set} overrides applied on top. */
+  public static PretrainConfig load(Path yaml, Map<String, Object> overrides) {
+    return StrictYaml.read(yaml, PretrainConfig.class, overrides);
+  }
+
+  /** Tokens per optimizer step on one process. */
+  public long tokensPerStep(int block) {
+    return (long) trainBatchSize * gradientAccumulationSteps * block;
+  }
+}

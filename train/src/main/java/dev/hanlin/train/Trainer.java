@@ -1,0 +1,380 @@
+package dev.hanlin.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.data.Batch;
+import dev.hanlin.data.BlockSize;
+import dev.hanlin.data.Cursor;
+import dev.hanlin.data.DataLoader;
+import dev.hanlin.data.LoaderOptions;
+import dev.hanlin.data.Prepare;
+import dev.hanlin.data.PrepareConfig;
+import dev.hanlin.data.TokenDataset;
+import dev.hanlin.model.HfCheckpoint;
+import dev.hanlin.model.LlamaConfig;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.tokenizer.HfTokenizerJson;
+import dev.hanlin.tokenizer.SentencePieceModel;
+import dev.hanlin.tokenizer.Tokenizer;
+import dev.hanlin.torch.Autocast;
+import dev.hanlin.torch.Cuda;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import dev.hanlin.torch.optim.FusedAdamW;
+import dev.hanlin.train.metrics.EvalMetrics;
+import dev.hanlin.train.metrics.JsonlListener;
+import dev.hanlin.train.metrics.Listeners;
+import dev.hanlin.train.metrics.Mfu;
+import dev.hanlin.train.metrics.PlotListener;
+import dev.hanlin.train.metrics.ProgressListener;
+import dev.hanlin.train.metrics.RunInfo;
+import dev.hanlin.train.metrics.StepMetrics;
+import dev.hanlin.train.metrics.TensorBoardListener;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Causal-LM pretraining: the HF run_clm / Llama2-Chinese recipe on Hanlin's parts. {@link #run}
+ * sets up (data, model, optimizer, resume) and {@link #train} is the loop; logging, metrics,
+ * evaluation and checkpoints hang off it.
+ */
+public final class Trainer {
+  private final PretrainConfig cfg;
+  private final String resolvedYaml;
+  private final PrintStream err;
+  private final Path out;
+  private final Device device;
+  private final boolean bf16;
+
+  private Tokenizer tokenizer;
+  private LlamaModel model;
+  private FusedAdamW optimizer;
+  private TokenDataset train, validation;
+  private int block;
+  private long maxSteps;
+  private LrSchedule schedule;
+  private Listeners listeners;
+  private TrainerState state;
+
+  public Trainer(PretrainConfig cfg, String resolvedYaml, PrintStream err) {
+    this.cfg = cfg;
+    this.resolvedYaml = resolvedYaml;
+    this.err = err;
+    this.out = Path.of(cfg.outputDir());
+    this.device = Device.parse(cfg.device());
+    this.bf16 = cfg.bf16() != null ? cfg.bf16() : device.isCuda();
+  }
+
+  /** Sets up, trains to the end (or until stopped), exports; returns the final trainer state. */
+  public TrainerState run() throws IOException {
+    Path resumeFrom = setUpOutput();
+    Torch.manualSeed(cfg.seed());
+    if (!device.isCuda()) Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
+    tokenizer = Tokenizer.load(Path.of(cfg.tokenizer()));
+    openData();
+    Checkpoints.Loaded ck =
+        resumeFrom == null ? null : Checkpoints.load(resumeFrom, DType.F32, device);
+    model = buildModel(ck);
+    block = BlockSize.resolve(cfg.blockSize(), model.config().maxPositionEmbeddings());
+    optimizer = buildOptimizer();
+    state = TrainerState.start();
+    if (ck != null) {
+      optimizer.loadState(ck.optimizer());
+      Torch.setCpuRngState(ck.rng());
+      state = ck.state();
+      err.printf("resuming from %s (step %d)%n", resumeFrom, state.step());
+    }
+    try (StopSignal stop = new StopSignal(300)) {
+      return train(stop);
+    }
+  }
+
+  /** Decides between a fresh run and a resume; writes the resolved config. */
+  private Path setUpOutput() throws IOException {
+    Files.createDirectories(out);
+    Path resume = null;
+    if (cfg.resumeFromCheckpoint() != null) resume = Path.of(cfg.resumeFromCheckpoint());
+    else if (!cfg.overwriteOutputDir()) resume = Checkpoints.latest(out).orElse(null);
+    else for (Path p : Checkpoints.list(out)) Checkpoints.deleteTree(p);
+    Checkpoints.prune(out, 0); // half-written checkpoints of a killed run
+    Checkpoints.write(out.resolve("config.yaml"), resolvedYaml);
+    return resume;
+  }
+
+  private void openData() throws IOException {
+    Path data = Path.of(cfg.dataDir());
+    if (!cfg.trainFiles().isEmpty()) {
+      PrepareConfig pc =
+          new PrepareConfig(
+              cfg.tokenizer(),
+              cfg.trainFiles(),
+              cfg.validationFiles(),
+              cfg.dataDir(),
+              cfg.validationSplitPercentage(),
+              cfg.seed(),
+              cfg.textField(),
+              null,
+              null,
+              null,
+              null,
+              null,
+              null,
+              null,
+              null);
+      Prepare.Result r = Prepare.run(pc, tokenizer, err);
+      err.println(r.summary());
+    }
+    train = TokenDataset.open(data, "train", tokenizer.fingerprint());
+    try {
+      validation = TokenDataset.open(data, "validation", tokenizer.fingerprint());
+      if (validation.tokenCount() == 0) validation = null;
+    } catch (RuntimeException e) {
+      validation = null;
+    }
+  }
+
+  private LlamaModel buildModel(Checkpoints.Loaded ck) throws IOException {
+    LlamaModel m;
+    if (ck != null) {
+      LlamaConfig c =
+          LlamaConfig.fromJson(
+              new ObjectMapper()
+                  .readTree(
+                      Files.readString(
+                          Path.of(
+                                  cfg.resumeFromCheckpoint() != null
+                                      ? cfg.resumeFromCheckpoint()
+                                      : Checkpoints.latest(out).orElseThrow().toString())
+                              .resolve("config.json"))));
+      m = LlamaModel.fromWeights(c.withDtype(DType.F32), ck.weights());
+    } else if (cfg.modelNameOrPath() != null) {
+      m = HfCheckpoint.load(Path.of(cfg.modelNameOrPath()), DType.F32, device);
+    } else {
+      ObjectNode n =
+          (ObjectNode) new ObjectMapper().readTree(Files.readString(Path.of(cfg.modelConfig())));
+      cfg.configOverrides().forEach((k, v) -> n.set(k, new ObjectMapper().valueToTree(v)));
+      m = LlamaModel.init(LlamaConfig.fromJson(n), cfg.seed(), DType.F32, device);
+    }
+    if (tokenizer.vocabSize() > m.config().vocabSize()) {
+      err.printf(
+          "tokenizer has %d pieces, the model %d: growing the embeddings%n",
+          tokenizer.vocabSize(), m.config().vocabSize());
+      m = m.resizeTokenEmbeddings(tokenizer.vocabSize());
+    }
+    for (Tensor w : m.weights().values()) w.requiresGrad(true);
+    return m;
+  }
+
+  private FusedAdamW buildOptimizer() {
+    Map<String, Tensor> decay = new LinkedHashMap<>(), noDecay = new LinkedHashMap<>();
+    model.weights().forEach((k, v) -> (v.dim() >= 2 ? decay : noDecay).put(k, v));
+    return new FusedAdamW(
+        List.of(
+            new FusedAdamW.Group("decay", decay, cfg.weightDecay()),
+            new FusedAdamW.Group("no_decay", noDecay, 0.0)),
+        cfg.adamBeta1(),
+        cfg.adamBeta2(),
+        cfg.adamEpsilon());
+  }
+
+  private TrainerState train(StopSignal stop) throws IOException {
+    LoaderOptions lo = LoaderOptions.of(block, cfg.trainBatchSize(), cfg.seed()).withDevice(device);
+    try (DataLoader loader = new DataLoader(train, lo, state.cursor())) {
+      long perEpoch = Math.max(1, loader.stepsPerEpoch() / cfg.gradientAccumulationSteps());
+      maxSteps =
+          cfg.maxSteps() != null
+              ? cfg.maxSteps()
+              : (long) Math.ceil(cfg.numTrainEpochs() * perEpoch);
+      schedule =
+          new LrSchedule(
+              cfg.learningRate(),
+              cfg.minLr(),
+              cfg.warmupSteps(),
+              maxSteps,
+              LrSchedule.Shape.parse(cfg.lrSchedulerType()));
+      double flopsPerToken = Mfu.flopsPerToken(model.config(), block);
+      double peak = device.isCuda() ? Mfu.peakFlopsPerSecond("H100") : Double.NaN;
+      listeners =
+          Listeners.of(
+              ProgressListener.toStderr(cfg.loggingSteps()),
+              new JsonlListener(),
+              new TensorBoardListener(),
+              new PlotListener());
+      listeners.onStart(
+          new RunInfo(
+              out.getFileName().toString(), maxSteps, state.step(), out, peak, flopsPerToken));
+      long stopAt =
+          cfg.stopAfterSteps() != null
+              ? Math.min(maxSteps, state.step() + cfg.stopAfterSteps())
+              : maxSteps;
+      while (state.step() < stopAt && !stop.requested()) {
+        state = step(loader, flopsPerToken, peak);
+        if (cfg.evalSteps() > 0 && state.step() % cfg.evalSteps() == 0 && state.step() < maxSteps)
+          evaluate();
+        if (cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0) checkpoint();
+      }
+      boolean saved = cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0;
+      if (state.step() >= maxSteps) {
+        evaluate();
+        if (!saved) checkpoint();
+        export();
+      } else if (!saved) {
+        checkpoint(); // stopped early (signal or stop_after_steps): keep the progress
+      }
+      listeners.onEnd();
+      return state;
+    }
+  }
+
+  /** One optimizer step over {@code gradient_accumulation_steps} micro-batches. */
+  private TrainerState step(DataLoader loader, double flopsPerToken, double peak) {
+    long t0 = System.nanoTime();
+    int accum = cfg.gradientAccumulationSteps();
+    long tokens = (long) accum * cfg.trainBatchSize() * block;
+    double lossSum = 0;
+    Cursor cursor = state.cursor();
+    optimizer.zeroGrad();
+    for (int micro = 0; micro < accum; micro++) {
+      try (Scope s = Scope.open();
+          Batch b = loader.next()) {
+        Tensor logits;
+        if (bf16) {
+          try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {
+            logits = model.forward(b.inputs(), null);
+          }
+        } else logits = model.forward(b.inputs(), null);
+        // sum over this micro-batch's tokens / all tokens of the step = the step's mean loss
+        Tensor loss =
+            Torch.crossEntropySum(
+                logits.reshape(-1, logits.size(-1)).toFloat(), b.targets().reshape(-1));
+        loss.div((double) tokens).backward();
+        lossSum += loss.item();
+        cursor = b.cursor();
+      } catch (RuntimeException e) {
+        throw explainOutOfMemory(e);
+      }
+    }
+    double loss = lossSum / tokens;
+    double gradNorm = optimizer.clipGradNorm(cfg.maxGradNorm());
+    long step = state.step();
+    double lr = schedule.lr(step);
+    boolean finite = Double.isFinite(loss) && Double.isFinite(gradNorm);
+    int streak = finite ? 0 : state.nonfiniteStreak() + 1;
+    if (finite) optimizer.step(lr);
+    else {
+      err.printf(
+          "%nstep %d: loss %s, grad norm %s: skipped (%d in a row)%n",
+          step + 1, loss, gradNorm, streak);
+      if (streak >= cfg.maxNonfiniteSteps())
+        throw new IllegalStateException(
+            streak
+                + " steps in a row had a non-finite loss or gradient norm (max_nonfinite_steps="
+                + cfg.maxNonfiniteSteps()
+                + "); lower learning_rate or check the data");
+    }
+    double sec = (System.nanoTime() - t0) / 1e9;
+    double tps = tokens / sec;
+    listeners.onStep(
+        new StepMetrics(
+            step + 1,
+            maxSteps,
+            loss,
+            lr,
+            gradNorm,
+            tokens,
+            sec,
+            tps,
+            Mfu.mfu(tps, flopsPerToken, peak),
+            !finite));
+    return new TrainerState(
+        step + 1, cursor, streak, state.tokensSeen() + tokens, TrainerState.FORMAT);
+  }
+
+  private RuntimeException explainOutOfMemory(RuntimeException e) {
+    String m = String.valueOf(e.getMessage());
+    if (!m.contains("out of memory")) return e;
+    String peak =
+        device.isCuda()
+            ? String.format(", CUDA peak %.1f GiB", Cuda.peakAllocatedBytes(0) / 1073741824.0)
+            : "";
+    return new IllegalStateException(
+        String.format(
+            "out of memory: %,d parameters (fp32 weights, gradients and AdamW state ~%.1f GiB), micro-batch %d x %d tokens%s;"
+                + " lower per_device_train_batch_size (raise gradient_accumulation_steps to keep the batch) or block_size",
+            model.config().parameterCount(),
+            model.config().parameterCount() * 16 / 1073741824.0,
+            cfg.trainBatchSize(),
+            block,
+            peak),
+        e);
+  }
+
+  private void evaluate() {
+    if (validation == null) return;
+    EvalMetrics m =
+        Evaluator.evaluate(
+            model,
+            validation,
+            block,
+            cfg.evalBatchSize(),
+            cfg.maxEvalBatches(),
+            device,
+            bf16,
+            state.step());
+    listeners.onEval(m);
+  }
+
+  private void checkpoint() throws IOException {
+    Tensor rng = Torch.cpuRngState().retain();
+    Path dir = Checkpoints.save(out, model, optimizer.state(), rng, state, resolvedYaml);
+    rng.release();
+    Checkpoints.prune(out, cfg.saveTotalLimit());
+    listeners.onCheckpoint(state.step(), dir);
+  }
+
+  /** The final HF folder in {@code output_dir}: weights, config, generation config, tokenizer. */
+  private void export() throws IOException {
+    LlamaModel m = model;
+    if (bf16) {
+      Map<String, Tensor> w = new LinkedHashMap<>();
+      model.weights().forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
+      m = LlamaModel.fromWeights(model.config().withDtype(DType.BF16), w);
+    }
+    HfCheckpoint.save(m, out, cfg.maxShardSize());
+    exportTokenizer(Path.of(cfg.tokenizer()), out);
+    err.println("exported an HF model folder to " + out.toAbsolutePath());
+  }
+
+  static void exportTokenizer(Path src, Path out) throws IOException {
+    if (Files.isDirectory(src)) {
+      for (String f :
+          List.of(
+              "tokenizer.model",
+              "tokenizer.json",
+              "tokenizer_config.json",
+              "special_tokens_map.json")) {
+        if (Files.exists(src.resolve(f)))
+          Files.copy(
+              src.resolve(f), out.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
+    } else if (src.getFileName().toString().endsWith(".model")) {
+      HfTokenizerJson.writeFolder(SentencePieceModel.read(src), out);
+    } else {
+      Files.copy(
+          src, out.resolve("tokenizer.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+  }
+
+  public LlamaModel model() {
+    return model;
+  }
+}

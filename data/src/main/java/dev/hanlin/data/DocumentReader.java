@@ -22,11 +22,20 @@ import java.util.zip.GZIPInputStream;
  * each to a {@link Sink} with the line it starts on. Records that cannot give a document (malformed
  * JSON, a missing text field) go to {@link Sink#bad}; invalid UTF-8 is replaced and counted.
  */
-final class DocumentReader {
+public final class DocumentReader {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** How documents are cut out of files. */
-  record Options(String textField, boolean txtDocumentPerFile, boolean keepLinebreaks) {}
+  /**
+   * How documents are cut out of files.
+   *
+   * @param textField the JSON field or CSV column with the text
+   * @param txtDocumentPerFile a .txt file is one document (else one per line)
+   * @param keepLinebreaks with one document per line, keep each line's newline
+   */
+  public record Options(String textField, boolean txtDocumentPerFile, boolean keepLinebreaks) {
+    /** As {@code --mode prepare} does by default: field {@code text}, lines, newlines kept. */
+    public static final Options DEFAULT = new Options("text", false, true);
+  }
 
   /** Why a record gave no document. */
   enum Bad {

@@ -92,7 +92,8 @@ public record PrepareConfig(
     return StrictYaml.read(yaml, PrepareConfig.class, overrides);
   }
 
-  DocumentReader.Options readerOptions() {
+  /** How this config cuts documents out of files (also what a streaming run uses). */
+  public DocumentReader.Options readerOptions() {
     return new DocumentReader.Options(textField, txtDocument.equals("file"), keepLinebreaks);
   }
 }

@@ -1,0 +1,211 @@
+package dev.hanlin.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Whole training runs in child JVMs, as users run them: exact resume after SIGKILL (at a random
+ * moment, and with a half-written checkpoint left behind), a clean checkpoint on SIGTERM, and
+ * gradient accumulation equal to one large batch.
+ */
+class PretrainRunTest {
+  static final ObjectMapper JSON = new ObjectMapper();
+  @TempDir static Path shared;
+  static Path data;
+
+  static Path repo() {
+    for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent())
+      if (Files.isDirectory(p.resolve("configs/demo"))) return p;
+    throw new IllegalStateException("configs/demo not found");
+  }
+
+  /** A small config: tiny model, short blocks, shared prepared data. */
+  static Path config(Path dir, int steps, int batch, int accum, String extra) throws IOException {
+    Path repo = repo();
+    String yaml =
+        """
+        model_config: %s
+        config_overrides: {hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}
+        tokenizer: %s
+        train_files: [%s]
+        validation_split_percentage: 5
+        data_dir: %s
+        block_size: 32
+        output_dir: %s
+        max_steps: %d
+        per_device_train_batch_size: %d
+        gradient_accumulation_steps: %d
+        learning_rate: 3.0e-3
+        warmup_steps: 3
+        eval_steps: 0
+        max_eval_batches: 2
+        save_steps: 4
+        save_total_limit: 3
+        logging_steps: 1
+        device: cpu
+        %s
+        """
+            .formatted(
+                repo.resolve("configs/demo/tiny-llama.json"),
+                repo.resolve("configs/demo/tokenizer.model"),
+                repo.resolve("configs/demo/songci.txt"),
+                data,
+                dir,
+                steps,
+                batch,
+                accum,
+                extra);
+    Path f = dir.resolveSibling(dir.getFileName() + ".yaml");
+    Files.writeString(f, yaml);
+    return f;
+  }
+
+  static Process start(Path yaml, Path log) throws IOException {
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                java,
+                "--enable-native-access=ALL-UNNAMED",
+                "-cp",
+                System.getProperty("java.class.path"),
+                "dev.hanlin.cli.Main",
+                "--mode",
+                "pretrain",
+                "--config",
+                yaml.toString()));
+    return new ProcessBuilder(cmd)
+        .redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+        .start();
+  }
+
+  static int runToEnd(Path yaml, Path log) throws Exception {
+    Process p = start(yaml, log);
+    assertTrue(p.waitFor(5, TimeUnit.MINUTES), "run did not finish; see " + log);
+    return p.exitValue();
+  }
+
+  /** step -> loss text, exactly as written, from metrics.jsonl. */
+  static List<String> losses(Path out) throws IOException {
+    List<String> l = new ArrayList<>();
+    for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+      JsonNode n = JSON.readTree(line);
+      if (n.get("type").asText().equals("train"))
+        l.add(
+            n.get("step").asLong()
+                + ":"
+                + n.get("loss").asText()
+                + ":"
+                + n.get("grad_norm").asText());
+    }
+    return l;
+  }
+
+  static long lastStep(Path out) {
+    try {
+      List<String> l = losses(out);
+      return l.isEmpty() ? 0 : Long.parseLong(l.getLast().split(":")[0]);
+    } catch (IOException | RuntimeException e) {
+      return 0; // the file may be mid-write
+    }
+  }
+
+  @BeforeAll
+  static void prepareOnce() throws Exception {
+    data = shared.resolve("data");
+    Path out = shared.resolve("warmup");
+    assertEquals(0, runToEnd(config(out, 1, 2, 1, ""), shared.resolve("warmup.log")));
+  }
+
+  @Test
+  void sigkillAtARandomMomentThenResumeGivesBitwiseTheSameLosses(@TempDir Path tmp)
+      throws Exception {
+    int steps = 24;
+    Path a = tmp.resolve("a");
+    assertEquals(0, runToEnd(config(a, steps, 4, 1, ""), tmp.resolve("a.log")));
+    List<String> reference = losses(a);
+    assertEquals(steps, reference.size());
+
+    Path b = tmp.resolve("b");
+    Path yaml = config(b, steps, 4, 1, "");
+    Random rnd = new Random();
+    long killAt = 6 + rnd.nextInt(12);
+    Process p = start(yaml, tmp.resolve("b.log"));
+    while (p.isAlive() && lastStep(b) < killAt) Thread.sleep(rnd.nextInt(20));
+    p.destroyForcibly(); // SIGKILL
+    p.waitFor();
+    // what a kill during a checkpoint write leaves: a temp folder, and a folder without its state
+    Files.createDirectories(b.resolve(".checkpoint-999.tmp"));
+    Files.writeString(b.resolve(".checkpoint-999.tmp/model.safetensors"), "half");
+    Files.createDirectories(b.resolve("checkpoint-998"));
+    assertEquals(
+        0, runToEnd(yaml, tmp.resolve("b.log")), "resume failed; see " + tmp.resolve("b.log"));
+    assertEquals(reference, losses(b), "killed after step " + killAt);
+    assertFalse(Files.exists(b.resolve(".checkpoint-999.tmp")), "stale temp checkpoint removed");
+    assertTrue(Files.exists(b.resolve("model.safetensors")), "final HF export");
+    assertTrue(Files.exists(b.resolve("loss.png")));
+  }
+
+  @Test
+  void sigtermWritesACheckpointAndExits(@TempDir Path tmp) throws Exception {
+    Path out = tmp.resolve("t");
+    Process p = start(config(out, 10_000, 2, 1, ""), tmp.resolve("t.log"));
+    while (p.isAlive() && lastStep(out) < 6) Thread.sleep(10);
+    p.destroy(); // SIGTERM
+    assertTrue(p.waitFor(2, TimeUnit.MINUTES));
+    long step = lastStep(out);
+    assertTrue(
+        Files.exists(out.resolve("checkpoint-" + step + "/trainer_state.json")),
+        "no checkpoint at the last step " + step + ": " + Files.readString(tmp.resolve("t.log")));
+  }
+
+  @Test
+  void accumulatedMicroBatchesEqualOneLargeBatch(@TempDir Path tmp) throws Exception {
+    Path big = tmp.resolve("big"), acc = tmp.resolve("acc");
+    assertEquals(0, runToEnd(config(big, 3, 8, 1, ""), tmp.resolve("big.log")));
+    assertEquals(0, runToEnd(config(acc, 3, 2, 4, ""), tmp.resolve("acc.log")));
+    List<String> x = losses(big), y = losses(acc);
+    for (int i = 0; i < 3; i++) {
+      double l1 = Double.parseDouble(x.get(i).split(":")[1]),
+          l2 = Double.parseDouble(y.get(i).split(":")[1]);
+      assertEquals(l1, l2, 1e-5, "step " + (i + 1));
+    }
+  }
+
+  @Test
+  void configErrorsNameKeyLineAndSuggestion(@TempDir Path tmp) throws Exception {
+    Path yaml = config(tmp.resolve("c"), 1, 2, 1, "learnin_rate: 1.0e-3");
+    Path log = tmp.resolve("c.log");
+    assertEquals(1, runToEnd(yaml, log));
+    String out = Files.readString(log);
+    assertTrue(
+        out.contains("unknown key 'learnin_rate'") && out.contains("did you mean 'learning_rate'"),
+        out);
+    assertTrue(out.contains(yaml + ":20"), out);
+
+    Path bad = config(tmp.resolve("d"), 1, 2, 1, "");
+    Files.writeString(bad, Files.readString(bad).replace("block_size: 32", "block_size: big"));
+    assertEquals(1, runToEnd(bad, tmp.resolve("d.log")));
+    String o2 = Files.readString(tmp.resolve("d.log"));
+    assertTrue(o2.contains("block_size") && o2.contains(bad + ":7"), o2);
+    assertTrue(
+        new File(tmp.toFile(), "c").list() == null
+            || !Files.exists(tmp.resolve("c/metrics.jsonl")));
+  }
+}

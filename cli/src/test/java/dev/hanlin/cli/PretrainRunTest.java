@@ -156,6 +156,7 @@ class PretrainRunTest {
     Files.createDirectories(b.resolve("checkpoint-998"));
     assertEquals(
         0, runToEnd(yaml, tmp.resolve("b.log")), "resume failed; see " + tmp.resolve("b.log"));
+    assertTrue(Files.readString(tmp.resolve("b.log")).contains("resuming from"), "did not resume");
     assertEquals(reference, losses(b), "killed after step " + killAt);
     assertFalse(Files.exists(b.resolve(".checkpoint-999.tmp")), "stale temp checkpoint removed");
     assertTrue(Files.exists(b.resolve("model.safetensors")), "final HF export");

@@ -31,6 +31,7 @@ public record Manifest(
     @JsonProperty("counts") Counts counts,
     @JsonProperty("sources") List<SourceEntry> sources,
     @JsonProperty("pending") List<SourceEntry> pending,
+    @JsonProperty("partial") Partial partial,
     @JsonProperty("problems") List<String> problems) {
 
   public static final String FILE_NAME = "manifest.json";
@@ -83,6 +84,23 @@ public record Manifest(
       @JsonProperty("train") List<ShardEntry> train,
       @JsonProperty("validation") List<ShardEntry> validation,
       @JsonProperty("problems") List<String> problems) {}
+
+  /**
+   * The input an interrupted prepare was in the middle of: what it had written (shards closed at a
+   * checkpoint, counts up to there) and where to go on reading.
+   *
+   * @param entry the source so far (its key is the source's key)
+   * @param nextRecord the first record not yet in the shards
+   * @param trainDocumentsTotal train documents of the whole run so far (for max_train_samples)
+   * @param validationDocumentsTotal validation documents of the whole run so far
+   * @param badRecordsTotal bad records of the whole run so far (for max_bad_records)
+   */
+  public record Partial(
+      @JsonProperty("entry") SourceEntry entry,
+      @JsonProperty("next_record") long nextRecord,
+      @JsonProperty("train_documents_total") long trainDocumentsTotal,
+      @JsonProperty("validation_documents_total") long validationDocumentsTotal,
+      @JsonProperty("bad_records_total") long badRecordsTotal) {}
 
   /**
    * Every count prepare keeps; nothing is dropped without being counted here.

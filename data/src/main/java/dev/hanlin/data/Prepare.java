@@ -141,16 +141,33 @@ public final class Prepare {
 
   public static Result run(PrepareConfig cfg, Tokenizer tokenizer, Path base, PrintStream err)
       throws IOException {
-    return new Run(cfg, tokenizer, base, err).run();
+    return new Run(cfg, tokenizer, base, err, BATCH_DOCS).run();
+  }
+
+  /** As {@link #run}, with at most {@code batchDocs} documents per tokenizer batch (tests). */
+  static Result run(
+      PrepareConfig cfg, Tokenizer tokenizer, Path base, PrintStream err, int batchDocs)
+      throws IOException {
+    return new Run(cfg, tokenizer, base, err, batchDocs).run();
   }
 
   // ---- items passed from the reader to the writer, in input order ----
 
   private sealed interface Item {}
 
-  private record Begin(Input input, String key) implements Item {}
+  private record Begin(Input input, String key, Manifest.Partial resume) implements Item {}
 
-  private record Chunk(Future<int[][]> tokens, boolean[] validation, long bytes) implements Item {}
+  /** The reader's state after a chunk: a checkpoint after it can resume reading from here. */
+  private record ReaderState(
+      long nextRecord,
+      long[] counts,
+      long trainDocs,
+      long validationDocs,
+      long bad,
+      List<String> problems) {}
+
+  private record Chunk(Future<int[][]> tokens, boolean[] validation, long bytes, ReaderState after)
+      implements Item {}
 
   private record End(Counts counts, List<String> problems) implements Item {}
 
@@ -186,8 +203,13 @@ public final class Prepare {
     Progress progress;
     volatile long badSoFar;
 
-    Run(PrepareConfig cfg, Tokenizer tokenizer, Path base, PrintStream err) {
+    final int batchDocs;
+    Manifest.Partial previousPartial;
+    Manifest.Partial partial;
+
+    Run(PrepareConfig cfg, Tokenizer tokenizer, Path base, PrintStream err, int batchDocs) {
       this.cfg = cfg;
+      this.batchDocs = batchDocs;
       this.tokenizer = tokenizer;
       this.base = base;
       this.err = err;
@@ -295,6 +317,7 @@ public final class Prepare {
           if (l != null) for (SourceEntry e : l) byKey.put(e.key(), e);
         }
         previous = byKey;
+        previousPartial = m.partial();
       } catch (IOException | RuntimeException e) {
         err.println("prepare: ignoring unreadable " + Manifest.FILE_NAME + ": " + e.getMessage());
       }
@@ -347,8 +370,19 @@ public final class Prepare {
             put(new Reused(in, prev));
             continue;
           }
-          put(new Begin(in, key));
-          readSource(in);
+          Manifest.Partial resume =
+              previousPartial != null
+                      && previousPartial.entry().key().equals(key)
+                      && usable(previousPartial.entry())
+                  ? previousPartial
+                  : null;
+          if (resume != null) {
+            trainDocs = resume.trainDocumentsTotal();
+            validationDocs = resume.validationDocumentsTotal();
+            badSoFar = resume.badRecordsTotal();
+          }
+          put(new Begin(in, key, resume));
+          readSource(in, resume);
         }
         put(new Finished(unread));
       } catch (InterruptedException e) {
@@ -379,7 +413,8 @@ public final class Prepare {
               limited ? trainDocs + "/" + validationDocs : ""));
     }
 
-    private void readSource(Input in) throws IOException, InterruptedException {
+    private void readSource(Input in, Manifest.Partial resume)
+        throws IOException, InterruptedException {
       DocumentReader dr;
       try {
         dr = new DocumentReader(in.path(), cfg.readerOptions());
@@ -388,6 +423,18 @@ public final class Prepare {
       }
       long[] c = new long[5]; // records, empty, malformed, missing, overLimit
       List<String> srcProblems = new ArrayList<>();
+      long skip = 0;
+      if (resume != null) {
+        Counts rc = resume.entry().counts();
+        c[0] = rc.records();
+        c[1] = rc.emptyDocuments();
+        c[2] = rc.malformed();
+        c[3] = rc.missingField();
+        c[4] = rc.overLimit();
+        srcProblems.addAll(resume.entry().problems());
+        skip = resume.nextRecord();
+      }
+      final long skipRecords = skip;
       long splitSeed = mix(cfg.seed() * 0x9E3779B97F4A7C15L + hash64(in.path().toString()));
       var batch =
           new Object() {
@@ -406,8 +453,16 @@ public final class Prepare {
             Future<int[][]> f = pool.submit(() -> encode(texts));
             long bytes = dr.bytesRead() - batch.bytesAtLastFlush;
             batch.bytesAtLastFlush = dr.bytesRead();
+            ReaderState state =
+                new ReaderState(
+                    batch.ordinal,
+                    c.clone(),
+                    trainDocs,
+                    validationDocs,
+                    badSoFar,
+                    List.copyOf(srcProblems));
             try {
-              put(new Chunk(f, val, bytes));
+              put(new Chunk(f, val, bytes, state));
             } catch (InterruptedException e) {
               throw new RuntimeException(e);
             }
@@ -419,8 +474,9 @@ public final class Prepare {
           new DocumentReader.Sink() {
             @Override
             public void document(String text, long line) {
-              c[0]++;
               long ordinal = batch.ordinal++;
+              if (ordinal < skipRecords) return; // written before the interruption
+              c[0]++;
               if (text.isBlank()) {
                 c[1]++;
                 return;
@@ -448,13 +504,13 @@ public final class Prepare {
               batch.texts.add(text);
               batch.validation.add(val);
               batch.chars += text.length();
-              if (batch.chars >= BATCH_CHARS || batch.texts.size() >= BATCH_DOCS) flush.run();
+              if (batch.chars >= BATCH_CHARS || batch.texts.size() >= batchDocs) flush.run();
             }
 
             @Override
             public void bad(DocumentReader.Bad kind, long line, String detail) {
+              if (batch.ordinal++ < skipRecords) return;
               c[0]++;
-              batch.ordinal++;
               c[kind == DocumentReader.Bad.MALFORMED ? 2 : 3]++;
               String p =
                   in.path()
@@ -539,6 +595,15 @@ public final class Prepare {
               String stem = stem(current);
               writers =
                   new SplitWriter[] {new SplitWriter(stem, "train"), new SplitWriter(stem, "val")};
+              if (b.resume() != null) {
+                SourceEntry e = b.resume().entry();
+                writers[0].resume(e.train(), e.counts().trainDocuments(), e.counts().trainTokens());
+                writers[1].resume(
+                    e.validation(),
+                    e.counts().validationDocuments(),
+                    e.counts().validationTokens());
+                partial = b.resume();
+              }
             }
             case Chunk ch -> {
               int[][] docs;
@@ -558,6 +623,9 @@ public final class Prepare {
               }
               progress.tokens.addAndGet(n);
               progress.bytes.addAndGet(ch.bytes());
+              if (writers[0].full() || writers[1].full()) {
+                checkpoint(current, currentKey, writers, ch.after());
+              }
             }
             case End e -> {
               List<ShardEntry> train = writers[0].finish();
@@ -588,6 +656,7 @@ public final class Prepare {
                       val,
                       e.problems()));
               writers = null;
+              partial = null;
               processedCount++;
               progress.files.incrementAndGet();
               maybeWriteManifest();
@@ -599,6 +668,48 @@ public final class Prepare {
           for (SplitWriter w : writers) w.abort();
         }
       }
+    }
+
+    /**
+     * Closes the open shards of the current input and records how far it got, so an interrupted run
+     * goes on from here rather than from the start of a large input.
+     */
+    private void checkpoint(Input in, String key, SplitWriter[] writers, ReaderState s)
+        throws IOException {
+      List<ShardEntry> train = writers[0].finish();
+      List<ShardEntry> val = writers[1].finish();
+      long[] c = s.counts();
+      Counts counts =
+          new Counts(
+              c[0],
+              writers[0].docs,
+              writers[1].docs,
+              writers[0].tokens,
+              writers[1].tokens,
+              c[1],
+              0,
+              c[2],
+              c[3],
+              c[4],
+              0);
+      partial =
+          new Manifest.Partial(
+              new SourceEntry(
+                  in.path().toString(),
+                  in.role().key(),
+                  in.size(),
+                  in.mtimeMillis(),
+                  key,
+                  counts,
+                  train,
+                  val,
+                  s.problems()),
+              s.nextRecord(),
+              s.trainDocs(),
+              s.validationDocs(),
+              s.bad());
+      writeManifest(false);
+      lastManifestWrite = System.nanoTime();
     }
 
     private void maybeWriteManifest() throws IOException {
@@ -654,6 +765,7 @@ public final class Prepare {
               total,
               List.copyOf(done),
               pending,
+              complete ? null : partial,
               List.copyOf(problems));
       m.write(out);
       return m;
@@ -714,7 +826,18 @@ public final class Prepare {
         cur.add(doc);
         docs++;
         tokens += doc.length;
-        if (cur.tokens() >= cfg.shardTokens()) close();
+      }
+
+      /** The open shard has reached shard_tokens (shards close at chunk boundaries). */
+      boolean full() {
+        return cur != null && cur.tokens() >= cfg.shardTokens();
+      }
+
+      /** Continues after the shards an interrupted run had finished. */
+      void resume(List<ShardEntry> done, long docs, long tokens) {
+        finished.addAll(done);
+        this.docs = docs;
+        this.tokens = tokens;
       }
 
       private void close() throws IOException {

@@ -24,7 +24,8 @@ import java.util.Map;
  * @param maxEvalSamples at most this many validation documents, or null for all
  * @param maxBadRecords abort when more records than this are malformed or lack the text field
  * @param workers tokenizer threads; 0 means every core
- * @param shardTokens a shard is closed after the document that brings it past this many tokens
+ * @param shardTokens a shard is closed after the batch of documents that brings it past this many
+ *     tokens; each close is a checkpoint that an interrupted run resumes from
  * @param progress whether to draw a progress bar on stderr
  */
 public record PrepareConfig(

@@ -39,7 +39,8 @@ class LoaderTest {
             Map.of("shard_tokens", 700, "validation_split_percentage", 10.0)),
         TOK,
         dir,
-        new PrintStream(new ByteArrayOutputStream()));
+        new PrintStream(new ByteArrayOutputStream()),
+        8);
     List<Long> all = new ArrayList<>();
     for (String d : Fixtures.documents(data, "train", TOK)) {
       for (int id : TOK.encode(d, true, true)) all.add((long) id);

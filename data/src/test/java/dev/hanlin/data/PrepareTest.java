@@ -296,6 +296,48 @@ class PrepareTest {
   }
 
   @Test
+  void anInterruptionInsideALargeInputResumesFromItsLastCheckpoint() throws Exception {
+    List<String> docs = new ArrayList<>();
+    for (int rep = 0; rep < 3; rep++) {
+      for (String d : Fixtures.mixed()) docs.add(d + " #" + docs.size());
+    }
+    docs.add(5, "");
+    docs.add(9, "   ");
+    Fixtures.write(dir.resolve("big.jsonl"), Fixtures.jsonl(docs, "text") + "{broken\n");
+    String poison = docs.get(250);
+    Map<String, Object> opts = Map.of("validation_split_percentage", 10.0, "shard_tokens", 800);
+    PrepareConfig cfg = Fixtures.config(dir.resolve("o"), List.of("big.jsonl"), opts);
+    assertThrows(
+        DataException.class, () -> Prepare.run(cfg, new FailingTokenizer(poison), dir, quiet, 8));
+    Manifest partial = Manifest.read(dir.resolve("o"));
+    assertFalse(partial.complete());
+    assertTrue(partial.sources().isEmpty());
+    assertTrue(partial.partial().nextRecord() > 150, "checkpoint near the failure");
+    assertTrue(partial.partial().entry().train().size() > 3);
+    var resumed = Prepare.run(cfg, tok, dir, quiet, 8);
+    var clean =
+        Prepare.run(
+            Fixtures.config(dir.resolve("clean"), List.of("big.jsonl"), opts), tok, dir, quiet, 8);
+    assertEquals(1, resumed.processed());
+    assertTrue(
+        resumed.tokensProcessed() < clean.tokensProcessed() / 2,
+        "only the rest was tokenized: " + resumed.tokensProcessed());
+    assertEquals(clean.manifest().counts(), resumed.manifest().counts());
+    assertEquals(2, clean.manifest().counts().emptyDocuments());
+    assertEquals(1, clean.manifest().counts().malformed());
+    assertEquals(clean.manifest().problems(), resumed.manifest().problems());
+    Map<String, FileTime> names = shardTimes(dir.resolve("clean"));
+    assertEquals(names.keySet(), shardTimes(dir.resolve("o")).keySet());
+    for (String n : names.keySet()) {
+      assertArrayEquals(
+          Files.readAllBytes(dir.resolve("clean/shards/" + n)),
+          Files.readAllBytes(dir.resolve("o/shards/" + n)),
+          n);
+    }
+    verifyAll(dir.resolve("o"));
+  }
+
+  @Test
   void outputIsIdenticalForAnyNumberOfWorkers() throws Exception {
     Fixtures.write(dir.resolve("a.jsonl"), Fixtures.jsonl(Fixtures.mixed(), "text"));
     Map<String, Object> base = Map.of("validation_split_percentage", 20.0, "shard_tokens", 1000);
@@ -303,8 +345,9 @@ class PrepareTest {
     m1.put("workers", 1);
     var m3 = new java.util.HashMap<String, Object>(base);
     m3.put("workers", 3);
-    prepare(dir.resolve("w1"), List.of("a.jsonl"), m1);
-    var r3 = prepare(dir.resolve("w3"), List.of("a.jsonl"), m3);
+    Prepare.run(Fixtures.config(dir.resolve("w1"), List.of("a.jsonl"), m1), tok, dir, quiet, 8);
+    var r3 =
+        Prepare.run(Fixtures.config(dir.resolve("w3"), List.of("a.jsonl"), m3), tok, dir, quiet, 8);
     assertTrue(r3.manifest().splits().train().shards() > 3, "several shards per input");
     Map<String, FileTime> names = shardTimes(dir.resolve("w1"));
     assertEquals(names.keySet(), shardTimes(dir.resolve("w3")).keySet());

@@ -6,9 +6,13 @@ import dev.hanlin.data.Manifest.SourceEntry;
 import dev.hanlin.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -242,6 +246,32 @@ public final class Prepare {
 
     Result run() throws IOException {
       Files.createDirectories(shardDir);
+      try (FileChannel lockFile =
+              FileChannel.open(
+                  out.resolve(".prepare.lock"),
+                  StandardOpenOption.CREATE,
+                  StandardOpenOption.WRITE);
+          FileLock lock = tryLock(lockFile)) {
+        return locked();
+      }
+    }
+
+    /** One prepare at a time per output folder, across processes and threads. */
+    private FileLock tryLock(FileChannel ch) throws IOException {
+      FileLock l;
+      try {
+        l = ch.tryLock();
+      } catch (OverlappingFileLockException e) {
+        l = null;
+      }
+      if (l == null) {
+        throw new DataException(
+            "another prepare is writing to " + out + " (.prepare.lock is held)");
+      }
+      return l;
+    }
+
+    private Result locked() throws IOException {
       deleteTemps();
       loadPrevious();
       inputs = new ArrayList<>();

@@ -338,6 +338,23 @@ class PrepareTest {
   }
 
   @Test
+  void twoPreparesCannotWriteTheSameFolder() throws Exception {
+    Fixtures.write(dir.resolve("a.txt"), "one\ntwo\n");
+    Path out = dir.resolve("o");
+    Files.createDirectories(out);
+    try (var ch =
+            java.nio.channels.FileChannel.open(
+                out.resolve(".prepare.lock"),
+                java.nio.file.StandardOpenOption.CREATE,
+                java.nio.file.StandardOpenOption.WRITE);
+        var lock = ch.lock()) {
+      var e = assertThrows(DataException.class, () -> prepare(out, List.of("a.txt"), Map.of()));
+      assertTrue(e.getMessage().contains("another prepare"), e.getMessage());
+    }
+    assertEquals(2, prepare(out, List.of("a.txt"), Map.of()).manifest().counts().trainDocuments());
+  }
+
+  @Test
   void outputIsIdenticalForAnyNumberOfWorkers() throws Exception {
     Fixtures.write(dir.resolve("a.jsonl"), Fixtures.jsonl(Fixtures.mixed(), "text"));
     Map<String, Object> base = Map.of("validation_split_percentage", 20.0, "shard_tokens", 1000);

@@ -74,6 +74,13 @@ public final class PlotListener implements TrainingListener {
       LossPlot.write(png, title, train, eval, width, height);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write " + png, e);
+    } catch (LinkageError e) {
+      // A trimmed Java runtime without java.desktop (such as the jlinked GPU runtime here) cannot
+      // draw; the run itself succeeded, and metrics.jsonl holds the points (LossPlot.fromJsonl).
+      System.err.println(
+          "loss plot skipped: this Java runtime lacks java.desktop ("
+              + e
+              + "); draw it later from metrics.jsonl");
     }
   }
 }

@@ -100,6 +100,13 @@ public final class StreamingLoader implements AutoCloseable {
   private final ExecutorService pool;
   private final BlockingQueue<Object> generations = new ArrayBlockingQueue<>(1);
   private final Thread builder;
+  private final java.util.concurrent.atomic.AtomicLong emptyDocuments =
+      new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong badRecords =
+      new java.util.concurrent.atomic.AtomicLong();
+  private final java.util.concurrent.atomic.AtomicLong invalidUtf8 =
+      new java.util.concurrent.atomic.AtomicLong();
+  private static final System.Logger LOG = System.getLogger(StreamingLoader.class.getName());
   private volatile boolean closed;
   private Generation current;
   private StreamCursor cursor;
@@ -128,6 +135,17 @@ public final class StreamingLoader implements AutoCloseable {
   public static List<Path> expand(List<String> inputs, Path base, String textField)
       throws IOException {
     return Sources.expand(inputs, base, textField);
+  }
+
+  /**
+   * What was skipped so far (nothing is dropped silently): blank documents, malformed records or
+   * records without the text field (the first 20 are logged with file:line), and invalid UTF-8
+   * sequences replaced by U+FFFD. Counts grow with every pass over the files.
+   */
+  public record Skipped(long emptyDocuments, long badRecords, long invalidUtf8) {}
+
+  public Skipped skipped() {
+    return new Skipped(emptyDocuments.get(), badRecords.get(), invalidUtf8.get());
   }
 
   /** Windows per shuffle buffer after rounding to the global batch. */
@@ -263,7 +281,11 @@ public final class StreamingLoader implements AutoCloseable {
                 @Override
                 public void document(String text, long line) {
                   long r = batch.ordinal++;
-                  if (r < skipUntil || text.isBlank()) return;
+                  if (r < skipUntil) return;
+                  if (text.isBlank()) {
+                    emptyDocuments.incrementAndGet();
+                    return;
+                  }
                   batch.texts.add(text);
                   batch.fs.add(fi);
                   batch.rs.add(r);
@@ -279,10 +301,27 @@ public final class StreamingLoader implements AutoCloseable {
 
                 @Override
                 public void bad(DocumentReader.Bad kind, long line, String detail) {
+                  if (batch.ordinal >= skipUntil && badRecords.incrementAndGet() <= 20) {
+                    LOG.log(
+                        System.Logger.Level.WARNING,
+                        "skipped {0} record at {1}:{2}: {3}",
+                        kind == DocumentReader.Bad.MALFORMED ? "a malformed" : "a text-less",
+                        files.get(fi),
+                        line,
+                        detail);
+                  }
                   batch.ordinal++; // counted in the ordinal so cursors stay valid; not a document
                 }
               });
           batch.flush();
+          if (dr.invalidUtf8() > 0) {
+            invalidUtf8.addAndGet(dr.invalidUtf8());
+            LOG.log(
+                System.Logger.Level.WARNING,
+                "{0}: {1} invalid UTF-8 sequences replaced by U+FFFD",
+                files.get(f),
+                dr.invalidUtf8());
+          }
         }
         queue.put(EPOCH_END);
       } catch (InterruptedException e) {

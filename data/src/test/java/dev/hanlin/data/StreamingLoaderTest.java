@@ -87,6 +87,24 @@ class StreamingLoaderTest {
   }
 
   @Test
+  void badRecordsAreSkippedAndCounted() throws Exception {
+    Path bad =
+        Fixtures.write(
+            dir.resolve("bad.jsonl"),
+            Fixtures.jsonl(Fixtures.english(), "text") + "{oops\n{\"body\": 1}\n\n");
+    var o = StreamingLoader.Options.of(T, 2, 1, 8);
+    try (StreamingLoader sl = new StreamingLoader(List.of(bad), READ, TOK, o, StreamCursor.START)) {
+      while (sl.next().cursor().epoch() == 0) {
+        // one pass
+      }
+      // The builder may already be reading the next pass: counts grow by (1, 2, 0) a pass.
+      var k = sl.skipped();
+      assertTrue(k.emptyDocuments() >= 1, k.toString());
+      assertEquals(new StreamingLoader.Skipped(k.emptyDocuments(), 2 * k.emptyDocuments(), 0), k);
+    }
+  }
+
+  @Test
   void ranksTogetherYieldTheSingleRankBatchesForOneTwoAndFour() {
     int steps = 25; // crosses several buffers
     List<List<long[]>> ref = run(StreamingLoader.Options.of(T, 4, 5, 24), steps);

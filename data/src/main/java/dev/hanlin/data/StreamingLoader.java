@@ -100,12 +100,7 @@ public final class StreamingLoader implements AutoCloseable {
   private final ExecutorService pool;
   private final BlockingQueue<Object> generations = new ArrayBlockingQueue<>(1);
   private final Thread builder;
-  private final java.util.concurrent.atomic.AtomicLong emptyDocuments =
-      new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong badRecords =
-      new java.util.concurrent.atomic.AtomicLong();
-  private final java.util.concurrent.atomic.AtomicLong invalidUtf8 =
-      new java.util.concurrent.atomic.AtomicLong();
+  private volatile Skipped skipped = new Skipped(0, 0, 0);
   private static final System.Logger LOG = System.getLogger(StreamingLoader.class.getName());
   private volatile boolean closed;
   private Generation current;
@@ -140,12 +135,13 @@ public final class StreamingLoader implements AutoCloseable {
   /**
    * What was skipped so far (nothing is dropped silently): blank documents, malformed records or
    * records without the text field (the first 20 are logged with file:line), and invalid UTF-8
-   * sequences replaced by U+FFFD. Counts grow with every pass over the files.
+   * sequences replaced by U+FFFD. Counts are added when a file has been read, and grow with every
+   * pass over the files.
    */
   public record Skipped(long emptyDocuments, long badRecords, long invalidUtf8) {}
 
   public Skipped skipped() {
-    return new Skipped(emptyDocuments.get(), badRecords.get(), invalidUtf8.get());
+    return skipped;
   }
 
   /** Windows per shuffle buffer after rounding to the global batch. */
@@ -255,6 +251,8 @@ public final class StreamingLoader implements AutoCloseable {
                 List<Long> rs = new ArrayList<>();
                 long chars;
                 long ordinal;
+                long empty;
+                long bad;
 
                 void flush() throws InterruptedException {
                   if (texts.isEmpty()) return;
@@ -283,7 +281,7 @@ public final class StreamingLoader implements AutoCloseable {
                   long r = batch.ordinal++;
                   if (r < skipUntil) return;
                   if (text.isBlank()) {
-                    emptyDocuments.incrementAndGet();
+                    batch.empty++;
                     return;
                   }
                   batch.texts.add(text);
@@ -301,7 +299,7 @@ public final class StreamingLoader implements AutoCloseable {
 
                 @Override
                 public void bad(DocumentReader.Bad kind, long line, String detail) {
-                  if (batch.ordinal >= skipUntil && badRecords.incrementAndGet() <= 20) {
+                  if (batch.ordinal >= skipUntil && skipped.badRecords() + ++batch.bad <= 20) {
                     LOG.log(
                         System.Logger.Level.WARNING,
                         "skipped {0} record at {1}:{2}: {3}",
@@ -314,8 +312,15 @@ public final class StreamingLoader implements AutoCloseable {
                 }
               });
           batch.flush();
+          synchronized (StreamingLoader.this) {
+            Skipped k = skipped;
+            skipped =
+                new Skipped(
+                    k.emptyDocuments() + batch.empty,
+                    k.badRecords() + batch.bad,
+                    k.invalidUtf8() + dr.invalidUtf8());
+          }
           if (dr.invalidUtf8() > 0) {
-            invalidUtf8.addAndGet(dr.invalidUtf8());
             LOG.log(
                 System.Logger.Level.WARNING,
                 "{0}: {1} invalid UTF-8 sequences replaced by U+FFFD",

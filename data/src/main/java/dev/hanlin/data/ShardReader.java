@@ -55,6 +55,17 @@ public final class ShardReader implements AutoCloseable {
               seg.asSlice(0, Math.min(seg.byteSize(), ShardFormat.HEADER_BYTES)).asByteBuffer(),
               seg.byteSize());
       ShardReader r = new ShardReader(path, arena, seg, header);
+      CRC32C indexCrc = new CRC32C();
+      indexCrc.update(
+          seg.asSlice(header.indexOffset(), 8 * (header.documents() + 1)).asByteBuffer());
+      if ((int) indexCrc.getValue() != header.indexCrc()) {
+        throw ShardFormat.bad(
+            path,
+            header.indexOffset(),
+            String.format(
+                "document index checksum mismatch: stored %08x, computed %08x",
+                header.indexCrc(), (int) indexCrc.getValue()));
+      }
       if (r.documentStart(0) != 0 || r.documentStart(header.documents()) != header.tokens()) {
         throw ShardFormat.bad(
             path,

@@ -82,9 +82,12 @@ final class ShardWriter implements AutoCloseable {
       buf.put((byte) 0);
     }
     starts[documents] = tokens;
+    CRC32C indexCrc = new CRC32C();
+    ByteBuffer entry = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
     for (int i = 0; i <= documents; i++) {
       if (buf.remaining() < 8) flush();
       buf.putLong(starts[i]);
+      indexCrc.update(entry.putLong(0, starts[i]).array(), 0, 8);
     }
     flush();
     long size = ShardFormat.fileSize(tokens, documents, width);
@@ -97,6 +100,7 @@ final class ShardWriter implements AutoCloseable {
             ShardFormat.indexOffset(tokens, width),
             size,
             (int) crc.getValue(),
+            (int) indexCrc.getValue(),
             fingerprint);
     ByteBuffer hb = ByteBuffer.wrap(header.encode());
     long pos = 0;

@@ -87,6 +87,17 @@ class ShardFormatTest {
   }
 
   @Test
+  void openChecksTheDocumentIndexChecksum() throws Exception {
+    Path p = write(32000, List.of(new int[] {1, 5, 6, 2}, new int[] {1, 2}));
+    try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+      f.seek(ShardFormat.indexOffset(6, 2) + 8);
+      f.write(3); // document 1 now starts at token 3
+    }
+    var e = assertThrows(DataException.class, () -> ShardReader.open(p, null));
+    assertTrue(e.getMessage().contains("document index checksum mismatch"), e.getMessage());
+  }
+
+  @Test
   void fingerprintMismatchIsAnError() throws Exception {
     Path p = write(32000, List.of(new int[] {1, 2}));
     var e = assertThrows(DataException.class, () -> ShardReader.open(p, "other"));

@@ -21,7 +21,6 @@ import picocli.CommandLine.Command;
     commandListHeading = "%nModes:%n",
     subcommands = {
       GenerateCommand.class,
-      DemoCommand.class,
       TokenizeCommand.class,
       ExtendVocabCommand.class,
       PrepareCommand.class,
@@ -33,8 +32,9 @@ public final class Cli implements Runnable {
 
   @Override
   public void run() {
-    // No mode: run the embedded default job so that `java -jar trainer.jar` does something useful.
-    new CommandLine(new DemoCommand()).execute();
+    // No mode: the embedded default job (pretraining demo), so `java -jar trainer.jar` does
+    // something useful.
+    new CommandLine(new PretrainCommand()).execute();
   }
 
   /** Parses, runs, and returns the exit code. */
@@ -46,7 +46,7 @@ public final class Cli implements Runnable {
           if (System.getenv("HANLIN_DEBUG") != null) ex.printStackTrace(cmd.getErr());
           return 1;
         });
-    return cl.execute(rewriteMode(args));
+    return cl.execute(rewriteMode(args.length == 0 ? new String[] {"pretrain"} : args));
   }
 
   /** {@code [..., --mode, X, ...]} or {@code --mode=X} becomes {@code [X, ...]}. */

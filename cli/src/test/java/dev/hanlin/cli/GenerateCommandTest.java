@@ -39,13 +39,16 @@ class GenerateCommandTest {
     assertArrayEquals(
         new String[] {"generate", "--x"},
         Cli.rewriteMode(new String[] {"--mode", "generate", "--x"}));
-    assertArrayEquals(new String[] {"demo"}, Cli.rewriteMode(new String[] {"--mode=demo"}));
+    assertArrayEquals(new String[] {"eval"}, Cli.rewriteMode(new String[] {"--mode=eval"}));
   }
 
   @Test
   void helpListsTheModes() {
     String help = run("--help");
-    assertTrue(help.contains("generate") && help.contains("demo"), help);
+    for (String mode :
+        new String[] {
+          "generate", "tokenize", "extend-vocab", "prepare", "verify-data", "pretrain", "eval"
+        }) assertTrue(help.contains(mode), mode + " missing from\n" + help);
   }
 
   @Test

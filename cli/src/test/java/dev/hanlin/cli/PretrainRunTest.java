@@ -190,6 +190,19 @@ class PretrainRunTest {
   }
 
   @Test
+  void nonFiniteStepsAreSkippedThenStopTheRun(@TempDir Path tmp) throws Exception {
+    Path out = tmp.resolve("n");
+    Path yaml = config(out, 50, 2, 1, "max_nonfinite_steps: 2");
+    Files.writeString(
+        yaml, Files.readString(yaml).replace("learning_rate: 3.0e-3", "learning_rate: 1.0e+30"));
+    Path log = tmp.resolve("n.log");
+    assertEquals(1, runToEnd(yaml, log));
+    String text = Files.readString(log);
+    assertTrue(text.contains("skipped (1 in a row)"), text);
+    assertTrue(text.contains("2 steps in a row had a non-finite loss or gradient norm"), text);
+  }
+
+  @Test
   void configErrorsNameKeyLineAndSuggestion(@TempDir Path tmp) throws Exception {
     Path yaml = config(tmp.resolve("c"), 1, 2, 1, "learnin_rate: 1.0e-3");
     Path log = tmp.resolve("c.log");

@@ -198,22 +198,51 @@ public final class LlamaModel {
    * The other weights are shared with this model.
    */
   public LlamaModel resizeTokenEmbeddings(int newVocab) {
-    if (newVocab == config.vocabSize()) return this;
-    if (newVocab < config.vocabSize())
-      throw new ConfigException(
-          "cannot shrink the vocabulary from " + config.vocabSize() + " to " + newVocab);
+    return resizeTokenEmbeddings(
+        newVocab, new int[newVocab - Math.min(newVocab, config.vocabSize())][]);
+  }
+
+  /**
+   * Grows the vocabulary to {@code newVocab}, initializing each new token's embedding (and untied
+   * lm_head) row as the mean of the rows of {@code sourceIds[i]}, the existing tokens that the new
+   * token's text encoded to before the vocabulary was extended (for id {@code oldVocab + i}). An
+   * empty or null entry falls back to the mean of all existing rows.
+   */
+  public LlamaModel resizeTokenEmbeddings(int newVocab, int[][] sourceIds) {
+    int old = config.vocabSize();
+    if (newVocab == old) return this;
+    if (newVocab < old)
+      throw new ConfigException("cannot shrink the vocabulary from " + old + " to " + newVocab);
+    if (sourceIds.length != newVocab - old)
+      throw new IllegalArgumentException(
+          "need source ids for " + (newVocab - old) + " new tokens, got " + sourceIds.length);
+    for (int[] ids : sourceIds)
+      if (ids != null)
+        for (int id : ids)
+          if (id < 0 || id >= old)
+            throw new IllegalArgumentException("source id " + id + " is not an existing token");
     Map<String, Tensor> w = new LinkedHashMap<>(weights);
-    w.put("model.embed_tokens.weight", grownRows(embed, newVocab));
-    if (!config.tieWordEmbeddings()) w.put("lm_head.weight", grownRows(lmHead, newVocab));
+    w.put("model.embed_tokens.weight", grownRows(embed, sourceIds));
+    if (!config.tieWordEmbeddings()) w.put("lm_head.weight", grownRows(lmHead, sourceIds));
     return new LlamaModel(config.withVocabSize(newVocab), w);
   }
 
-  private static Tensor grownRows(Tensor old, int rows) {
+  private static Tensor grownRows(Tensor old, int[][] sourceIds) {
     try (Scope s = Scope.open()) {
-      long n = old.size(0);
-      Tensor mean = old.toFloat().mean(0, true).to(old.dtype()); // (1, C)
-      Tensor extra = mean.expand(rows - n, old.size(1));
-      return Torch.cat(List.of(old.detach(), extra), 0).contiguous().retain();
+      Tensor f = old.detach().toFloat(); // (V, C)
+      Tensor mean = f.mean(0, true); // (1, C)
+      List<Tensor> rows = new java.util.ArrayList<>();
+      rows.add(f);
+      for (int[] ids : sourceIds) {
+        if (ids == null || ids.length == 0) {
+          rows.add(mean);
+          continue;
+        }
+        long[] l = new long[ids.length];
+        for (int i = 0; i < l.length; i++) l[i] = ids[i];
+        rows.add(f.indexSelect(0, Torch.fromLongs(l, l.length).to(f.device())).mean(0, true));
+      }
+      return Torch.cat(rows, 0).to(old.dtype()).contiguous().retain();
     }
   }
 }

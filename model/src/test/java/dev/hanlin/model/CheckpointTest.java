@@ -89,6 +89,27 @@ class CheckpointTest {
   }
 
   @Test
+  void newTokensStartAsTheMeanOfTheTokensTheirTextWasSplitInto() throws Exception {
+    LlamaModel m = HfCheckpoint.load(PARITY.resolve("tied"), DType.F32, Device.CPU);
+    int v = m.config().vocabSize();
+    LlamaModel big = m.resizeTokenEmbeddings(v + 2, new int[][] {{10, 20, 30}, {}});
+    try (Scope s = Scope.open()) {
+      Tensor e = m.weights().get("model.embed_tokens.weight");
+      Tensor g = big.weights().get("model.embed_tokens.weight");
+      float[] a = e.select(0, 10).toFloatArray(),
+          b = e.select(0, 20).toFloatArray(),
+          c = e.select(0, 30).toFloatArray();
+      float[] want = new float[a.length];
+      for (int i = 0; i < a.length; i++) want[i] = (a[i] + b[i] + c[i]) / 3;
+      assertArrayEquals(want, g.select(0, v).toFloatArray(), 1e-6f);
+      assertArrayEquals(e.mean(0, false).toFloatArray(), g.select(0, v + 1).toFloatArray(), 1e-6f);
+      assertEquals(v + 2, big.config().vocabSize());
+    }
+    assertThrows(
+        IllegalArgumentException.class, () -> m.resizeTokenEmbeddings(v + 1, new int[][] {{v}}));
+  }
+
+  @Test
   void initIsDeterministicAndHfShaped(@TempDir Path tmp) throws Exception {
     LlamaConfig c = LlamaConfig.read(PARITY.resolve("tied/config.json"));
     LlamaModel a = LlamaModel.init(c, 42, DType.F32, Device.CPU);

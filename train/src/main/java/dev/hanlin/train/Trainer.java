@@ -164,14 +164,37 @@ public final class Trainer {
       cfg.configOverrides().forEach((k, v) -> n.set(k, new ObjectMapper().valueToTree(v)));
       m = LlamaModel.init(LlamaConfig.fromJson(n), cfg.seed(), DType.F32, device);
     }
-    if (tokenizer.vocabSize() > m.config().vocabSize()) {
-      err.printf(
-          "tokenizer has %d pieces, the model %d: growing the embeddings%n",
-          tokenizer.vocabSize(), m.config().vocabSize());
-      m = m.resizeTokenEmbeddings(tokenizer.vocabSize());
-    }
+    if (tokenizer.vocabSize() > m.config().vocabSize()) m = grow(m);
     for (Tensor w : m.weights().values()) w.requiresGrad(true);
     return m;
+  }
+
+  /**
+   * Grows the embeddings for a tokenizer larger than the model. When the model folder has the
+   * tokenizer it was trained with and the run's tokenizer extends it, each new token starts as the
+   * mean of the tokens its text used to be split into; otherwise as the mean token.
+   */
+  private LlamaModel grow(LlamaModel m) {
+    int old = m.config().vocabSize(), size = tokenizer.vocabSize();
+    int[][] rows = new int[size - old][];
+    String how = "the mean of all embeddings";
+    Path folder = cfg.modelNameOrPath() == null ? null : Path.of(cfg.modelNameOrPath());
+    if (folder != null
+        && (Files.exists(folder.resolve("tokenizer.model"))
+            || Files.exists(folder.resolve("tokenizer.json")))) {
+      try {
+        Tokenizer base = Tokenizer.load(folder);
+        if (base.vocabSize() == old) {
+          rows = Tokenizer.baseIdsOfNewPieces(base, tokenizer);
+          how = "the mean of the base tokens each new piece encoded to";
+        }
+      } catch (IllegalArgumentException e) {
+        err.println("the run's tokenizer does not extend the model's (" + e.getMessage() + ")");
+      }
+    }
+    err.printf(
+        "tokenizer has %d pieces, the model %d: new embeddings start as %s%n", size, old, how);
+    return m.resizeTokenEmbeddings(size, rows);
   }
 
   private FusedAdamW buildOptimizer() {

@@ -72,7 +72,7 @@ public final class Checkpoints {
         Files.move(tmp, dir);
       }
       fsyncDir(output);
-    } catch (IOException e) {
+    } catch (IOException | RuntimeException e) {
       deleteTree(tmp);
       throw new IOException(
           "cannot write checkpoint "

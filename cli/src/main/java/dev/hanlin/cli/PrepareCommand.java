@@ -13,11 +13,12 @@ import picocli.CommandLine.Option;
 /** {@code --mode prepare}: raw corpora into token shards (see configs/prepare-example.yaml). */
 @Command(
     name = "prepare",
-    description = {
-      "Tokenize raw corpora (txt/jsonl/json/csv, .gz, folders, globs, CSV manifests with a",
-      "file_name column) once into memory-mapped token shards plus manifest.json. Flags override",
-      "the keys of --config; re-running skips unchanged inputs and resumes an interrupted run."
-    })
+    mixinStandardHelpOptions = true,
+    description =
+        "Tokenize raw corpora (txt/jsonl/json/csv, .gz, folders, globs, CSV manifests with a"
+            + " file_name column) once into memory-mapped token shards plus manifest.json. Flags"
+            + " override the keys of --config; re-running skips unchanged inputs and resumes an"
+            + " interrupted run.")
 final class PrepareCommand implements Callable<Integer> {
   @Option(names = "--config", description = "YAML config (keys as in configs/prepare-example.yaml)")
   Path config;

@@ -10,10 +10,11 @@ import picocli.CommandLine.Option;
 /** {@code --mode verify-data}: checks every byte of a prepared dataset. */
 @Command(
     name = "verify-data",
-    description = {
-      "Check a prepared dataset completely: every shard's checksum, document index, token range,",
-      "BOS/EOS around each document, and the counts in manifest.json. Exit code 1 on any problem."
-    })
+    mixinStandardHelpOptions = true,
+    description =
+        "Check a prepared dataset completely: every shard's checksum, document index, token"
+            + " range, BOS/EOS around each document, and the counts in manifest.json. Exit code 1"
+            + " on any problem.")
 final class VerifyDataCommand implements Callable<Integer> {
   @Option(names = "--data", required = true, description = "the output_dir of --mode prepare")
   Path data;

@@ -56,6 +56,11 @@ public final class BpeTokenizer implements Tokenizer {
   private final int[] rank;
 
   private final LongIntMap adjacentInPiece;
+
+  /** The same for ASCII and ▁ (most of English and code), as a small table that stays in cache. */
+  private final boolean[] adjacentDense = new boolean[DENSE * DENSE];
+
+  private static final int DENSE = 129;
   private final String[] userDefined; // longest first, or empty
   private final Map<String, Integer> pieceToId = new HashMap<>();
   private final String[] decoded; // piece text with ▁ as space
@@ -145,7 +150,11 @@ public final class BpeTokenizer implements Tokenizer {
           setSymbol(cp, vocab + virtual.size());
           virtual.add(cp);
         }
-        if (prev >= 0) adjacentInPiece.put(pairKey(prev, cp), 1);
+        if (prev >= 0) {
+          adjacentInPiece.put(pairKey(prev, cp), 1);
+          if (dense(prev) >= 0 && dense(cp) >= 0)
+            adjacentDense[dense(prev) * DENSE + dense(cp)] = true;
+        }
         prev = cp;
       }
     }
@@ -173,6 +182,16 @@ public final class BpeTokenizer implements Tokenizer {
       rank[id] = vocab - 1 - pos;
     }
     fingerprint = computeFingerprint();
+  }
+
+  private static int dense(int cp) {
+    return cp < 0x80 ? cp : cp == SPACE_SYMBOL ? 0x80 : -1;
+  }
+
+  private boolean adjacent(int a, int b) {
+    int da = dense(a), db = dense(b);
+    if (da >= 0 && db >= 0) return adjacentDense[da * DENSE + db];
+    return adjacentInPiece.contains(pairKey(a, b));
   }
 
   private void setSymbol(int cp, int id) {
@@ -286,7 +305,7 @@ public final class BpeTokenizer implements Tokenizer {
           continue;
         }
       }
-      if (n > 0 && !adjacentInPiece.contains(pairKey(prev, cp))) n = flush(s, n, out);
+      if (n > 0 && !adjacent(prev, cp)) n = flush(s, n, out);
       s.ensure(n + 1);
       s.sym[n] = symbolOf(cp);
       s.cp[n] = cp;
@@ -694,7 +713,7 @@ public final class BpeTokenizer implements Tokenizer {
 
   /** Per-thread segment cache: symbol sequence -> ids; cleared when full. */
   static final class Cache {
-    private static final int SLOTS = 1 << 15;
+    private static final int SLOTS = 1 << 16;
     private final int[][] keys = new int[SLOTS][];
     private final int[][] values = new int[SLOTS][];
     private final int[] hashes = new int[SLOTS];

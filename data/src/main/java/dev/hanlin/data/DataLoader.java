@@ -93,8 +93,11 @@ public final class DataLoader implements AutoCloseable {
       while (!closed) {
         long[] windows = sampler.windows(c);
         Cursor after = sampler.advance(c);
-        Tensor host = Torch.emptyPinned(DType.I64, b, t + 1);
+        Tensor host;
+        // Every native object of the assembly (options, views) dies with this scope; only the
+        // batch survives it, owned by whoever takes it from the queue.
         try (Scope s = Scope.open()) {
+          host = s.keep(Torch.emptyPinned(DType.I64, b, t + 1));
           for (int j = 0; j < b; j++) data.copyTo(windows[j] * t, host.select(0, j));
         }
         queue.put(new Ready(host, after));

@@ -3,6 +3,7 @@ package dev.hanlin.data;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 import java.io.IOException;
@@ -183,13 +184,11 @@ public final class StreamingLoader implements AutoCloseable {
             cursor.position() + global);
     if (after.position() + global > usable(current)) after = current.next();
     cursor = after;
-    Tensor host = Torch.fromLongs(flat, o.batchSize(), t + 1);
-    if (!o.device().isCuda()) return new StreamBatch(host, after);
-    Tensor pinned = host.pinMemory();
-    Tensor dev = pinned.to(o.device(), DType.I64, true);
-    if (pinned != host) pinned.close();
-    host.close();
-    return new StreamBatch(dev, after);
+    try (Scope s = Scope.open()) {
+      Tensor host = Torch.fromLongs(flat, o.batchSize(), t + 1);
+      Tensor out = o.device().isCuda() ? host.pinMemory().to(o.device(), DType.I64, true) : host;
+      return new StreamBatch(s.keep(out), after);
+    }
   }
 
   private long usable(Generation g) {

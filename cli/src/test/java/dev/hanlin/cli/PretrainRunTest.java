@@ -190,6 +190,21 @@ class PretrainRunTest {
   }
 
   @Test
+  void activationCheckpointingTrainsLikeThePlainBackward(@TempDir Path tmp) throws Exception {
+    Path plain = tmp.resolve("plain"), ckpt = tmp.resolve("ckpt");
+    assertEquals(0, runToEnd(config(plain, 3, 4, 1, ""), tmp.resolve("plain.log")));
+    assertEquals(
+        0,
+        runToEnd(config(ckpt, 3, 4, 1, "gradient_checkpointing: true"), tmp.resolve("ckpt.log")));
+    List<String> x = losses(plain), y = losses(ckpt);
+    for (int i = 0; i < 3; i++) {
+      double l1 = Double.parseDouble(x.get(i).split(":")[1]),
+          l2 = Double.parseDouble(y.get(i).split(":")[1]);
+      assertEquals(l1, l2, 1e-5, "step " + (i + 1));
+    }
+  }
+
+  @Test
   void nonFiniteStepsAreSkippedThenStopTheRun(@TempDir Path tmp) throws Exception {
     Path out = tmp.resolve("n");
     Path yaml = config(out, 50, 2, 1, "max_nonfinite_steps: 2");

@@ -193,6 +193,45 @@ public final class LlamaModel {
   }
 
   /**
+   * Forward and backward with activation checkpointing (recompute per block): the forward keeps
+   * only each block's input, not its activations; the backward recomputes one block at a time and
+   * backpropagates through it. Gradients equal those of {@code loss(forward(ids)).backward()}; peak
+   * activation memory drops from all blocks to one block. Returns the value of the loss tensor that
+   * {@code lossOfLogits} makes from the logits (B, T, V). Call it inside the caller's step scope
+   * (and autocast, if any); it needs no KV cache.
+   */
+  public double forwardBackwardCheckpointed(
+      Tensor ids, java.util.function.Function<Tensor, Tensor> lossOfLogits) {
+    long t = ids.size(1);
+    Tensor x0 = Torch.embedding(embed, ids); // (B, T, C), its small graph kept for the end
+    Tensor[] cs = rotary.cosSin(0, t, x0.dtype(), x0.device());
+    Tensor[] inputs = new Tensor[layers.size() + 1]; // block inputs, without graphs
+    inputs[0] = x0.detach();
+    try (var g = dev.hanlin.torch.Grad.noGrad()) {
+      for (int i = 0; i < layers.size(); i++)
+        inputs[i + 1] = layers.get(i).forward(inputs[i], cs[0], cs[1], null);
+    }
+    double lossValue;
+    Tensor grad;
+    try (Scope s = Scope.open()) {
+      Tensor xl = inputs[layers.size()].detach().requiresGrad(true);
+      Tensor loss = lossOfLogits.apply(Torch.linear(norm.forward(xl), lmHead, null));
+      loss.backward();
+      lossValue = loss.item();
+      grad = s.keep(xl.grad());
+    }
+    for (int i = layers.size() - 1; i >= 0; i--) {
+      try (Scope s = Scope.open()) {
+        Tensor xi = inputs[i].detach().requiresGrad(true);
+        layers.get(i).forward(xi, cs[0], cs[1], null).backward(grad);
+        grad = s.keep(xi.grad());
+      }
+    }
+    x0.backward(grad);
+    return lossValue;
+  }
+
+  /**
    * A model whose vocabulary is grown to {@code newVocab}: the new rows of the embedding (and of
    * the untied lm_head) are the mean of the existing rows, so new tokens start as an average token.
    * The other weights are shared with this model.

@@ -311,6 +311,15 @@ public final class Tensor implements AutoCloseable {
     t.backward();
   }
 
+  /** Backpropagates {@code gradient} (same shape as this tensor) into the graph behind it. */
+  public void backward(Tensor gradient) {
+    t.backward(
+        gradient.t,
+        new org.bytedeco.pytorch.BoolOptional(),
+        false,
+        new org.bytedeco.pytorch.TensorArrayRefOptional());
+  }
+
   // ---- to Java ----
 
   /** The elements as floats (any float dtype, any device), row-major. */

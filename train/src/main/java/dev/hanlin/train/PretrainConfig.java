@@ -89,11 +89,6 @@ public record PretrainConfig(
     seed = or(seed, 42L);
     device = or(device, "auto");
     gradientCheckpointing = or(gradientCheckpointing, false);
-    if (gradientCheckpointing)
-      throw new IllegalArgumentException(
-          "'gradient_checkpointing' is not supported yet (libtorch's C++ API has no checkpoint"
-              + " function); lower per_device_train_batch_size and raise"
-              + " gradient_accumulation_steps instead");
     loggingSteps = positive(or(loggingSteps, 10L), "logging_steps");
     evalSteps = or(evalSteps, 0L);
     maxEvalBatches = or(maxEvalBatches, 0L);

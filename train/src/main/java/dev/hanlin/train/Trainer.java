@@ -41,6 +41,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * Causal-LM pretraining: the HF run_clm / Llama2-Chinese recipe on Hanlin's parts. {@link #run}
@@ -269,18 +270,22 @@ public final class Trainer {
     for (int micro = 0; micro < accum; micro++) {
       try (Scope s = Scope.open();
           Batch b = loader.next()) {
-        Tensor logits;
-        if (bf16) {
-          try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {
-            logits = model.forward(b.inputs(), null);
-          }
-        } else logits = model.forward(b.inputs(), null);
+        Tensor targets = b.targets().reshape(-1);
         // sum over this micro-batch's tokens / all tokens of the step = the step's mean loss
-        Tensor loss =
-            Torch.crossEntropySum(
-                logits.reshape(-1, logits.size(-1)).toFloat(), b.targets().reshape(-1));
-        loss.div((double) tokens).backward();
-        lossSum += loss.item();
+        Function<Tensor, Tensor> lossSumOf =
+            logits -> Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), targets);
+        try (Grad.Guard ac = bf16 ? Autocast.enable(device, DType.BF16) : () -> {}) {
+          if (cfg.gradientCheckpointing()) {
+            double mean =
+                model.forwardBackwardCheckpointed(
+                    b.inputs(), logits -> lossSumOf.apply(logits).div((double) tokens));
+            lossSum += mean * tokens;
+          } else {
+            Tensor loss = lossSumOf.apply(model.forward(b.inputs(), null));
+            loss.div((double) tokens).backward();
+            lossSum += loss.item();
+          }
+        }
         cursor = b.cursor();
       } catch (RuntimeException e) {
         throw explainOutOfMemory(e);

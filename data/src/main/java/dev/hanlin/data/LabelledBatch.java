@@ -1,0 +1,39 @@
+package dev.hanlin.data;
+
+import dev.hanlin.torch.Tensor;
+
+/**
+ * One micro-batch as the trainer consumes it: inputs (B, T) and next-token targets (B, T), −100
+ * where nothing is trained; {@code trained} counts the other targets (known on the host, so the
+ * loss can be normalized over an accumulation window without a device sync); {@code cursor} is
+ * where the data stands after this batch. The caller closes it.
+ */
+public record LabelledBatch(
+    Tensor inputs, Tensor targets, long trained, Cursor cursor, AutoCloseable owner)
+    implements AutoCloseable {
+
+  @Override
+  public void close() {
+    inputs.close();
+    targets.close();
+    if (owner != null) {
+      try {
+        owner.close();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    }
+  }
+
+  /** Where micro-batches come from: packed pretraining blocks or SFT samples. */
+  public interface Source extends AutoCloseable {
+    /** The next micro-batch, in the order a resumed run reproduces. */
+    LabelledBatch next();
+
+    /** Micro-batches in one epoch. */
+    long stepsPerEpoch();
+
+    @Override
+    void close();
+  }
+}

@@ -1,0 +1,332 @@
+package dev.hanlin.data;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.hanlin.tokenizer.Tokenizer;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.zip.GZIPInputStream;
+
+/**
+ * Instruction-tuning samples read from jsonl / json / csv files and tokenized in memory. Samples
+ * are never concatenated. Where a prompt and a response meet, the ids are exactly {@code
+ * encode(prompt, bos) ++ encode(response, eos)} and the labels are −100 over the prompt's part
+ * (unless {@code train_on_inputs}), so the mask cannot be off by one. Samples longer than {@code
+ * maxLength} are cut at the end and counted; samples left with no trained token are dropped and
+ * counted.
+ */
+public final class SftDataset {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Pattern TURN =
+      Pattern.compile("<s>(Human|Assistant):(.*?)</s>", Pattern.DOTALL);
+
+  private final List<SftExample> examples;
+  private final Stats stats;
+
+  /** What loading saw: records read, samples cut to the maximum length, samples dropped. */
+  public record Stats(long records, long truncated, long dropped, long tokens, long trained) {
+    public String summary() {
+      return String.format(
+          "%,d records: %,d samples, %,d truncated to the block size, %,d dropped (no trained"
+              + " token left), %,d tokens of which %,d trained",
+          records, records - dropped, truncated, dropped, tokens, trained);
+    }
+  }
+
+  private SftDataset(List<SftExample> examples, Stats stats) {
+    this.examples = List.copyOf(examples);
+    this.stats = stats;
+  }
+
+  public List<SftExample> examples() {
+    return examples;
+  }
+
+  public int size() {
+    return examples.size();
+  }
+
+  public SftExample get(int i) {
+    return examples.get(i);
+  }
+
+  public Stats stats() {
+    return stats;
+  }
+
+  /** Samples {@code from} (in order) as a dataset, with stats recomputed. */
+  public static SftDataset of(List<SftExample> examples, long truncated, long dropped) {
+    long tokens = 0, trained = 0;
+    for (SftExample e : examples) {
+      tokens += e.length();
+      trained += e.trainedTokens();
+    }
+    return new SftDataset(
+        examples, new Stats(examples.size() + dropped, truncated, dropped, tokens, trained));
+  }
+
+  /**
+   * A seeded split: about {@code percent}% of the samples (at least one when percent > 0) go to the
+   * second dataset; the order within each part is kept.
+   */
+  public SftDataset[] split(double percent, long seed) {
+    if (percent <= 0) return new SftDataset[] {this, null};
+    int n = examples.size();
+    int k = Math.max(1, (int) Math.round(n * percent / 100.0));
+    if (k >= n) throw new DataException("validation_split_percentage leaves no training sample");
+    Permutation p = new Permutation(n, seed ^ 0x5F7DA7AL);
+    boolean[] val = new boolean[n];
+    for (int i = 0; i < k; i++) val[(int) p.apply(i)] = true;
+    List<SftExample> a = new ArrayList<>(), b = new ArrayList<>();
+    for (int i = 0; i < n; i++) (val[i] ? b : a).add(examples.get(i));
+    return new SftDataset[] {of(a, stats.truncated, stats.dropped), of(b, 0, 0)};
+  }
+
+  /** Reads and tokenizes every record of {@code files}, in order. */
+  public static SftDataset load(List<Path> files, Tokenizer tok, SftOptions options, int maxLength)
+      throws IOException {
+    Builder b = new Builder(tok, options, maxLength);
+    for (Path f : files) {
+      InputFormat fmt = InputFormat.of(f);
+      if (fmt == null || fmt == InputFormat.TXT)
+        throw new DataException(f + ": SFT data must be .jsonl, .json or .csv (optionally .gz)");
+      switch (fmt) {
+        case JSONL -> readJsonl(f, b);
+        case JSON -> readJson(f, b);
+        case CSV -> readCsv(f, b);
+        default -> throw new AssertionError(fmt);
+      }
+    }
+    if (b.examples.isEmpty())
+      throw new DataException("no SFT samples in " + files + " (" + b.stats().summary() + ")");
+    return new SftDataset(b.examples, b.stats());
+  }
+
+  private static InputStream open(Path f) throws IOException {
+    InputStream in = Files.newInputStream(f);
+    return InputFormat.isGzip(f) ? new GZIPInputStream(in, 1 << 16) : in;
+  }
+
+  private static void readJsonl(Path f, Builder b) throws IOException {
+    try (BufferedReader r =
+        new BufferedReader(new InputStreamReader(open(f), StandardCharsets.UTF_8))) {
+      long line = 0;
+      for (String s; (s = r.readLine()) != null; ) {
+        line++;
+        if (s.isBlank()) continue;
+        JsonNode n;
+        try {
+          n = JSON.readTree(s);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+          throw new DataException(f + ":" + line + ": malformed JSON: " + e.getOriginalMessage());
+        }
+        b.add(fields(n, f, line), f, line);
+      }
+    }
+  }
+
+  private static void readJson(Path f, Builder b) throws IOException {
+    try (JsonParser p = JSON.getFactory().createParser(open(f))) {
+      JsonToken t = p.nextToken();
+      boolean array = t == JsonToken.START_ARRAY;
+      if (array) t = p.nextToken();
+      while (t != null && t != JsonToken.END_ARRAY) {
+        long line = p.currentTokenLocation().getLineNr();
+        JsonNode n = JSON.readTree(p);
+        b.add(fields(n, f, line), f, line);
+        t = p.nextToken();
+      }
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new DataException(
+          f + ":" + e.getLocation().getLineNr() + ": malformed JSON: " + e.getOriginalMessage());
+    }
+  }
+
+  private static void readCsv(Path f, Builder b) throws IOException {
+    try (var r = new InputStreamReader(open(f), StandardCharsets.UTF_8)) {
+      Csv csv = new Csv(r);
+      List<String> header = csv.next();
+      if (header == null) return;
+      if (!header.isEmpty() && header.getFirst().startsWith("\uFEFF"))
+        header.set(0, header.getFirst().substring(1));
+      for (List<String> row; (row = csv.next()) != null; ) {
+        long line = csv.recordLine();
+        if (row.size() == 1 && row.getFirst().isEmpty()) continue;
+        if (row.size() != header.size())
+          throw new DataException(
+              f + ":" + line + ": " + row.size() + " fields, the header has " + header.size());
+        Map<String, String> m = new LinkedHashMap<>();
+        for (int i = 0; i < header.size(); i++) m.put(header.get(i), row.get(i));
+        b.add(m, f, line);
+      }
+    }
+  }
+
+  private static Map<String, String> fields(JsonNode n, Path f, long line) {
+    if (!n.isObject()) throw new DataException(f + ":" + line + ": expected a JSON object");
+    Map<String, String> m = new LinkedHashMap<>();
+    for (var e : n.properties()) {
+      JsonNode v = e.getValue();
+      m.put(e.getKey(), v.isNull() ? null : v.isTextual() ? v.asText() : v.toString());
+    }
+    return m;
+  }
+
+  /** Turns records into examples under the options. */
+  static final class Builder {
+    final Tokenizer tok;
+    final SftOptions o;
+    final int max;
+    final List<SftExample> examples = new ArrayList<>();
+    long records, truncated, dropped, tokens, trained;
+
+    Builder(Tokenizer tok, SftOptions o, int maxLength) {
+      if (maxLength < 2) throw new IllegalArgumentException("maxLength must be >= 2");
+      this.tok = tok;
+      this.o = o;
+      this.max = maxLength;
+    }
+
+    Stats stats() {
+      return new Stats(records, truncated, dropped, tokens, trained);
+    }
+
+    void add(Map<String, String> rec, Path f, long line) {
+      records++;
+      SftExample e = toExample(rec, f + ":" + line);
+      if (e.length() > max) {
+        truncated++;
+        e = new SftExample(Arrays.copyOf(e.ids(), max), Arrays.copyOf(e.labels(), max));
+      }
+      if (e.trainedTokens() == 0) {
+        dropped++;
+        return;
+      }
+      tokens += e.length();
+      trained += e.trainedTokens();
+      examples.add(e);
+    }
+
+    SftExample toExample(Map<String, String> rec, String where) {
+      return switch (o.kind()) {
+        case TEXT -> {
+          int[] ids = tok.encode(field(rec, o.textField(), where), true, true);
+          yield new SftExample(ids, ids.clone());
+        }
+        case PROMPT_RESPONSE ->
+            promptResponse(
+                field(rec, o.promptField(), where), field(rec, o.responseField(), where));
+        case ALPACA -> {
+          String instruction = field(rec, o.instructionField(), where);
+          String input = rec.containsKey(o.inputField()) ? rec.get(o.inputField()) : null;
+          String template =
+              input == null || input.isBlank() ? o.promptTemplateNoInput() : o.promptTemplate();
+          String prompt =
+              template
+                  .replace("{instruction}", instruction)
+                  .replace("{input}", input == null ? "" : input);
+          yield promptResponse(prompt, field(rec, o.outputField(), where));
+        }
+        case CHAT -> chat(field(rec, o.textField(), where), where);
+      };
+    }
+
+    /** {@code encode(prompt, bos) ++ encode(response, eos)}; labels −100 over the prompt. */
+    SftExample promptResponse(String prompt, String response) {
+      int[] p = tok.encode(prompt, true, false);
+      int[] r = tok.encode(response, false, true);
+      int[] ids = new int[p.length + r.length];
+      System.arraycopy(p, 0, ids, 0, p.length);
+      System.arraycopy(r, 0, ids, p.length, r.length);
+      int[] labels = ids.clone();
+      if (!o.trainOnInputs()) Arrays.fill(labels, 0, p.length, SftExample.IGNORE);
+      return new SftExample(ids, labels);
+    }
+
+    /**
+     * Each turn {@code <s>Role: content</s>} becomes {@code bos ++ encode("Role:") ++
+     * encode(content) ++ eos}. Assistant turns train their content and {@code </s>} (all of them,
+     * or only the last with {@code last_turn_only}); the {@code <s>Assistant:} header and human
+     * turns are masked unless {@code train_on_inputs}.
+     */
+    SftExample chat(String text, String where) {
+      Matcher m = TURN.matcher(text);
+      List<int[]> idParts = new ArrayList<>();
+      List<Boolean> trainedParts = new ArrayList<>();
+      int end = 0, lastAssistant = -1;
+      while (m.find()) {
+        if (!text.substring(end, m.start()).isBlank())
+          throw new DataException(
+              where
+                  + ": text outside a <s>Human: ...</s> or <s>Assistant: ...</s> turn: '"
+                  + abbreviate(text.substring(end, m.start()))
+                  + "'");
+        end = m.end();
+        boolean assistant = m.group(1).equals("Assistant");
+        int[] header = tok.encode(m.group(1) + ":", false, false);
+        int[] content = tok.encode(m.group(2).stripLeading(), false, false);
+        idParts.add(concat(new int[] {tok.bosId()}, header));
+        trainedParts.add(false);
+        if (assistant) lastAssistant = idParts.size();
+        idParts.add(concat(content, new int[] {tok.eosId()}));
+        trainedParts.add(assistant);
+      }
+      if (!text.substring(end).isBlank())
+        throw new DataException(
+            where + ": text after the last turn: '" + abbreviate(text.substring(end)) + "'");
+      if (lastAssistant < 0)
+        throw new DataException(where + ": no <s>Assistant: ...</s> turn in the chat text");
+      int n = idParts.stream().mapToInt(a -> a.length).sum();
+      int[] ids = new int[n], labels = new int[n];
+      int at = 0;
+      for (int i = 0; i < idParts.size(); i++) {
+        int[] part = idParts.get(i);
+        boolean train =
+            o.trainOnInputs() || (trainedParts.get(i) && (!o.lastTurnOnly() || i == lastAssistant));
+        for (int id : part) {
+          ids[at] = id;
+          labels[at++] = train ? id : SftExample.IGNORE;
+        }
+      }
+      return new SftExample(ids, labels);
+    }
+
+    private static String field(Map<String, String> rec, String name, String where) {
+      String v = rec.get(name);
+      if (v == null)
+        throw new DataException(
+            where
+                + ": missing field '"
+                + name
+                + "' (the record has "
+                + rec.keySet()
+                + "); set the sft field names in the config");
+      return v;
+    }
+  }
+
+  static int[] concat(int[] a, int[] b) {
+    int[] r = Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, r, a.length, b.length);
+    return r;
+  }
+
+  private static String abbreviate(String s) {
+    s = s.strip();
+    return s.length() <= 40 ? s : s.substring(0, 40) + "...";
+  }
+}

@@ -1,0 +1,96 @@
+package dev.hanlin.data;
+
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * SFT micro-batches: {@link SftSampler} chooses the samples, {@link SftCollator} pads them, and the
+ * batch goes to the device. Collating a batch takes microseconds, so there is no prefetch thread.
+ */
+public final class SftLoader implements LabelledBatch.Source {
+  private final SftDataset data;
+  private final SftSampler sampler;
+  private final SftCollator collator;
+  private final Device device;
+  private Cursor cursor;
+
+  public SftLoader(
+      SftDataset data, SftSampler sampler, SftCollator collator, Device device, Cursor start) {
+    this.data = data;
+    this.sampler = sampler;
+    this.collator = collator;
+    this.device = device;
+    this.cursor = sampler.normalize(start);
+  }
+
+  /** Training order: shuffled by (seed, epoch), optionally grouped by length. */
+  public static SftLoader training(
+      SftDataset data,
+      int batchSize,
+      long seed,
+      boolean groupByLength,
+      SftCollator collator,
+      Device device,
+      Cursor start) {
+    return new SftLoader(
+        data,
+        new SftSampler(lengths(data), batchSize, seed, true, groupByLength),
+        collator,
+        device,
+        start);
+  }
+
+  /** Evaluation order: the samples as they are, the last partial batch included. */
+  public static List<SftCollator.Arrays> inOrder(
+      SftDataset data, int batchSize, SftCollator collator) {
+    List<SftCollator.Arrays> out = new ArrayList<>();
+    for (int s = 0; s < data.size(); s += batchSize)
+      out.add(collator.collate(data.examples().subList(s, Math.min(data.size(), s + batchSize))));
+    return out;
+  }
+
+  static int[] lengths(SftDataset d) {
+    int[] l = new int[d.size()];
+    for (int i = 0; i < l.length; i++) l[i] = d.get(i).length();
+    return l;
+  }
+
+  public Cursor cursor() {
+    return cursor;
+  }
+
+  @Override
+  public long stepsPerEpoch() {
+    return sampler.stepsPerEpoch();
+  }
+
+  /** The samples of the next batch, without consuming it. */
+  public List<SftExample> peek() {
+    List<SftExample> b = new ArrayList<>();
+    for (int i : sampler.batch(cursor)) b.add(data.get(i));
+    return b;
+  }
+
+  @Override
+  public LabelledBatch next() {
+    SftCollator.Arrays a = collator.collate(peek());
+    cursor = sampler.advance(cursor);
+    return toDevice(a, device, cursor);
+  }
+
+  /** A collated batch on {@code device}. */
+  public static LabelledBatch toDevice(SftCollator.Arrays a, Device device, Cursor after) {
+    Tensor[] t = a.tensors();
+    if (!device.isCuda()) return new LabelledBatch(t[0], t[1], a.trained(), after, null);
+    Tensor in = t[0].to(device, DType.I64, false), tg = t[1].to(device, DType.I64, false);
+    t[0].close();
+    t[1].close();
+    return new LabelledBatch(in, tg, a.trained(), after, null);
+  }
+
+  @Override
+  public void close() {}
+}

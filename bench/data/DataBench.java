@@ -139,7 +139,7 @@ public class DataBench {
     int buffer = Integer.getInteger("buffer", 2048);
     var o =
         new StreamingLoader.Options(
-            block, batch, 1, buffer, 0, 1, workers, dev.hanlin.torch.Device.CPU);
+            block, batch, 1, buffer, true, 0, 1, workers, dev.hanlin.torch.Device.CPU);
     StreamCursor saved;
     long c0 = System.nanoTime();
     try (StreamingLoader sl =

@@ -6,8 +6,8 @@ import com.fasterxml.jackson.annotation.JsonProperty;
  * Where a {@link StreamingLoader} stands. The shuffle buffer is rebuilt, not saved: {@code
  * generation} names a buffer (its shuffle seed is derived from the run's seed, {@code epoch} and
  * {@code generation}) whose first token is token {@code skip} of record {@code record} of input
- * file {@code file}; {@code position} blocks of it have been consumed. Resuming re-reads and
- * re-tokenizes one buffer's worth of text, nothing more.
+ * file {@code file} (a position in the epoch's file order); {@code position} blocks of it have been
+ * consumed. Resuming re-reads and re-tokenizes one buffer's worth of text, nothing more.
  */
 public record StreamCursor(
     @JsonProperty("epoch") long epoch,

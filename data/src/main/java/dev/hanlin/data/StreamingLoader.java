@@ -39,6 +39,8 @@ public final class StreamingLoader implements AutoCloseable {
    * @param batchSize blocks per step on this rank
    * @param seed seeds every buffer's shuffle
    * @param shuffleBuffer windows per shuffle buffer (rounded up to a multiple of batch × world)
+   * @param shuffleFiles read the files in an order drawn from (seed, epoch), as HF's streaming
+   *     shuffle does with shards; false keeps the given order
    * @param rank this process's rank
    * @param worldSize number of ranks
    * @param workers tokenizer threads
@@ -49,6 +51,7 @@ public final class StreamingLoader implements AutoCloseable {
       int batchSize,
       long seed,
       int shuffleBuffer,
+      boolean shuffleFiles,
       int rank,
       int worldSize,
       int workers,
@@ -64,17 +67,46 @@ public final class StreamingLoader implements AutoCloseable {
     }
 
     public static Options of(int blockSize, int batchSize, long seed, int shuffleBuffer) {
-      return new Options(blockSize, batchSize, seed, shuffleBuffer, 0, 1, 1, Device.CPU);
+      return new Options(blockSize, batchSize, seed, shuffleBuffer, true, 0, 1, 1, Device.CPU);
     }
 
     public Options withRank(int rank, int worldSize) {
       return new Options(
-          blockSize, batchSize, seed, shuffleBuffer, rank, worldSize, workers, device);
+          blockSize,
+          batchSize,
+          seed,
+          shuffleBuffer,
+          shuffleFiles,
+          rank,
+          worldSize,
+          workers,
+          device);
+    }
+
+    public Options withShuffleFiles(boolean shuffleFiles) {
+      return new Options(
+          blockSize,
+          batchSize,
+          seed,
+          shuffleBuffer,
+          shuffleFiles,
+          rank,
+          worldSize,
+          workers,
+          device);
     }
 
     public Options withWorkers(int workers) {
       return new Options(
-          blockSize, batchSize, seed, shuffleBuffer, rank, worldSize, workers, device);
+          blockSize,
+          batchSize,
+          seed,
+          shuffleBuffer,
+          shuffleFiles,
+          rank,
+          worldSize,
+          workers,
+          device);
     }
   }
 
@@ -233,14 +265,20 @@ public final class StreamingLoader implements AutoCloseable {
     final List<Doc> ready = new ArrayList<>();
     int readyPos;
 
-    DocStream(int file, long record) {
+    DocStream(long epoch, int file, long record) {
+      int[] order = fileOrder(epoch);
       reader =
-          Thread.ofPlatform().daemon().name("stream-reader").start(() -> readFrom(file, record));
+          Thread.ofPlatform()
+              .daemon()
+              .name("stream-reader")
+              .start(() -> readFrom(order, file, record));
     }
 
-    private void readFrom(int startFile, long startRecord) {
+    /** Reads files {@code order[startFile..]}; Doc.file is the position in {@code order}. */
+    private void readFrom(int[] order, int startFile, long startRecord) {
       try {
         for (int f = startFile; f < files.size(); f++) {
+          final Path path = files.get(order[f]);
           final int fi = f;
           long skipUntil = f == startFile ? startRecord : 0;
           var batch =
@@ -272,7 +310,7 @@ public final class StreamingLoader implements AutoCloseable {
                   chars = 0;
                 }
               };
-          DocumentReader dr = new DocumentReader(files.get(f), readerOptions);
+          DocumentReader dr = new DocumentReader(path, readerOptions);
           dr.readAll(
               new DocumentReader.Sink() {
                 @Override
@@ -303,7 +341,7 @@ public final class StreamingLoader implements AutoCloseable {
                         System.Logger.Level.WARNING,
                         "skipped {0} record at {1}:{2}: {3}",
                         kind == DocumentReader.Bad.MALFORMED ? "a malformed" : "a text-less",
-                        files.get(fi),
+                        path,
                         line,
                         detail);
                   }
@@ -323,7 +361,7 @@ public final class StreamingLoader implements AutoCloseable {
             LOG.log(
                 System.Logger.Level.WARNING,
                 "{0}: {1} invalid UTF-8 sequences replaced by U+FFFD",
-                files.get(f),
+                path,
                 dr.invalidUtf8());
           }
         }
@@ -372,7 +410,7 @@ public final class StreamingLoader implements AutoCloseable {
     try {
       while (!closed) {
         if (docs == null) {
-          docs = new DocStream(s.file(), s.record());
+          docs = new DocStream(s.epoch(), s.file(), s.record());
           carry = null;
           carrySkip = s.skip();
         }
@@ -439,6 +477,22 @@ public final class StreamingLoader implements AutoCloseable {
     } finally {
       if (docs != null) docs.close();
     }
+  }
+
+  /** The order files are read in during {@code epoch}: a permutation from (seed, epoch). */
+  int[] fileOrder(long epoch) {
+    int[] order = new int[files.size()];
+    Arrays.setAll(order, i -> i);
+    if (!o.shuffleFiles()) return order;
+    long state = Prepare.mix(o.seed() * 0xD1B54A32D192ED03L + Prepare.mix(epoch * 131 + 3));
+    for (int i = order.length - 1; i > 0; i--) {
+      state = Prepare.mix(state + 0x9E3779B97F4A7C15L);
+      int j = (int) Long.remainderUnsigned(state, i + 1);
+      int x = order[i];
+      order[i] = order[j];
+      order[j] = x;
+    }
+    return order;
   }
 
   private int[] shuffled(int windows, StreamCursor s) {

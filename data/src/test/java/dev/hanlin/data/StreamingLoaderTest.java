@@ -52,7 +52,7 @@ class StreamingLoaderTest {
 
   @Test
   void everyBufferIsAShuffleOfConsecutiveStreamWindows() {
-    var o = StreamingLoader.Options.of(T, 4, 3, 40).withWorkers(2);
+    var o = StreamingLoader.Options.of(T, 4, 3, 40).withWorkers(2).withShuffleFiles(false);
     Map<String, Integer> expected = new HashMap<>();
     long windows = (stream.length - 1) / T;
     for (int k = 0; k < windows; k++) {
@@ -84,6 +84,26 @@ class StreamingLoaderTest {
     firstBuffer.sort(null);
     firstInOrder.sort(null);
     assertEquals(firstInOrder, firstBuffer, "the first buffer is windows 0..39");
+  }
+
+  @Test
+  void fileOrderIsAPermutationDrawnPerEpoch() throws Exception {
+    List<Path> many = new ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      many.add(Fixtures.write(dir.resolve("m" + i + ".txt"), Fixtures.english().get(i) + "\n"));
+    }
+    var o = StreamingLoader.Options.of(T, 1, 1, 4);
+    try (StreamingLoader sl = new StreamingLoader(many, READ, TOK, o, StreamCursor.START)) {
+      int[] e0 = sl.fileOrder(0);
+      int[] e1 = sl.fileOrder(1);
+      assertEquals(List.of(0, 1, 2, 3, 4, 5, 6, 7), Arrays.stream(e0).sorted().boxed().toList());
+      assertNotEquals(Arrays.toString(e0), Arrays.toString(e1));
+      assertArrayEquals(e0, sl.fileOrder(0));
+    }
+    try (StreamingLoader sl =
+        new StreamingLoader(many, READ, TOK, o.withShuffleFiles(false), StreamCursor.START)) {
+      assertArrayEquals(new int[] {0, 1, 2, 3, 4, 5, 6, 7}, sl.fileOrder(3));
+    }
   }
 
   @Test

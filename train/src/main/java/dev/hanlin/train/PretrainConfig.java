@@ -53,7 +53,8 @@ public record PretrainConfig(
     @JsonProperty("save_total_limit") Integer saveTotalLimit,
     @JsonProperty("max_nonfinite_steps") Integer maxNonfiniteSteps,
     @JsonProperty("max_shard_size") Long maxShardSize,
-    @JsonProperty("stop_after_steps") Long stopAfterSteps) {
+    @JsonProperty("stop_after_steps") Long stopAfterSteps,
+    @JsonProperty("dist_timeout_seconds") Long distTimeoutSeconds) {
 
   public PretrainConfig {
     require(tokenizer, "tokenizer");
@@ -96,6 +97,7 @@ public record PretrainConfig(
     saveTotalLimit = or(saveTotalLimit, 0);
     maxNonfiniteSteps = positive(or(maxNonfiniteSteps, 5), "max_nonfinite_steps");
     maxShardSize = or(maxShardSize, 5_000_000_000L);
+    distTimeoutSeconds = positive(or(distTimeoutSeconds, 1800L), "dist_timeout_seconds");
   }
 
   private static <T> T or(T v, T dflt) {

@@ -24,6 +24,9 @@ import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
+import dev.hanlin.torch.dist.Dist;
+import dev.hanlin.torch.dist.GradSync;
+import dev.hanlin.torch.dist.Group;
 import dev.hanlin.torch.optim.FusedAdamW;
 import dev.hanlin.train.metrics.EvalMetrics;
 import dev.hanlin.train.metrics.JsonlListener;
@@ -38,6 +41,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -46,7 +50,9 @@ import java.util.function.Function;
 /**
  * Causal-LM pretraining: the HF run_clm / Llama2-Chinese recipe on Hanlin's parts. {@link #run}
  * sets up (data, model, optimizer, resume) and {@link #train} is the loop; logging, metrics,
- * evaluation and checkpoints hang off it.
+ * evaluation and checkpoints hang off it. Started as several processes (bin/launch, torchrun,
+ * SLURM) it trains data-parallel: each rank reads its share of every global batch, gradients are
+ * averaged by {@link GradSync}, and only the main rank logs and writes checkpoints.
  */
 public final class Trainer {
   private final PretrainConfig cfg;
@@ -65,21 +71,40 @@ public final class Trainer {
   private LrSchedule schedule;
   private Listeners listeners;
   private TrainerState state;
+  private final Dist dist;
+  private Group group = Group.single();
+  private GradSync grads;
 
   public Trainer(PretrainConfig cfg, String resolvedYaml, PrintStream err) {
     this.cfg = cfg;
     this.resolvedYaml = resolvedYaml;
     this.err = err;
     this.out = Path.of(cfg.outputDir());
-    this.device = Device.parse(cfg.device());
+    this.dist = Dist.fromEnv();
+    this.device = onLocalRank(Device.parse(cfg.device()), cfg.device(), dist);
     this.bf16 = cfg.bf16() != null ? cfg.bf16() : device.isCuda();
   }
 
   /** Sets up, trains to the end (or until stopped), exports; returns the final trainer state. */
   public TrainerState run() throws IOException {
+    try (Group g = Group.join(dist, device, Duration.ofSeconds(cfg.distTimeoutSeconds()))) {
+      group = g;
+      return runInGroup();
+    }
+  }
+
+  /** Each process of a node on its own GPU (its LOCAL_RANK), unless the config names one. */
+  private static Device onLocalRank(Device d, String configured, Dist dist) {
+    if (!d.isCuda() || !dist.isDistributed() || configured.startsWith("cuda:")) return d;
+    return Device.cuda(dist.localRank() % Math.max(1, Torch.cudaDeviceCount()));
+  }
+
+  private TrainerState runInGroup() throws IOException {
     Path resumeFrom = setUpOutput();
     Torch.manualSeed(cfg.seed());
-    if (!device.isCuda()) Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
+    if (!device.isCuda())
+      Torch.setNumThreads(
+          Math.max(1, Runtime.getRuntime().availableProcessors() / dist.localWorldSize()));
     tokenizer = Tokenizer.load(Path.of(cfg.tokenizer()));
     openData();
     Checkpoints.Loaded ck =
@@ -87,6 +112,8 @@ public final class Trainer {
     model = buildModel(ck);
     block = BlockSize.resolve(cfg.blockSize(), model.config().maxPositionEmbeddings());
     optimizer = buildOptimizer();
+    group.broadcast(model.weights().values(), 0); // every rank starts from rank 0's weights
+    grads = new GradSync(group, List.copyOf(model.weights().values()));
     state = TrainerState.start();
     if (ck != null) {
       optimizer.loadState(ck.optimizer());
@@ -105,7 +132,8 @@ public final class Trainer {
     Path resume = null;
     if (cfg.resumeFromCheckpoint() != null) resume = Path.of(cfg.resumeFromCheckpoint());
     else if (!cfg.overwriteOutputDir()) resume = Checkpoints.latest(out).orElse(null);
-    else for (Path p : Checkpoints.list(out)) Checkpoints.deleteTree(p);
+    else if (dist.isMain()) for (Path p : Checkpoints.list(out)) Checkpoints.deleteTree(p);
+    if (!dist.isMain()) return resume; // output_dir is shared: the main rank tends it
     Checkpoints.prune(out, 0); // half-written checkpoints of a killed run
     Checkpoints.write(out.resolve("config.yaml"), resolvedYaml);
     return resume;
@@ -113,7 +141,7 @@ public final class Trainer {
 
   private void openData() throws IOException {
     Path data = Path.of(cfg.dataDir());
-    if (!cfg.trainFiles().isEmpty()) {
+    if (!cfg.trainFiles().isEmpty() && dist.isMain()) {
       PrepareConfig pc =
           new PrepareConfig(
               cfg.tokenizer(),
@@ -134,6 +162,7 @@ public final class Trainer {
       Prepare.Result r = Prepare.run(pc, tokenizer, err);
       err.println(r.summary());
     }
+    group.mainDone("prepare", Duration.ofDays(7)); // the others open what the main rank prepared
     train = TokenDataset.open(data, "train", tokenizer.fingerprint());
     try {
       validation = TokenDataset.open(data, "validation", tokenizer.fingerprint());
@@ -211,7 +240,10 @@ public final class Trainer {
   }
 
   private TrainerState train(StopSignal stop) throws IOException {
-    LoaderOptions lo = LoaderOptions.of(block, cfg.trainBatchSize(), cfg.seed()).withDevice(device);
+    LoaderOptions lo =
+        LoaderOptions.of(block, cfg.trainBatchSize(), cfg.seed())
+            .withDevice(device)
+            .withRank(dist.rank(), dist.worldSize());
     try (DataLoader loader = new DataLoader(train, lo, state.cursor())) {
       long perEpoch = Math.max(1, loader.stepsPerEpoch() / cfg.gradientAccumulationSteps());
       maxSteps =
@@ -228,11 +260,13 @@ public final class Trainer {
       double flopsPerToken = Mfu.flopsPerToken(model.config(), block);
       double peak = device.isCuda() ? Mfu.peakFlopsPerSecond("H100") : Double.NaN;
       listeners =
-          Listeners.of(
-              ProgressListener.toStderr(cfg.loggingSteps()),
-              new JsonlListener(),
-              new TensorBoardListener(),
-              new PlotListener());
+          !dist.isMain()
+              ? Listeners.of()
+              : Listeners.of(
+                  ProgressListener.toStderr(cfg.loggingSteps()),
+                  new JsonlListener(),
+                  new TensorBoardListener(),
+                  new PlotListener());
       listeners.onStart(
           new RunInfo(
               out.getFileName().toString(), maxSteps, state.step(), out, peak, flopsPerToken));
@@ -240,7 +274,7 @@ public final class Trainer {
           cfg.stopAfterSteps() != null
               ? Math.min(maxSteps, state.step() + cfg.stopAfterSteps())
               : maxSteps;
-      while (state.step() < stopAt && !stop.requested()) {
+      while (state.step() < stopAt && !group.any(stop.requested())) { // all ranks stop together
         state = step(loader, flopsPerToken, peak);
         if (cfg.evalSteps() > 0 && state.step() % cfg.evalSteps() == 0 && state.step() < maxSteps)
           evaluate();
@@ -270,6 +304,10 @@ public final class Trainer {
     for (int micro = 0; micro < accum; micro++) {
       try (Scope s = Scope.open();
           Batch b = loader.next()) {
+        // ranks average gradients once per step, in the last micro-batch's backward; the average
+        // of each rank's sum / its tokens is the sum over all ranks / the global token count, as
+        // every rank has the same number of tokens
+        grads.beforeForward(micro == accum - 1);
         Tensor targets = b.targets().reshape(-1);
         // sum over this micro-batch's tokens / all tokens of the step = the step's mean loss
         Function<Tensor, Tensor> lossSumOf =
@@ -288,10 +326,12 @@ public final class Trainer {
         }
         cursor = b.cursor();
       } catch (RuntimeException e) {
-        throw explainOutOfMemory(e);
+        throw explainOutOfMemory(grads.explain(e));
       }
     }
-    double loss = lossSum / tokens;
+    lossSum = group.sum(lossSum)[0];
+    long globalTokens = tokens * dist.worldSize();
+    double loss = lossSum / globalTokens;
     double gradNorm = optimizer.clipGradNorm(cfg.maxGradNorm());
     long step = state.step();
     double lr = schedule.lr(step);
@@ -310,7 +350,7 @@ public final class Trainer {
                 + "); lower learning_rate or check the data");
     }
     double sec = (System.nanoTime() - t0) / 1e9;
-    double tps = tokens / sec;
+    double tps = globalTokens / sec;
     listeners.onStep(
         new StepMetrics(
             step + 1,
@@ -318,13 +358,13 @@ public final class Trainer {
             loss,
             lr,
             gradNorm,
-            tokens,
+            globalTokens,
             sec,
             tps,
-            Mfu.mfu(tps, flopsPerToken, peak),
+            Mfu.mfu(tps / dist.worldSize(), flopsPerToken, peak),
             !finite));
     return new TrainerState(
-        step + 1, cursor, streak, state.tokensSeen() + tokens, TrainerState.FORMAT);
+        step + 1, cursor, streak, state.tokensSeen() + globalTokens, TrainerState.FORMAT);
   }
 
   private RuntimeException explainOutOfMemory(RuntimeException e) {
@@ -362,15 +402,21 @@ public final class Trainer {
   }
 
   private void checkpoint() throws IOException {
+    if (!dist.isMain()) {
+      group.barrier(); // until the main rank has written it
+      return;
+    }
     Tensor rng = Torch.cpuRngState().retain();
     Path dir = Checkpoints.save(out, model, optimizer.state(), rng, state, resolvedYaml);
     rng.release();
     Checkpoints.prune(out, cfg.saveTotalLimit());
     listeners.onCheckpoint(state.step(), dir);
+    group.barrier();
   }
 
   /** The final HF folder in {@code output_dir}: weights, config, generation config, tokenizer. */
   private void export() throws IOException {
+    if (!dist.isMain()) return;
     LlamaModel m = model;
     if (bf16) {
       Map<String, Tensor> w = new LinkedHashMap<>();

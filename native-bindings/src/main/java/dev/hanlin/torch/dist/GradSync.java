@@ -1,0 +1,118 @@
+package dev.hanlin.torch.dist;
+
+import dev.hanlin.torch.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.pytorch.BoolVector;
+import org.bytedeco.pytorch.Reducer;
+import org.bytedeco.pytorch.SizeTStringMap;
+import org.bytedeco.pytorch.SizeTVector;
+import org.bytedeco.pytorch.SizeTVectorVector;
+import org.bytedeco.pytorch.TensorVector;
+
+/**
+ * Data-parallel gradients through libtorch's {@code c10d::Reducer}, the engine under PyTorch's
+ * DistributedDataParallel: autograd hooks copy each gradient into a bucket as soon as backward
+ * produces it, and a full bucket is all-reduced (averaged over the ranks) while backward goes on,
+ * so communication overlaps computation. Micro-batches that only accumulate skip the hooks and the
+ * communication, as DDP's {@code no_sync()}. The model is not touched: this wraps its parameters.
+ */
+public final class GradSync {
+  /** DDP's defaults: a small first bucket so communication starts early, then 25 MiB. */
+  public static final long FIRST_BUCKET_BYTES = 1L << 20, BUCKET_BYTES = 25L << 20;
+
+  private final Group group;
+  private final Reducer reducer;
+
+  /**
+   * Hooks {@code params} (leaf tensors that require grad, in the same order on every rank). Their
+   * gradients become views into the communication buckets, so they cost no extra memory.
+   */
+  public GradSync(Group group, List<Tensor> params) {
+    this.group = group;
+    if (!group.isDistributed()) {
+      reducer = null;
+      return;
+    }
+    TensorVector v = new TensorVector();
+    BoolVector sparse = new BoolVector();
+    for (Tensor p : params) {
+      v.push_back(p.raw());
+      sparse.push_back(false);
+    }
+    SizeTVectorVector buckets = new SizeTVectorVector();
+    for (List<Integer> b : buckets(params, FIRST_BUCKET_BYTES, BUCKET_BYTES)) {
+      SizeTVector s = new SizeTVector();
+      for (int i : b) s.push_back(i);
+      buckets.push_back(s);
+    }
+    reducer =
+        new Reducer(
+            v,
+            buckets,
+            group.nativeGroup(),
+            sparse,
+            BUCKET_BYTES,
+            false,
+            true,
+            new SizeTStringMap(),
+            FIRST_BUCKET_BYTES,
+            false,
+            false);
+  }
+
+  /**
+   * Buckets of parameter indices in the order backward makes their gradients (last parameter
+   * first), each up to {@code cap} bytes, the first up to {@code firstCap}.
+   */
+  static List<List<Integer>> buckets(List<Tensor> params, long firstCap, long cap) {
+    List<List<Integer>> out = new ArrayList<>();
+    List<Integer> cur = new ArrayList<>();
+    long bytes = 0;
+    for (int i = params.size() - 1; i >= 0; i--) {
+      cur.add(i);
+      bytes += params.get(i).byteSize();
+      if (bytes >= (out.isEmpty() ? firstCap : cap)) {
+        out.add(cur);
+        cur = new ArrayList<>();
+        bytes = 0;
+      }
+    }
+    if (!cur.isEmpty()) out.add(cur);
+    return out;
+  }
+
+  /**
+   * Before a micro-batch's forward (and its backward, however that is run). {@code sync}: this
+   * micro-batch's backward ends the step: it returns with every gradient averaged over the ranks.
+   * Otherwise backward only accumulates locally, with no communication.
+   */
+  public void beforeForward(boolean sync) {
+    if (reducer == null) return;
+    try {
+      reducer.rebuild_buckets(); // after the first synced step: buckets in actual gradient order
+      if (!sync) return;
+      reducer.prepare_for_forward();
+      reducer.prepare_for_backward(new TensorVector());
+    } catch (RuntimeException e) {
+      throw group.failed("preparing the gradient all-reduce", System.nanoTime(), e);
+    }
+  }
+
+  /**
+   * A failure of a forward/backward that may have been the gradient all-reduce (the Reducer runs it
+   * inside backward) said as such; other failures (out of memory) are returned as they are.
+   */
+  public RuntimeException explain(RuntimeException e) {
+    if (reducer == null || e instanceof DistException) return e;
+    String m = String.valueOf(e.getMessage()).toLowerCase(java.util.Locale.ROOT);
+    boolean comm =
+        m.contains("gloo")
+            || m.contains("nccl")
+            || m.contains("c10d")
+            || m.contains("connection")
+            || m.contains("timed out")
+            || m.contains("timeout");
+    return comm ? group.failed("gradient all-reduce", System.nanoTime(), e) : e;
+  }
+}

@@ -10,14 +10,14 @@ import dev.hanlin.torch.Tensor;
  */
 public record Batch(Tensor tokens, Cursor cursor) implements AutoCloseable {
 
-  /** (B, T): the tokens the model reads. */
+  /** (B, T): the tokens the model reads, contiguous (so {@code view} works on it). */
   public Tensor inputs() {
-    return tokens.narrow(1, 0, tokens.size(1) - 1);
+    return tokens.narrow(1, 0, tokens.size(1) - 1).contiguous();
   }
 
-  /** (B, T): the next token at every position, the labels. */
+  /** (B, T): the next token at every position, the labels, contiguous. */
   public Tensor targets() {
-    return tokens.narrow(1, 1, tokens.size(1) - 1);
+    return tokens.narrow(1, 1, tokens.size(1) - 1).contiguous();
   }
 
   @Override

@@ -16,14 +16,24 @@ record Attention(
     Tensor wv,
     Tensor bv,
     Tensor wo,
-    Tensor bo) {
+    Tensor bo,
+    java.util.Map<String, LoraLinear> lora) {
 
   Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache cache, int layer) {
     long b = x.size(0), t = x.size(1);
     int h = c.numAttentionHeads(), kv = c.numKeyValueHeads(), d = c.headDim();
-    Tensor q = Torch.linear(x, wq, bq).view(b, t, h, d).transpose(1, 2); // (B, H, T, D)
-    Tensor k = Torch.linear(x, wk, bk).view(b, t, kv, d).transpose(1, 2); // (B, KV, T, D)
-    Tensor v = Torch.linear(x, wv, bv).view(b, t, kv, d).transpose(1, 2); // (B, KV, T, D)
+    Tensor q =
+        LoraLinear.linear(x, wq, bq, lora.get("q_proj"))
+            .view(b, t, h, d)
+            .transpose(1, 2); // (B, H, T, D)
+    Tensor k =
+        LoraLinear.linear(x, wk, bk, lora.get("k_proj"))
+            .view(b, t, kv, d)
+            .transpose(1, 2); // (B, KV, T, D)
+    Tensor v =
+        LoraLinear.linear(x, wv, bv, lora.get("v_proj"))
+            .view(b, t, kv, d)
+            .transpose(1, 2); // (B, KV, T, D)
     q = Rotary.apply(q, cos, sin);
     k = Rotary.apply(k, cos, sin);
     boolean hasPast = cache != null && cache.length() > 0;
@@ -37,6 +47,6 @@ record Attention(
           "chunked prefill after cached tokens is not supported");
     Tensor y = Torch.scaledDotProductAttention(q, k, v, t > 1); // (B, H, T, D)
     y = y.transpose(1, 2).reshape(b, t, (long) h * d); // (B, T, H*D)
-    return Torch.linear(y, wo, bo); // (B, T, C)
+    return LoraLinear.linear(y, wo, bo, lora.get("o_proj")); // (B, T, C)
   }
 }

@@ -30,8 +30,15 @@ public final class LlamaModel {
   private final Tensor lmHead;
   private final Rotary rotary;
 
+  private final LoraAdapters lora;
+
   private LlamaModel(LlamaConfig config, Map<String, Tensor> weights) {
+    this(config, weights, null);
+  }
+
+  private LlamaModel(LlamaConfig config, Map<String, Tensor> weights, LoraAdapters lora) {
     this.config = config;
+    this.lora = lora;
     this.weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
     this.embed = weights.get("model.embed_tokens.weight");
     this.lmHead = config.tieWordEmbeddings() ? embed : weights.get("lm_head.weight");
@@ -53,7 +60,8 @@ public final class LlamaModel {
                   weights.get(a + "v_proj.weight"),
                   weights.get(a + "v_proj.bias"),
                   weights.get(a + "o_proj.weight"),
-                  weights.get(a + "o_proj.bias")),
+                  weights.get(a + "o_proj.bias"),
+                  lora == null ? Map.of() : lora.modules(i, true)),
               new RmsNorm(weights.get(p + "post_attention_layernorm.weight"), config.rmsNormEps()),
               new FeedForward(
                   weights.get(m + "gate_proj.weight"),
@@ -61,7 +69,8 @@ public final class LlamaModel {
                   weights.get(m + "up_proj.weight"),
                   weights.get(m + "up_proj.bias"),
                   weights.get(m + "down_proj.weight"),
-                  weights.get(m + "down_proj.bias"))));
+                  weights.get(m + "down_proj.bias"),
+                  lora == null ? Map.of() : lora.modules(i, false))));
     }
     this.layers = List.copyOf(ls);
     this.rotary = new Rotary(config);
@@ -157,6 +166,21 @@ public final class LlamaModel {
 
   public LlamaConfig config() {
     return config;
+  }
+
+  /**
+   * This model with LoRA adapters beside its linear layers, sharing its weights; the adapters'
+   * modules to save replace the corresponding weights.
+   */
+  public LlamaModel withLora(LoraAdapters adapters) {
+    Map<String, Tensor> w = new LinkedHashMap<>(weights);
+    for (String n : adapters.config().savedWeightNames()) w.put(n, adapters.weights().get(n));
+    return new LlamaModel(config, w, adapters);
+  }
+
+  /** The LoRA adapters applied to this model, or null. */
+  public LoraAdapters lora() {
+    return lora;
   }
 
   /** The weights under HF names, in HF order (the tied lm_head is not listed). */

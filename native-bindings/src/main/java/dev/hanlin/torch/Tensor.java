@@ -284,6 +284,12 @@ public final class Tensor implements AutoCloseable {
     return this;
   }
 
+  /** Fills with U(from, to) from the given generator. */
+  public Tensor uniform_(double from, double to, Generator gen) {
+    t.uniform_(from, to, new GeneratorOptional(gen.raw()));
+    return this;
+  }
+
   // ---- autograd ----
 
   public Tensor requiresGrad(boolean on) {

@@ -194,6 +194,18 @@ public final class Torch {
   }
 
   /**
+   * Zeroes each element with probability {@code p} and scales the rest by 1/(1-p) when training.
+   */
+  public static Tensor dropout(Tensor x, double p, boolean train) {
+    return new Tensor(torch.dropout(x.raw(), p, train));
+  }
+
+  /** Whether autograd records operations on this thread (false under no-grad and inference). */
+  public static boolean gradEnabled() {
+    return org.bytedeco.pytorch.GradMode.is_enabled();
+  }
+
+  /**
    * Scaled dot-product attention over {@code (B, H, T, D)} tensors; {@code k} and {@code v} may
    * have fewer heads (grouped-query attention).
    */

@@ -124,7 +124,17 @@ public final class Prepare {
               c.malformed(),
               c.missingField(),
               c.overLimit()));
-      for (String p : manifest.problems()) b.append("  ").append(p).append('\n');
+      List<String> problems = manifest.problems();
+      for (String p : problems.subList(0, Math.min(20, problems.size()))) {
+        b.append("  ").append(p).append('\n');
+      }
+      if (problems.size() > 20) {
+        b.append("  ... ")
+            .append(problems.size() - 20)
+            .append(" more listed in ")
+            .append(Manifest.FILE_NAME)
+            .append(" (problems, and per source)\n");
+      }
       return b.toString();
     }
   }
@@ -616,7 +626,7 @@ public final class Prepare {
             case Reused r -> {
               done.add(r.entry());
               reusedKeys.add(r.entry().key());
-              progress.files.incrementAndGet();
+              progress.skip(r.input().size());
               maybeWriteManifest();
             }
             case Begin b -> {

@@ -12,7 +12,7 @@ final class Progress implements AutoCloseable {
   final AtomicLong bytes = new AtomicLong();
   final AtomicLong tokens = new AtomicLong();
   final AtomicLong files = new AtomicLong();
-  private final long totalBytes;
+  private final AtomicLong totalBytes;
   private final long totalFiles;
   private final PrintStream out;
   private final boolean tty;
@@ -22,7 +22,7 @@ final class Progress implements AutoCloseable {
 
   Progress(long totalFiles, long totalBytes, PrintStream out, boolean enabled) {
     this.totalFiles = totalFiles;
-    this.totalBytes = Math.max(1, totalBytes);
+    this.totalBytes = new AtomicLong(totalBytes);
     this.out = out;
     this.tty = System.console() != null;
     if (enabled) {
@@ -44,6 +44,12 @@ final class Progress implements AutoCloseable {
     }
   }
 
+  /** An input that needs no work (reused): it leaves the total, not the rate. */
+  void skip(long bytes) {
+    totalBytes.addAndGet(-bytes);
+    files.incrementAndGet();
+  }
+
   double seconds() {
     return (System.nanoTime() - start) / 1e9;
   }
@@ -51,16 +57,20 @@ final class Progress implements AutoCloseable {
   synchronized void draw(boolean last) {
     double s = Math.max(1e-9, seconds());
     long b = bytes.get();
-    double frac = Math.min(1.0, b / (double) totalBytes);
+    long total = totalBytes.get();
+    double frac = total <= 0 ? 1.0 : Math.min(1.0, b / (double) total);
     int width = 24;
     int filled = (int) Math.round(frac * width);
     double mbps = b / s / 1e6;
     double tps = tokens.get() / s;
-    String eta = mbps > 0 && !last ? clock((totalBytes - b) / (mbps * 1e6)) : "--:--:--";
+    String eta =
+        last
+            ? "done in " + clock(s)
+            : "ETA " + (mbps > 0 ? clock((total - b) / (mbps * 1e6)) : "--:--:--");
     String line =
         String.format(
             Locale.ROOT,
-            "prepare [%s%s] %3.0f%%  %d/%d files  %.1f MB/s  %s tok/s  ETA %s",
+            "prepare [%s%s] %3.0f%%  %d/%d files  %.1f MB/s  %s tok/s  %s",
             "=".repeat(filled),
             " ".repeat(width - filled),
             frac * 100,

@@ -79,6 +79,38 @@ class LoaderTest {
   }
 
   @Test
+  void uint32ShardsLoadTheSameIds() throws Exception {
+    var wide = new Fixtures.ByteTokenizer(70_000);
+    Path out = dir.resolve("wide");
+    Prepare.run(
+        Fixtures.config(out, List.of("a.jsonl"), Map.of("shard_tokens", 700)),
+        wide,
+        dir,
+        new PrintStream(new ByteArrayOutputStream()),
+        8);
+    List<Long> all = new ArrayList<>();
+    for (String d : Fixtures.documents(out, "train", wide)) {
+      for (int id : wide.encode(d, true, true)) all.add((long) id);
+    }
+    int t = 40;
+    try (TokenDataset ds = TokenDataset.open(out, "train", wide.fingerprint());
+        DataLoader dl =
+            new DataLoader(ds, LoaderOptions.of(t, 2, 0).withShuffle(false), Cursor.START)) {
+      assertEquals(dev.hanlin.torch.DType.U32, ds.shards().getFirst().dtype());
+      for (int k = 0; k < 20; k++) {
+        try (Batch b = dl.next()) {
+          long[] got = b.tokens().toLongArray();
+          for (int i = 0; i < got.length; i++) {
+            long global = (2L * k + i / (t + 1)) * t + i % (t + 1);
+            assertEquals((long) all.get((int) global), got[i]);
+          }
+          assertTrue(Arrays.stream(got).anyMatch(x -> x > 65_535));
+        }
+      }
+    }
+  }
+
+  @Test
   void shuffleIsTheSameForOneTwoAndFourRanksWithDisjointShares() {
     long windows = 1003;
     int global = 8;

@@ -805,10 +805,22 @@ public final class Prepare {
               total,
               List.copyOf(done),
               pending,
-              complete ? null : partial,
+              complete ? null : partialToKeep(),
               List.copyOf(problems));
       m.write(out);
       return m;
+    }
+
+    /**
+     * The partial entry an interrupted run leaves: the input in progress, else the previous run's
+     * partial if this run has not reached (or has not finished) that input yet, so that a second
+     * interruption does not lose the first one's work.
+     */
+    private Manifest.Partial partialToKeep() {
+      if (partial != null) return partial;
+      if (previousPartial == null) return null;
+      String key = previousPartial.entry().key();
+      return done.stream().anyMatch(e -> e.key().equals(key)) ? null : previousPartial;
     }
 
     /** Deletes shard files that the final manifest does not list (from changed inputs). */

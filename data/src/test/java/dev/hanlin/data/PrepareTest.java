@@ -314,6 +314,16 @@ class PrepareTest {
     assertTrue(partial.sources().isEmpty());
     assertTrue(partial.partial().nextRecord() > 150, "checkpoint near the failure");
     assertTrue(partial.partial().entry().train().size() > 3);
+    // A second interruption, before the big input is reached again, keeps the first's checkpoint.
+    Fixtures.write(dir.resolve("first.jsonl"), Fixtures.jsonl(List.of("x", "y"), "text"));
+    PrepareConfig two =
+        Fixtures.config(dir.resolve("o"), List.of("first.jsonl", "big.jsonl"), opts);
+    assertThrows(
+        DataException.class, () -> Prepare.run(two, new FailingTokenizer("y"), dir, quiet, 8));
+    assertEquals(
+        partial.partial().nextRecord(),
+        Manifest.read(dir.resolve("o")).partial().nextRecord(),
+        "the first interruption's checkpoint survives");
     var resumed = Prepare.run(cfg, tok, dir, quiet, 8);
     var clean =
         Prepare.run(

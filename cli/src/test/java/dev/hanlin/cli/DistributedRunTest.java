@@ -1,0 +1,267 @@
+package dev.hanlin.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.safetensors.SafetensorsFile;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Data-parallel runs on the CPU with Gloo, every rank a child JVM started by bin/launch over
+ * 127.0.0.1: the same global batch on 1 and 2 processes gives the same losses and weights, a run
+ * resumes with a different world size (here after two simulated nodes), and a rank that is killed
+ * or hangs ends the run with an error and a non-zero exit.
+ */
+class DistributedRunTest {
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final int STEPS = 6;
+  @TempDir static Path shared;
+  static Path data, reference;
+
+  /** A tiny model on short blocks; {@code batch} blocks per rank. */
+  static Path config(Path dir, int steps, int batch, String extra) throws IOException {
+    Path repo = PretrainRunTest.repo();
+    String yaml =
+        """
+        model_config: %s
+        config_overrides: {hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}
+        tokenizer: %s
+        train_files: [%s]
+        validation_split_percentage: 5
+        data_dir: %s
+        block_size: 32
+        output_dir: %s
+        max_steps: %d
+        per_device_train_batch_size: %d
+        per_device_eval_batch_size: 4
+        learning_rate: 3.0e-3
+        warmup_steps: 2
+        max_eval_batches: 1
+        save_steps: 3
+        logging_steps: 1
+        device: cpu
+        dist_timeout_seconds: 10
+        %s
+        """
+            .formatted(
+                repo.resolve("configs/demo/tiny-llama.json"),
+                repo.resolve("configs/demo/tokenizer.model"),
+                repo.resolve("configs/demo/songci.txt"),
+                data,
+                dir,
+                steps,
+                batch,
+                extra);
+    Path f = dir.resolveSibling(dir.getFileName() + ".yaml");
+    Files.writeString(f, yaml);
+    return f;
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  /** {@code bin/launch [launchArgs] -- --mode pretrain --config yaml}, output to {@code log}. */
+  static Process launch(Path yaml, Path log, String... launchArgs) throws IOException {
+    List<String> cmd = new ArrayList<>(List.of("bash", PretrainRunTest.repo() + "/bin/launch"));
+    cmd.addAll(List.of(launchArgs));
+    cmd.addAll(List.of("--", "--mode", "pretrain", "--config", yaml.toString()));
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+    pb.environment().put("HANLIN_CLASSPATH", System.getProperty("java.class.path"));
+    pb.environment().put("HANLIN_LAUNCH_GRACE", "3");
+    pb.environment().keySet().removeIf(k -> k.startsWith("SLURM_"));
+    return pb.redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+        .start();
+  }
+
+  static int finish(Process p, Path log) throws Exception {
+    assertTrue(p.waitFor(3, TimeUnit.MINUTES), "run did not finish; see " + log);
+    return p.exitValue();
+  }
+
+  /** The losses of {@code metrics.jsonl}, by step (1-based; a resumed run appends). */
+  static List<Double> losses(Path out) throws IOException {
+    List<Double> l = new ArrayList<>();
+    for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+      JsonNode n = JSON.readTree(line);
+      if (n.get("type").asText().equals("train")) {
+        int step = n.get("step").asInt();
+        while (l.size() < step) l.add(Double.NaN);
+        l.set(step - 1, n.get("loss").asDouble());
+      }
+    }
+    return l;
+  }
+
+  static long lastStep(Path out) {
+    try {
+      return losses(out).size();
+    } catch (IOException | RuntimeException e) {
+      return 0; // not written yet, or mid-write
+    }
+  }
+
+  /** The largest elementwise difference between two exported models' weights. */
+  static double maxWeightDifference(Path a, Path b) throws IOException {
+    double max = 0;
+    try (SafetensorsFile x = SafetensorsFile.open(a.resolve("model.safetensors"));
+        SafetensorsFile y = SafetensorsFile.open(b.resolve("model.safetensors"));
+        Scope s = Scope.open()) {
+      assertEquals(x.names(), y.names());
+      for (String n : x.names()) max = Math.max(max, x.load(n).sub(y.load(n)).abs().max().item());
+    }
+    return max;
+  }
+
+  static void assertLossesMatch(List<Double> expected, List<Double> actual, int from) {
+    assertEquals(expected.size(), actual.size(), "steps");
+    for (int i = from; i < expected.size(); i++)
+      assertEquals(expected.get(i), actual.get(i), 1e-5, "loss at step " + (i + 1));
+  }
+
+  @BeforeAll
+  static void referenceRun() throws Exception {
+    data = shared.resolve("data");
+    reference = shared.resolve("one");
+    Path log = shared.resolve("one.log");
+    assertEquals(
+        0,
+        finish(launch(config(reference, STEPS, 4, ""), log, "--nproc-per-node", "1"), log),
+        () -> read(log));
+    assertEquals(STEPS, losses(reference).size());
+  }
+
+  static String read(Path log) {
+    try {
+      return Files.readString(log);
+    } catch (IOException e) {
+      return e.toString();
+    }
+  }
+
+  @Test
+  void twoProcessesGiveTheLossesAndWeightsOfOneWithTheSameGlobalBatch(@TempDir Path tmp)
+      throws Exception {
+    Path two = tmp.resolve("two"), log = tmp.resolve("two.log");
+    Process p =
+        launch(
+            config(two, STEPS, 2, ""),
+            log,
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "" + freePort());
+    assertEquals(0, finish(p, log), () -> read(log));
+    assertLossesMatch(losses(reference), losses(two), 0);
+    assertTrue(maxWeightDifference(reference, two) < 1e-4, "final weights differ");
+    String out = read(log);
+    assertTrue(out.contains("[0] step 6/6"), out); // rank 0 logs, with its prefix
+    assertFalse(out.contains("[1] step"), out); // rank 1 does not
+    assertTrue(Files.exists(two.resolve("checkpoint-6/trainer_state.json")));
+  }
+
+  @Test
+  void twoSimulatedNodesThenOneProcessResumeWithTheSameLosses(@TempDir Path tmp) throws Exception {
+    Path run = tmp.resolve("nodes");
+    Path yaml = config(run, STEPS, 2, "stop_after_steps: 3");
+    String port = "" + freePort();
+    Process[] nodes = new Process[2];
+    for (int node = 0; node < 2; node++)
+      nodes[node] =
+          launch(
+              yaml,
+              tmp.resolve("node" + node + ".log"),
+              "--nnodes",
+              "2",
+              "--node-rank",
+              "" + node,
+              "--nproc-per-node",
+              "1",
+              "--master-addr",
+              "127.0.0.1",
+              "--master-port",
+              port);
+    for (int node = 0; node < 2; node++) {
+      Path log = tmp.resolve("node" + node + ".log");
+      assertEquals(0, finish(nodes[node], log), () -> read(log));
+    }
+    assertTrue(read(tmp.resolve("node1.log")).contains("[1] "), "node 1 runs rank 1");
+    assertTrue(Files.exists(run.resolve("checkpoint-3/trainer_state.json")));
+
+    // the rest of the run on one process with 4 blocks per step: the same global batch
+    Path one = config(run, STEPS, 4, ""), log = tmp.resolve("resume.log");
+    assertEquals(0, finish(launch(one, log, "--nproc-per-node", "1"), log), () -> read(log));
+    assertTrue(read(log).contains("resuming from"), () -> read(log));
+    assertLossesMatch(losses(reference), losses(run), 0);
+    assertTrue(maxWeightDifference(reference, run) < 1e-4, "final weights differ");
+  }
+
+  /** Starts a long 2-process run and returns once it has taken a step; pids by rank. */
+  static long[] startLongRun(Path out, Path log, List<Process> launcher) throws Exception {
+    Path yaml = config(out, 100_000, 2, "");
+    Files.writeString(yaml, Files.readString(yaml).replace("save_steps: 3", "save_steps: 0"));
+    Process p = launch(yaml, log, "--nproc-per-node", "2", "--master-port", "" + freePort());
+    launcher.add(p);
+    long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+    while (p.isAlive() && lastStep(out) < 2 && System.nanoTime() < deadline) Thread.sleep(50);
+    assertTrue(p.isAlive() && lastStep(out) >= 2, () -> "the run did not start: " + read(log));
+    long[] pids = new long[2];
+    Matcher m = Pattern.compile("rank (\\d)/2 \\(local \\d\\) is pid (\\d+)").matcher(read(log));
+    while (m.find()) pids[Integer.parseInt(m.group(1))] = Long.parseLong(m.group(2));
+    assertNotEquals(0, pids[1], () -> read(log));
+    return pids;
+  }
+
+  @Test
+  void aKilledRankEndsTheRunWithAnErrorAndANonZeroExit(@TempDir Path tmp) throws Exception {
+    Path log = tmp.resolve("kill.log");
+    List<Process> launcher = new ArrayList<>();
+    long[] pids = startLongRun(tmp.resolve("kill"), log, launcher);
+    ProcessHandle.of(pids[1]).orElseThrow().destroyForcibly(); // SIGKILL
+    Process p = launcher.getFirst();
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), () -> "still running: " + read(log));
+    assertNotEquals(0, p.exitValue());
+    String out = read(log);
+    assertTrue(out.contains("[launch] rank 1 exited with status 137"), out);
+    assertFalse(ProcessHandle.of(pids[0]).map(ProcessHandle::isAlive).orElse(false), out);
+  }
+
+  @Test
+  void aHungRankMakesTheOthersFailWithinTheTimeout(@TempDir Path tmp) throws Exception {
+    Path log = tmp.resolve("hang.log");
+    List<Process> launcher = new ArrayList<>();
+    long[] pids = startLongRun(tmp.resolve("hang"), log, launcher);
+    new ProcessBuilder("kill", "-STOP", "" + pids[1]).start().waitFor();
+    long t0 = System.nanoTime();
+    Process p = launcher.getFirst();
+    boolean ended = p.waitFor(60, TimeUnit.SECONDS);
+    double seconds = (System.nanoTime() - t0) / 1e9;
+    if (!ended) new ProcessBuilder("kill", "-KILL", "" + pids[0], "" + pids[1]).start().waitFor();
+    assertTrue(ended, () -> "still running: " + read(log));
+    assertNotEquals(0, p.exitValue());
+    String out = read(log);
+    assertTrue(out.contains("Another rank has probably died or hung"), out);
+    assertTrue(out.contains("dist_timeout_seconds=10"), out);
+    assertTrue(seconds < 10 + 3 + 20, "took " + seconds + " s");
+  }
+}

@@ -54,11 +54,14 @@ public final class HfCheckpoint {
           }
         }
       }
-    } else if (Files.exists(bin)) {
-      for (var e : TorchPickle.loadStateDict(bin).entrySet()) {
-        if (skippable(e.getKey(), config)) continue;
-        try (Scope s = Scope.open()) {
-          weights.put(e.getKey(), e.getValue().to(device, dtype, false).retain());
+    } else if (Files.exists(bin) || Files.exists(dir.resolve(BIN_INDEX))) {
+      for (Path file : binFiles(dir)) {
+        for (var e : TorchPickle.loadStateDict(file).entrySet()) {
+          if (skippable(e.getKey(), config)) continue;
+          try (Scope s = Scope.open()) {
+            weights.put(e.getKey(), e.getValue().to(device, dtype, false).retain());
+          }
+          e.getValue().release();
         }
       }
     } else {
@@ -72,6 +75,26 @@ public final class HfCheckpoint {
     } catch (ConfigException e) {
       throw new ConfigException(dir + ": " + e.getMessage(), e);
     }
+  }
+
+  static final String BIN_INDEX = "pytorch_model.bin.index.json";
+
+  /** {@code pytorch_model.bin}, or the shards its index lists (e.g. Llama2-Chinese's releases). */
+  private static java.util.List<Path> binFiles(Path dir) throws IOException {
+    Path index = dir.resolve(BIN_INDEX);
+    if (!Files.exists(index)) return java.util.List.of(dir.resolve("pytorch_model.bin"));
+    var map = JSON.readTree(index.toFile()).path("weight_map");
+    if (!map.isObject()) throw new ConfigException(index + ": no weight_map object");
+    java.util.TreeSet<String> files = new java.util.TreeSet<>();
+    map.properties().forEach(e -> files.add(e.getValue().asText()));
+    java.util.List<Path> out = new java.util.ArrayList<>();
+    for (String f : files) {
+      Path p = dir.resolve(f).normalize();
+      if (!p.getParent().equals(dir.normalize()) || !Files.exists(p))
+        throw new ConfigException(index + ": lists " + f + ", which is not a file in " + dir);
+      out.add(p);
+    }
+    return out;
   }
 
   /** Buffers and duplicates that HF checkpoints may hold and the model does not need. */

@@ -21,18 +21,41 @@ import org.junit.jupiter.api.io.TempDir;
 class CheckpointTest {
   static final Path PARITY = TestData.dir("parity");
 
-  /**
-   * transformers' {@code torch.save(state_dict)} pickles an OrderedDict with {@code _metadata};
-   * libtorch 2.10's C++ unpickler rejects it, so the loader must say how to convert, not crash.
-   */
+  /** transformers' torch.save(state_dict) (OrderedDict with _metadata) read without Python. */
   @Test
-  void pytorchBinThatLibtorchCannotReadGivesAConversionHint() {
+  void pytorchBinLoadsLikeSafetensors() throws Exception {
+    LlamaModel bin = HfCheckpoint.load(PARITY.resolve("mha_bin"), DType.F32, Device.CPU);
+    double d = ParityTest.maxLogitDiff(bin, PARITY.resolve("mha/goldens.safetensors"));
+    assertTrue(d <= ParityTest.TOLERANCE, "pytorch_model.bin logits differ by " + d);
+  }
+
+  /** A pickle that asks for anything but tensors and dicts is refused, not executed. */
+  @Test
+  void hostilePickleIsRefused(@TempDir Path tmp) throws Exception {
+    Path bin = tmp.resolve("evil.bin");
+    try (var zip = new java.util.zip.ZipOutputStream(Files.newOutputStream(bin))) {
+      zip.putNextEntry(new java.util.zip.ZipEntry("evil/data.pkl"));
+      // protocol 2: GLOBAL os.system, ('echo pwned',), REDUCE, STOP
+      var b = new java.io.ByteArrayOutputStream();
+      b.write(new byte[] {(byte) 0x80, 2});
+      b.writeBytes("cos\nsystem\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      b.write(new byte[] {'X', 10, 0, 0, 0});
+      b.writeBytes("echo pwned".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      b.write(new byte[] {(byte) 0x85, 'R', '.'});
+      byte[] pkl = b.toByteArray();
+      zip.write(pkl);
+      zip.closeEntry();
+    }
     var e =
         assertThrows(
+            java.io.IOException.class, () -> dev.hanlin.torch.TorchPickle.loadStateDict(bin));
+    assertTrue(e.getMessage().contains("refuses to load 'os.system'"), e.getMessage());
+    Files.writeString(tmp.resolve("plain.bin"), "not a zip");
+    var z =
+        assertThrows(
             java.io.IOException.class,
-            () -> HfCheckpoint.load(PARITY.resolve("mha_bin"), DType.F32, Device.CPU));
-    assertTrue(e.getMessage().contains("pytorch_model.bin"), e.getMessage());
-    assertTrue(e.getMessage().contains("convert it to safetensors"), e.getMessage());
+            () -> dev.hanlin.torch.TorchPickle.loadStateDict(tmp.resolve("plain.bin")));
+    assertTrue(z.getMessage().contains("plain.bin"), z.getMessage());
   }
 
   @Test

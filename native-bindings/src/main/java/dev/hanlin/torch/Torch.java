@@ -107,6 +107,12 @@ public final class Torch {
         torch.from_blob(new AddressPointer(address), shape, options(dtype, Device.CPU)));
   }
 
+  /** Like {@link #fromAddress(long, DType, long...)} with explicit element strides. */
+  public static Tensor fromAddress(long address, DType dtype, long[] shape, long[] strides) {
+    return new Tensor(
+        torch.from_blob(new AddressPointer(address), shape, strides, options(dtype, Device.CPU)));
+  }
+
   /** JavaCPP keeps {@code address} protected; this is the one place that sets it. */
   private static final class AddressPointer extends Pointer {
     AddressPointer(long a) {

@@ -26,6 +26,8 @@ import picocli.CommandLine.Command;
       PrepareCommand.class,
       VerifyDataCommand.class,
       PretrainCommand.class,
+      SftCommand.class,
+      MergeLoraCommand.class,
       EvalCommand.class
     })
 public final class Cli implements Runnable {

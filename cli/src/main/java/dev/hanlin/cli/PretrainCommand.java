@@ -48,6 +48,8 @@ final class PretrainCommand implements Callable<Integer> {
     if (resumeFrom != null) overrides.put("resume_from_checkpoint", resumeFrom.toString());
     Path yaml = config != null ? config : extractDemo(overrides);
     PretrainConfig cfg = PretrainConfig.load(yaml, overrides);
+    if (cfg.sft() != null)
+      throw new IllegalArgumentException("the config has an 'sft' section: run it with --mode sft");
     String resolved = new ObjectMapper(new YAMLFactory()).writeValueAsString(cfg);
     new Trainer(cfg, resolved, System.err).run();
     return 0;

@@ -15,18 +15,53 @@ public final class SftLoader implements LabelledBatch.Source {
   private final SftSampler sampler;
   private final SftCollator collator;
   private final Device device;
+  private final int rank, worldSize;
   private Cursor cursor;
 
+  /** Batches of {@code sampler} (whose batch size covers all ranks), this rank taking its slice. */
   public SftLoader(
-      SftDataset data, SftSampler sampler, SftCollator collator, Device device, Cursor start) {
+      SftDataset data,
+      SftSampler sampler,
+      SftCollator collator,
+      Device device,
+      int rank,
+      int worldSize,
+      Cursor start) {
     this.data = data;
     this.sampler = sampler;
     this.collator = collator;
     this.device = device;
+    this.rank = rank;
+    this.worldSize = worldSize;
     this.cursor = sampler.normalize(start);
   }
 
-  /** Training order: shuffled by (seed, epoch), optionally grouped by length. */
+  /**
+   * Training order: shuffled by (seed, epoch), optionally grouped by length; each rank's
+   * micro-batch of {@code batchSize} samples is its slice of one global batch, so the cursor is the
+   * same on all ranks.
+   */
+  public static SftLoader training(
+      SftDataset data,
+      int batchSize,
+      long seed,
+      boolean groupByLength,
+      SftCollator collator,
+      Device device,
+      int rank,
+      int worldSize,
+      Cursor start) {
+    return new SftLoader(
+        data,
+        new SftSampler(lengths(data), batchSize * worldSize, seed, true, groupByLength),
+        collator,
+        device,
+        rank,
+        worldSize,
+        start);
+  }
+
+  /** Single-process training order. */
   public static SftLoader training(
       SftDataset data,
       int batchSize,
@@ -35,12 +70,7 @@ public final class SftLoader implements LabelledBatch.Source {
       SftCollator collator,
       Device device,
       Cursor start) {
-    return new SftLoader(
-        data,
-        new SftSampler(lengths(data), batchSize, seed, true, groupByLength),
-        collator,
-        device,
-        start);
+    return training(data, batchSize, seed, groupByLength, collator, device, 0, 1, start);
   }
 
   /** Evaluation order: the samples as they are, the last partial batch included. */
@@ -67,10 +97,12 @@ public final class SftLoader implements LabelledBatch.Source {
     return sampler.stepsPerEpoch();
   }
 
-  /** The samples of the next batch, without consuming it. */
+  /** This rank's samples of the next batch, without consuming it. */
   public List<SftExample> peek() {
+    int[] global = sampler.batch(cursor);
+    int per = global.length / worldSize;
     List<SftExample> b = new ArrayList<>();
-    for (int i : sampler.batch(cursor)) b.add(data.get(i));
+    for (int j = rank * per; j < (rank + 1) * per; j++) b.add(data.get(global[j]));
     return b;
   }
 

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.LoraAdapters;
+import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Tensor;
@@ -54,12 +56,54 @@ public final class Checkpoints {
       TrainerState state,
       String resolvedConfigYaml)
       throws IOException {
+    return save(
+        output,
+        tmp -> HfCheckpoint.save(model, tmp, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES),
+        optimizerState,
+        rngState,
+        state,
+        resolvedConfigYaml);
+  }
+
+  /**
+   * A LoRA run's checkpoint: the adapter folder (PEFT layout) instead of the full weights, which
+   * the frozen base makes redundant; optimizer, RNG and trainer state as for {@link #save}.
+   */
+  public static Path saveAdapter(
+      Path output,
+      LoraAdapters adapters,
+      Map<String, Tensor> optimizerState,
+      Tensor rngState,
+      TrainerState state,
+      String resolvedConfigYaml)
+      throws IOException {
+    return save(
+        output,
+        tmp -> PeftAdapter.save(adapters, tmp, "checkpoint"),
+        optimizerState,
+        rngState,
+        state,
+        resolvedConfigYaml);
+  }
+
+  private interface WeightsWriter {
+    void write(Path folder) throws IOException;
+  }
+
+  private static Path save(
+      Path output,
+      WeightsWriter weights,
+      Map<String, Tensor> optimizerState,
+      Tensor rngState,
+      TrainerState state,
+      String resolvedConfigYaml)
+      throws IOException {
     Path dir = output.resolve("checkpoint-" + state.step());
     Path tmp = output.resolve(".checkpoint-" + state.step() + ".tmp");
     deleteTree(tmp);
     try {
       Files.createDirectories(tmp);
-      HfCheckpoint.save(model, tmp, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
+      weights.write(tmp);
       SafetensorsWriter.write(tmp.resolve("optimizer.safetensors"), optimizerState);
       SafetensorsWriter.write(tmp.resolve("rng_state.safetensors"), Map.of("cpu", rngState));
       write(tmp.resolve("config.yaml"), resolvedConfigYaml);
@@ -91,7 +135,14 @@ public final class Checkpoints {
     if (!Files.exists(statePath))
       throw new IOException(dir + " is not a complete checkpoint (no " + STATE + ")");
     TrainerState state = JSON.readValue(statePath.toFile(), TrainerState.class);
-    LlamaModel m = HfCheckpoint.load(dir, dtype, device);
+    Map<String, Tensor> weights = new LinkedHashMap<>();
+    if (Files.exists(dir.resolve(PeftAdapter.CONFIG))) { // a LoRA run: adapter names, no prefix
+      try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS))) {
+        for (String n : f.names())
+          weights.put(
+              n.substring("base_model.model.".length()), f.load(n, DType.F32, device).retain());
+      }
+    } else weights = HfCheckpoint.load(dir, dtype, device).weights();
     Map<String, Tensor> opt = new LinkedHashMap<>();
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("optimizer.safetensors"))) {
       for (String n : f.names()) opt.put(n, f.load(n, f.info(n).dtype(), device).retain());
@@ -100,7 +151,7 @@ public final class Checkpoints {
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("rng_state.safetensors"))) {
       rng = f.load("cpu").retain();
     }
-    return new Loaded(m.weights(), opt, rng, state);
+    return new Loaded(weights, opt, rng, state);
   }
 
   /** The complete checkpoint with the highest step, if any. */

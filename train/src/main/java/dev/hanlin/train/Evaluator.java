@@ -47,6 +47,37 @@ public final class Evaluator {
     }
   }
 
+  /**
+   * Evaluates collated SFT batches (up to {@code maxBatches}, 0: all): loss, perplexity and
+   * accuracy over the response tokens only.
+   */
+  public static EvalMetrics evaluate(
+      LlamaModel model,
+      java.util.List<dev.hanlin.data.SftCollator.Arrays> batches,
+      long maxBatches,
+      Device device,
+      boolean bf16,
+      long step) {
+    Sums sums = new Sums();
+    long n = maxBatches > 0 ? Math.min(maxBatches, batches.size()) : batches.size();
+    try (Grad.Guard g = Grad.inference()) {
+      for (int i = 0; i < n; i++) {
+        try (Scope s = Scope.open();
+            dev.hanlin.data.LabelledBatch b =
+                dev.hanlin.data.SftLoader.toDevice(batches.get(i), device, Cursor.START)) {
+          Tensor logits;
+          if (bf16) {
+            try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {
+              logits = model.forward(b.inputs(), null);
+            }
+          } else logits = model.forward(b.inputs(), null);
+          sums.add(logits, b.targets());
+        }
+      }
+    }
+    return sums.metrics(step);
+  }
+
   /** Evaluates up to {@code maxBatches} batches (0: all) of {@code data}. */
   public static EvalMetrics evaluate(
       LlamaModel model,

@@ -1,7 +1,9 @@
 package dev.hanlin.train;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.hanlin.data.SftOptions;
 import dev.hanlin.data.StrictYaml;
+import dev.hanlin.model.LoraConfig;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -54,12 +56,17 @@ public record PretrainConfig(
     @JsonProperty("max_nonfinite_steps") Integer maxNonfiniteSteps,
     @JsonProperty("max_shard_size") Long maxShardSize,
     @JsonProperty("stop_after_steps") Long stopAfterSteps,
-    @JsonProperty("dist_timeout_seconds") Long distTimeoutSeconds) {
+    @JsonProperty("dist_timeout_seconds") Long distTimeoutSeconds,
+    // instruction tuning (--mode sft): the data layout, and LoRA when set
+    @JsonProperty("sft") SftOptions sft,
+    @JsonProperty("lora") LoraConfig lora) {
 
   public PretrainConfig {
     require(tokenizer, "tokenizer");
     require(outputDir, "output_dir");
-    require(dataDir, "data_dir");
+    if (sft == null) require(dataDir, "data_dir"); // SFT data is tokenized in memory
+    if (lora != null && sft == null)
+      throw new IllegalArgumentException("'lora' needs an 'sft' section (--mode sft)");
     if (modelNameOrPath == null && modelConfig == null)
       throw new IllegalArgumentException(
           "give 'model_name_or_path' (an HF folder) or 'model_config' (a config.json to start from)");

@@ -2,10 +2,10 @@ package dev.hanlin.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.hanlin.data.Batch;
 import dev.hanlin.data.BlockSize;
 import dev.hanlin.data.Cursor;
 import dev.hanlin.data.DataLoader;
+import dev.hanlin.data.LabelledBatch;
 import dev.hanlin.data.LoaderOptions;
 import dev.hanlin.data.Prepare;
 import dev.hanlin.data.PrepareConfig;
@@ -74,6 +74,7 @@ public final class Trainer {
   private final Dist dist;
   private Group group = Group.single();
   private GradSync grads;
+  private Sft sft; // instruction tuning (--mode sft): its data, and LoRA when configured
 
   public Trainer(PretrainConfig cfg, String resolvedYaml, PrintStream err) {
     this.cfg = cfg;
@@ -109,11 +110,14 @@ public final class Trainer {
     openData();
     Checkpoints.Loaded ck =
         resumeFrom == null ? null : Checkpoints.load(resumeFrom, DType.F32, device);
-    model = buildModel(ck);
+    model =
+        sft != null && cfg.lora() != null
+            ? sft.withLora(buildModel(null), ck, device, bf16)
+            : buildModel(ck);
     block = BlockSize.resolve(cfg.blockSize(), model.config().maxPositionEmbeddings());
     optimizer = buildOptimizer();
-    group.broadcast(model.weights().values(), 0); // every rank starts from rank 0's weights
-    grads = new GradSync(group, List.copyOf(model.weights().values()));
+    group.broadcast(trainable().values(), 0); // every rank starts from rank 0's weights
+    grads = new GradSync(group, List.copyOf(trainable().values()));
     state = TrainerState.start();
     if (ck != null) {
       optimizer.loadState(ck.optimizer());
@@ -140,6 +144,10 @@ public final class Trainer {
   }
 
   private void openData() throws IOException {
+    if (cfg.sft() != null) {
+      sft = Sft.open(cfg, tokenizer, err);
+      return;
+    }
     Path data = Path.of(cfg.dataDir());
     if (!cfg.trainFiles().isEmpty() && dist.isMain()) {
       PrepareConfig pc =
@@ -227,13 +235,20 @@ public final class Trainer {
     return m.resizeTokenEmbeddings(size, rows);
   }
 
+  /** What the optimizer updates: every weight, or with LoRA the adapters and modules to save. */
+  private Map<String, Tensor> trainable() {
+    return model.lora() != null ? model.lora().weights() : model.weights();
+  }
+
   private FusedAdamW buildOptimizer() {
     Map<String, Tensor> decay = new LinkedHashMap<>(), noDecay = new LinkedHashMap<>();
-    model.weights().forEach((k, v) -> (v.dim() >= 2 ? decay : noDecay).put(k, v));
+    trainable().forEach((k, v) -> (v.dim() >= 2 ? decay : noDecay).put(k, v));
     return new FusedAdamW(
-        List.of(
-            new FusedAdamW.Group("decay", decay, cfg.weightDecay()),
-            new FusedAdamW.Group("no_decay", noDecay, 0.0)),
+        java.util.stream.Stream.of(
+                new FusedAdamW.Group("decay", decay, cfg.weightDecay()),
+                new FusedAdamW.Group("no_decay", noDecay, 0.0))
+            .filter(g -> !g.params().isEmpty()) // LoRA adapters are all matrices
+            .toList(),
         cfg.adamBeta1(),
         cfg.adamBeta2(),
         cfg.adamEpsilon());
@@ -244,7 +259,10 @@ public final class Trainer {
         LoaderOptions.of(block, cfg.trainBatchSize(), cfg.seed())
             .withDevice(device)
             .withRank(dist.rank(), dist.worldSize());
-    try (DataLoader loader = new DataLoader(train, lo, state.cursor())) {
+    try (LabelledBatch.Source loader =
+        sft != null
+            ? sft.loader(cfg, block, dist.rank(), dist.worldSize(), device, state.cursor())
+            : new PackedSource(new DataLoader(train, lo, state.cursor()))) {
       long perEpoch = Math.max(1, loader.stepsPerEpoch() / cfg.gradientAccumulationSteps());
       maxSteps =
           cfg.maxSteps() != null
@@ -294,16 +312,27 @@ public final class Trainer {
   }
 
   /** One optimizer step over {@code gradient_accumulation_steps} micro-batches. */
-  private TrainerState step(DataLoader loader, double flopsPerToken, double peak) {
+  private TrainerState step(LabelledBatch.Source loader, double flopsPerToken, double peak) {
     long t0 = System.nanoTime();
     int accum = cfg.gradientAccumulationSteps();
-    long tokens = (long) accum * cfg.trainBatchSize() * block;
     double lossSum = 0;
     Cursor cursor = state.cursor();
     optimizer.zeroGrad();
+    // The loss is the sum over the window's labelled targets divided by their count over all
+    // ranks; as ranks average gradients, each rank divides by the mean count per rank.
+    List<LabelledBatch> window = new java.util.ArrayList<>();
+    long tokens = 0, labelled = 0;
+    for (int micro = 0; micro < accum; micro++) {
+      window.add(loader.next());
+      tokens += window.getLast().inputs().numel();
+      labelled += window.getLast().trained();
+    }
+    double globalLabelled =
+        sft != null ? group.sum(labelled)[0] : (double) labelled * dist.worldSize();
+    double perRank = globalLabelled / dist.worldSize();
     for (int micro = 0; micro < accum; micro++) {
       try (Scope s = Scope.open();
-          Batch b = loader.next()) {
+          LabelledBatch b = window.get(micro)) {
         // ranks average gradients once per step, in the last micro-batch's backward; the average
         // of each rank's sum / its tokens is the sum over all ranks / the global token count, as
         // every rank has the same number of tokens
@@ -316,22 +345,23 @@ public final class Trainer {
           if (cfg.gradientCheckpointing()) {
             double mean =
                 model.forwardBackwardCheckpointed(
-                    b.inputs(), logits -> lossSumOf.apply(logits).div((double) tokens));
-            lossSum += mean * tokens;
+                    b.inputs(), logits -> lossSumOf.apply(logits).div(perRank));
+            lossSum += mean * perRank;
           } else {
             Tensor loss = lossSumOf.apply(model.forward(b.inputs(), null));
-            loss.div((double) tokens).backward();
+            loss.div(perRank).backward();
             lossSum += loss.item();
           }
         }
         cursor = b.cursor();
       } catch (RuntimeException e) {
+        window.forEach(LabelledBatch::close);
         throw explainOutOfMemory(grads.explain(e));
       }
     }
     lossSum = group.sum(lossSum)[0];
     long globalTokens = tokens * dist.worldSize();
-    double loss = lossSum / globalTokens;
+    double loss = lossSum / globalLabelled;
     double gradNorm = optimizer.clipGradNorm(cfg.maxGradNorm());
     long step = state.step();
     double lr = schedule.lr(step);
@@ -387,6 +417,10 @@ public final class Trainer {
   }
 
   private void evaluate() {
+    if (sft != null) {
+      sft.evaluate(model, cfg, block, device, bf16, state.step()).ifPresent(listeners::onEval);
+      return;
+    }
     if (validation == null) return;
     EvalMetrics m =
         Evaluator.evaluate(
@@ -407,7 +441,11 @@ public final class Trainer {
       return;
     }
     Tensor rng = Torch.cpuRngState().retain();
-    Path dir = Checkpoints.save(out, model, optimizer.state(), rng, state, resolvedYaml);
+    Path dir =
+        model.lora() != null
+            ? Checkpoints.saveAdapter(
+                out, model.lora(), optimizer.state(), rng, state, resolvedYaml)
+            : Checkpoints.save(out, model, optimizer.state(), rng, state, resolvedYaml);
     rng.release();
     Checkpoints.prune(out, cfg.saveTotalLimit());
     listeners.onCheckpoint(state.step(), dir);
@@ -417,6 +455,12 @@ public final class Trainer {
   /** The final HF folder in {@code output_dir}: weights, config, generation config, tokenizer. */
   private void export() throws IOException {
     if (!dist.isMain()) return;
+    if (model.lora() != null) {
+      Sft.exportAdapter(model.lora(), cfg, out);
+      exportTokenizer(Path.of(cfg.tokenizer()), out);
+      err.println("exported a PEFT adapter folder to " + out.toAbsolutePath());
+      return;
+    }
     LlamaModel m = model;
     if (bf16) {
       Map<String, Tensor> w = new LinkedHashMap<>();

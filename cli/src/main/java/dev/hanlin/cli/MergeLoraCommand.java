@@ -1,0 +1,66 @@
+package dev.hanlin.cli;
+
+import dev.hanlin.model.HfCheckpoint;
+import dev.hanlin.model.LlamaConfig;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.LoraAdapters;
+import dev.hanlin.model.PeftAdapter;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Tensor;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code --mode merge-lora}: base model + PEFT adapter to one HF folder whose weights are {@code W
+ * + scaling · B A} (and the saved modules), as PEFT's {@code merge_and_unload} gives.
+ */
+@Command(
+    name = "merge-lora",
+    mixinStandardHelpOptions = true,
+    description = "Merge a LoRA adapter (PEFT layout) into its base model; write an HF folder.")
+final class MergeLoraCommand implements Callable<Integer> {
+  @Option(names = "--model", required = true, description = "The base model's HF folder.")
+  Path model;
+
+  @Option(names = "--adapter", required = true, description = "The adapter folder.")
+  Path adapter;
+
+  @Option(names = "--output", required = true, description = "Where to write the merged model.")
+  Path output;
+
+  static final List<String> TOKENIZER_FILES =
+      List.of(
+          "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json");
+
+  @Override
+  public Integer call() throws Exception {
+    LlamaModel base = HfCheckpoint.load(model, DType.F32, Device.CPU);
+    DType saved = LlamaConfig.read(model.resolve("config.json")).dtype(); // as the base was saved
+    LoraAdapters a = PeftAdapter.load(adapter, base.config(), Device.CPU);
+    LlamaModel merged = a.merge(base);
+    if (saved != DType.F32) {
+      Map<String, Tensor> w = new LinkedHashMap<>();
+      merged.weights().forEach((k, v) -> w.put(k, v.to(saved).retain()));
+      merged = LlamaModel.fromWeights(merged.config().withDtype(saved), w);
+    }
+    HfCheckpoint.save(merged, output, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
+    // the adapter's tokenizer wins: a run with an extended vocabulary exports it there
+    for (String f : TOKENIZER_FILES) {
+      Path src = Files.exists(adapter.resolve(f)) ? adapter.resolve(f) : model.resolve(f);
+      if (Files.exists(src))
+        Files.copy(src, output.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+    }
+    System.err.printf(
+        "merged %s (r=%d, %s) into %s: %s%n",
+        adapter, a.config().r(), a.config().targetModules(), model, output.toAbsolutePath());
+    return 0;
+  }
+}

@@ -1,0 +1,83 @@
+package dev.hanlin.torch.dist;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** The identity read from torchrun's and SLURM's variables, and the Reducer's bucket plan. */
+class DistTest {
+  @Test
+  void torchrunVariables() {
+    Dist d =
+        Dist.fromEnv(
+            Map.of(
+                "RANK", "5",
+                "LOCAL_RANK", "1",
+                "WORLD_SIZE", "8",
+                "LOCAL_WORLD_SIZE", "4",
+                "MASTER_ADDR", "10.0.0.7",
+                "MASTER_PORT", "29501"));
+    assertEquals(new Dist(5, 1, 8, 4, "10.0.0.7", 29501), d);
+    assertFalse(d.isMain());
+    assertTrue(d.isDistributed());
+  }
+
+  @Test
+  void slurmVariablesWhenTorchrunsAreAbsent() {
+    Dist d =
+        Dist.fromEnv(
+            Map.of(
+                "SLURM_PROCID", "6",
+                "SLURM_NTASKS", "8",
+                "SLURM_LOCALID", "2",
+                "SLURM_TASKS_PER_NODE", "4(x2)",
+                "SLURM_JOB_NODELIST", "gpu[07-08],cpu1"));
+    assertEquals(new Dist(6, 2, 8, 4, "gpu07", Dist.DEFAULT_PORT), d);
+    assertEquals("node", Dist.firstHost("node"));
+    assertEquals("a12", Dist.firstHost("a[12,15-16]"));
+  }
+
+  @Test
+  void noVariablesIsOneProcessAndBadOnesAreNamed() {
+    assertEquals(Dist.SINGLE, Dist.fromEnv(Map.of()));
+    assertTrue(Dist.SINGLE.isMain());
+    assertFalse(Dist.SINGLE.isDistributed());
+    var e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> Dist.fromEnv(Map.of("RANK", "x", "WORLD_SIZE", "2")));
+    assertTrue(e.getMessage().contains("RANK=x"), e.getMessage());
+    assertThrows(
+        IllegalArgumentException.class, () -> Dist.fromEnv(Map.of("RANK", "2", "WORLD_SIZE", "2")));
+  }
+
+  @Test
+  void bucketsFollowBackwardOrderAndTheCaps() {
+    // 4 parameters of 400 bytes: the first bucket closes at 400 bytes, the others at 800
+    List<Tensor> ps = List.of(t(), t(), t(), t());
+    assertEquals(List.of(List.of(3), List.of(2, 1), List.of(0)), GradSync.buckets(ps, 400, 800));
+  }
+
+  private static Tensor t() {
+    return Torch.zeros(DType.F32, Device.CPU, 100);
+  }
+
+  @Test
+  void aSingleGroupIsANoOp() {
+    try (Group g = Group.single()) {
+      assertFalse(g.isDistributed());
+      assertEquals(3.5, g.sum(3.5)[0]);
+      assertTrue(g.any(true));
+      g.barrier();
+    }
+  }
+}

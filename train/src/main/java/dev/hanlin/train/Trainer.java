@@ -307,6 +307,11 @@ public final class Trainer {
         checkpoint(); // stopped early (signal or stop_after_steps): keep the progress
       }
       listeners.onEnd();
+      if (device.isCuda())
+        err.printf(
+            "peak CUDA memory: %.2f GiB allocated, %.2f GiB reserved%n",
+            Cuda.peakAllocatedBytes(device.index()) / 1073741824.0,
+            Cuda.peakReservedBytes(device.index()) / 1073741824.0);
       return state;
     }
   }

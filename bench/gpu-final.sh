@@ -11,7 +11,7 @@ j dev.hanlin.bench.ForwardBackwardBench tinyllama 4 2048 10 3 2>&1 | grep RESULT
 python3 bench/fwd_bwd_hf.py tinyllama 4 2048 10 3 2>&1 | grep -E "RESULT|Error"
 j dev.hanlin.cli.Main --mode pretrain --config bench/pretrain-tinyllama.yaml --set max_steps=100 \
   --set eval_steps=0 --set max_eval_batches=2 --set data_dir=/tmp/hanlin-data --set output_dir=/tmp/hanlin-bench \
-  --set train_files='[.gpu/poetry.txt.gz]' --set tokenizer=.gpu/tok/tokenizer.model 2>&1 | tr '\r' '\n' | grep -E "^step (50|100)/|eval|done|rror"
+  --set train_files='[.gpu/poetry.txt.gz]' --set tokenizer=.gpu/tok/tokenizer.model 2>&1 | tr '\r' '\n' | grep -E "^step (50|100)/|eval|done|peak|rror"
 python3 - <<'PY'
 import json, statistics
 rows = [json.loads(l) for l in open("/tmp/hanlin-bench/metrics.jsonl") if '"train"' in l]

@@ -58,7 +58,8 @@ public final class PeftAdapter {
     n.putNull("revision");
     n.put("inference_mode", true);
     n.put("r", c.r());
-    n.put("lora_alpha", c.alpha());
+    if (c.alpha() == Math.rint(c.alpha())) n.put("lora_alpha", c.alpha().longValue()); // as PEFT
+    else n.put("lora_alpha", c.alpha());
     n.put("lora_dropout", c.dropout());
     c.targetModules().forEach(n.putArray("target_modules")::add);
     n.put("bias", "none");

@@ -1,0 +1,197 @@
+package dev.hanlin.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.hanlin.model.HfCheckpoint;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.LoraAdapters;
+import dev.hanlin.model.PeftAdapter;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Whole {@code --mode sft} runs in child JVMs on the committed Analects fixtures: full SFT on the
+ * chat format exports an HF folder and evaluates response tokens; LoRA on top of it, stopped and
+ * resumed, gives bitwise the losses and adapter of an uninterrupted run; {@code --mode merge-lora}
+ * gives a model equal to base + adapter.
+ */
+class SftRunTest {
+  @TempDir static Path shared;
+  static Path full;
+
+  static Path yaml(Path dir, String body) throws IOException {
+    Path repo = PretrainRunTest.repo();
+    String y =
+        """
+        model_config: %s
+        config_overrides: {hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}
+        tokenizer: %s
+        output_dir: %s
+        per_device_train_batch_size: 4
+        gradient_accumulation_steps: 2
+        learning_rate: 3.0e-3
+        warmup_steps: 1
+        logging_steps: 1
+        device: cpu
+        %s
+        """
+            .formatted(
+                repo.resolve("configs/demo/tiny-llama.json"),
+                repo.resolve("configs/demo/tokenizer.model"),
+                dir,
+                body.replace("$REPO", repo.toString()));
+    Path f = dir.resolveSibling(dir.getFileName() + ".yaml");
+    Files.writeString(f, y);
+    return f;
+  }
+
+  static int run(Path log, String... args) throws Exception {
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                java,
+                "--enable-native-access=ALL-UNNAMED",
+                "-cp",
+                System.getProperty("java.class.path"),
+                "dev.hanlin.cli.Main"));
+    cmd.addAll(List.of(args));
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+            .start();
+    assertTrue(p.waitFor(4, TimeUnit.MINUTES), "run did not finish; see " + log);
+    if (p.exitValue() != 0) System.err.println(Files.readString(log));
+    return p.exitValue();
+  }
+
+  static List<JsonNode> metrics(Path out, String type) throws IOException {
+    List<JsonNode> l = new ArrayList<>();
+    for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+      JsonNode n = PretrainRunTest.JSON.readTree(line);
+      if (n.get("type").asText().equals(type)) l.add(n);
+    }
+    return l;
+  }
+
+  @BeforeAll
+  static void fullSftOnChat() throws Exception {
+    full = shared.resolve("full");
+    Path y =
+        yaml(
+            full,
+            """
+            train_files: [$REPO/test-data/sft/lunyu_chat.csv]
+            validation_split_percentage: 10
+            block_size: 160
+            max_steps: 3
+            eval_steps: 0
+            sft: {format: chat, group_by_length: true}
+            """);
+    assertEquals(0, run(shared.resolve("full.log"), "--mode", "sft", "--config", y.toString()));
+  }
+
+  @Test
+  void fullSftExportsAnHfFolderAndEvaluatesResponseTokens() throws Exception {
+    assertTrue(Files.exists(full.resolve("config.json")));
+    assertTrue(Files.exists(full.resolve("model.safetensors")));
+    assertTrue(Files.exists(full.resolve("tokenizer.model")));
+    List<JsonNode> eval = metrics(full, "eval");
+    assertEquals(1, eval.size());
+    long tokens = eval.getFirst().get("tokens").asLong();
+    assertTrue(tokens > 0 && tokens < 3 * 160, "response tokens only, got " + tokens);
+    assertEquals(3, metrics(full, "train").size());
+    assertTrue(
+        Files.readString(shared.resolve("full.log")).contains("25 training and 3 validation"));
+  }
+
+  static String lora(String extra) {
+    return """
+        model_name_or_path: %s
+        train_files: [$REPO/test-data/sft/lunyu_qa.jsonl]
+        block_size: 64
+        max_steps: 6
+        save_steps: 3
+        sft: {format: prompt_response}
+        lora: {r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: [q_proj, v_proj, down_proj], modules_to_save: [lm_head]}
+        %s
+        """
+        .formatted(full, extra);
+  }
+
+  static List<String> losses(Path out) throws IOException {
+    return metrics(out, "train").stream()
+        .map(n -> n.get("step").asText() + ":" + n.get("loss").asText())
+        .toList();
+  }
+
+  @Test
+  void loraStoppedAndResumedEqualsUninterruptedAndMergeEqualsBasePlusAdapter(@TempDir Path tmp)
+      throws Exception {
+    Path a = tmp.resolve("a"), b = tmp.resolve("b");
+    assertEquals(
+        0, run(tmp.resolve("a.log"), "--mode", "sft", "--config", yaml(a, lora("")).toString()));
+    Path yb = yaml(b, lora("stop_after_steps: 3"));
+    assertEquals(0, run(tmp.resolve("b.log"), "--mode", "sft", "--config", yb.toString()));
+    assertEquals(3, losses(b).size());
+    Files.writeString(yb, Files.readString(yb).replace("stop_after_steps: 3", ""));
+    assertEquals(0, run(tmp.resolve("b.log"), "--mode", "sft", "--config", yb.toString()));
+    assertTrue(Files.readString(tmp.resolve("b.log")).contains("resuming from"));
+    assertEquals(losses(a), losses(b));
+    // only the adapter is exported; it is bitwise that of the uninterrupted run
+    assertTrue(Files.exists(a.resolve(PeftAdapter.CONFIG)));
+    assertTrue(!Files.exists(a.resolve("model.safetensors")));
+    assertArrayEquals(
+        Files.readAllBytes(a.resolve(PeftAdapter.WEIGHTS)),
+        Files.readAllBytes(b.resolve(PeftAdapter.WEIGHTS)));
+    assertTrue(Files.readString(tmp.resolve("a.log")).contains("trainable parameters"));
+
+    Path merged = tmp.resolve("merged");
+    assertEquals(
+        0,
+        run(
+            tmp.resolve("merge.log"),
+            "--mode",
+            "merge-lora",
+            "--model",
+            full.toString(),
+            "--adapter",
+            a.toString(),
+            "--output",
+            merged.toString()));
+    LlamaModel base = HfCheckpoint.load(full, DType.F32, Device.CPU);
+    LoraAdapters adapter = PeftAdapter.load(a, base.config(), Device.CPU);
+    LlamaModel m = HfCheckpoint.load(merged, DType.F32, Device.CPU);
+    assertTrue(Files.exists(merged.resolve("tokenizer.model")));
+    long[] ids = new long[2 * 24];
+    for (int i = 0; i < ids.length; i++) ids[i] = 3 + (i * 131L) % 3990;
+    try (Scope s = Scope.open();
+        Grad.Guard g = Grad.inference()) {
+      Tensor x = Torch.fromLongs(ids, 2, 24);
+      Tensor withAdapter = adapter.applyTo(base).forward(x, null);
+      double changed = withAdapter.sub(base.forward(x, null)).abs().max().item();
+      double diff = withAdapter.sub(m.forward(x, null)).abs().max().item();
+      System.out.printf(
+          "merge-lora: |adapter - base| %.3g, |merged - adapter| %.3g%n", changed, diff);
+      assertTrue(changed > 1e-3, "training changed the adapter's output by only " + changed);
+      assertTrue(diff < 1e-4, "merged model differs from base + adapter by " + diff);
+    }
+  }
+}

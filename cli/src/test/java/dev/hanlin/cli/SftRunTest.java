@@ -194,4 +194,54 @@ class SftRunTest {
       assertTrue(diff < 1e-4, "merged model differs from base + adapter by " + diff);
     }
   }
+
+  @Test
+  void accumulationWindowEqualsOneLargeBatch(@TempDir Path tmp) throws Exception {
+    // the loss is normalized by the labelled tokens of the whole window, so 2 x 2 samples give
+    // the step of 1 x 4 samples (the same samples: the order does not depend on the batch size)
+    String body =
+        """
+        train_files: [$REPO/test-data/sft/lunyu_qa.jsonl]
+        block_size: 64
+        max_steps: 2
+        save_steps: 0
+        sft: {format: prompt_response}
+        """;
+    Path one = tmp.resolve("one"), two = tmp.resolve("two");
+    Path y1 = yaml(one, body + "per_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n");
+    Path y2 = yaml(two, body + "per_device_train_batch_size: 2\ngradient_accumulation_steps: 2\n");
+    for (Path y : List.of(y1, y2))
+      Files.writeString(
+          y,
+          Files.readString(y)
+              .replace("per_device_train_batch_size: 4\ngradient_accumulation_steps: 2\n", ""));
+    assertEquals(0, run(tmp.resolve("one.log"), "--mode", "sft", "--config", y1.toString()));
+    assertEquals(0, run(tmp.resolve("two.log"), "--mode", "sft", "--config", y2.toString()));
+    List<JsonNode> a = metrics(one, "train"), b = metrics(two, "train");
+    assertEquals(2, a.size());
+    for (int i = 0; i < 2; i++) {
+      double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();
+      assertEquals(la, lb, 1e-5 * la, "step " + (i + 1));
+    }
+  }
+
+  @Test
+  void configErrorsNameTheSftKeyAndLine(@TempDir Path tmp) throws Exception {
+    Path y = yaml(tmp.resolve("bad"), "train_files: [x.jsonl]\nsft:\n  prompt_feild: q\n");
+    var e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            RuntimeException.class,
+            () -> dev.hanlin.train.PretrainConfig.load(y, new java.util.HashMap<>()));
+    assertTrue(e.getMessage().contains("prompt_feild"), e.getMessage());
+    assertTrue(e.getMessage().contains("did you mean 'prompt_field'"), e.getMessage());
+    Path l =
+        yaml(
+            tmp.resolve("badlora"),
+            "train_files: [x.jsonl]\nsft: {}\nlora:\n  target_modules: [qkv]\n");
+    var le =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            RuntimeException.class,
+            () -> dev.hanlin.train.PretrainConfig.load(l, new java.util.HashMap<>()));
+    assertTrue(le.getMessage().contains("unknown target module 'qkv'"), le.getMessage());
+  }
 }

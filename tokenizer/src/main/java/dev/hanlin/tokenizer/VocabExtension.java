@@ -280,10 +280,21 @@ public final class VocabExtension {
     int[][] seq = new int[n][];
     long[] freq = new long[n];
     int w = 0;
+    String[] words = new String[n];
     for (Map.Entry<String, Long> e : wordCounts.entrySet()) {
-      seq[w] = start.encodeNormalized(e.getKey());
+      words[w] = e.getKey();
       freq[w++] = e.getValue();
     }
+    progress.update("split", 0, n);
+    try (ForkJoinPool pool = new ForkJoinPool(o.threads())) {
+      pool.submit(
+              () ->
+                  java.util.stream.IntStream.range(0, n)
+                      .parallel()
+                      .forEach(i -> seq[i] = start.encodeNormalized(words[i])))
+          .join();
+    }
+    progress.update("split", n, n);
     List<Integer> lengths = new ArrayList<>();
     for (String t : text) lengths.add(t.codePointCount(0, t.length()));
     boolean[] mergeableBase = new boolean[start.vocabSize()];

@@ -35,6 +35,24 @@ class SentencePieceParityTest {
     assertTrue(c.exact(), c.summary("edge cases"));
   }
 
+  /** Arbitrary id sequences (as a model generates them) decode as sentencepiece decodes them. */
+  @Test
+  void randomIdSequencesDecodeAsSentencePiece() throws Exception {
+    var json = new com.fasterxml.jackson.databind.ObjectMapper();
+    int n = 0;
+    for (String line :
+        java.nio.file.Files.readAllLines(
+            Assets.root().resolve("tokenizer/decode_cases.golden.jsonl"))) {
+      if (line.startsWith("#")) continue;
+      var node = json.readTree(line);
+      int[] ids = new int[node.get("ids").size()];
+      for (int i = 0; i < ids.length; i++) ids[i] = node.get("ids").get(i).asInt();
+      assertEquals(node.get("dec").asText(), Assets.llama().decode(ids), line);
+      n++;
+    }
+    assertEquals(1500, n);
+  }
+
   @Test
   void quickSampleMatchesSentencePiece() {
     ParityCheck c = new ParityCheck();

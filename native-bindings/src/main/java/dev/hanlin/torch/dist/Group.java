@@ -13,6 +13,7 @@ import org.bytedeco.pytorch.BackendOptional;
 import org.bytedeco.pytorch.BarrierOptions;
 import org.bytedeco.pytorch.BroadcastOptions;
 import org.bytedeco.pytorch.GlooDeviceVector;
+import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.ProcessGroup;
 import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.ReduceOp;
@@ -232,9 +233,10 @@ public final class Group implements AutoCloseable {
   /** Returns once every rank has called it, or fails after the group's timeout. */
   public void barrier() {
     if (pg == null) return;
-    await(
-        "barrier",
-        () -> pg.barrier(new BarrierOptions().timeout(new Milliseconds(timeout.toMillis()))));
+    BarrierOptions o = new BarrierOptions().timeout(new Milliseconds(timeout.toMillis()));
+    if (device.isCuda())
+      o.device_ids(new LongVector(new long[] {device.index()})); // NCCL: not a guess
+    await("barrier", () -> pg.barrier(o));
   }
 
   /**

@@ -123,9 +123,14 @@ class DistributedRunTest {
 
   /** The largest elementwise difference between two exported models' weights. */
   static double maxWeightDifference(Path a, Path b) throws IOException {
+    return maxDifference(a.resolve("model.safetensors"), b.resolve("model.safetensors"));
+  }
+
+  /** The largest elementwise difference between two safetensors files with the same names. */
+  static double maxDifference(Path a, Path b) throws IOException {
     double max = 0;
-    try (SafetensorsFile x = SafetensorsFile.open(a.resolve("model.safetensors"));
-        SafetensorsFile y = SafetensorsFile.open(b.resolve("model.safetensors"));
+    try (SafetensorsFile x = SafetensorsFile.open(a);
+        SafetensorsFile y = SafetensorsFile.open(b);
         Scope s = Scope.open()) {
       assertEquals(x.names(), y.names());
       for (String n : x.names()) max = Math.max(max, x.load(n).sub(y.load(n)).abs().max().item());
@@ -214,6 +219,25 @@ class DistributedRunTest {
     assertTrue(read(log).contains("resuming from"), () -> read(log));
     assertLossesMatch(losses(reference), losses(run), 0);
     assertTrue(maxWeightDifference(reference, run) < 1e-4, "final weights differ");
+  }
+
+  @Test
+  void shardedOptimizerStateGivesTheSameRunAndAFullCheckpoint(@TempDir Path tmp) throws Exception {
+    Path zero = tmp.resolve("zero"), log = tmp.resolve("zero.log");
+    Process p =
+        launch(
+            config(zero, STEPS, 2, "zero_stage: 1"),
+            log,
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "" + freePort());
+    assertEquals(0, finish(p, log), () -> read(log));
+    assertLossesMatch(losses(reference), losses(zero), 0);
+    assertTrue(maxWeightDifference(reference, zero) < 1e-4, "final weights differ");
+    // the checkpoint holds every parameter's moments, as an unsharded run's does
+    Path opt = Path.of("checkpoint-6", "optimizer.safetensors");
+    assertTrue(maxDifference(reference.resolve(opt), zero.resolve(opt)) < 1e-4, "optimizer state");
   }
 
   /** Starts a long 2-process run and returns once it has taken a step; pids by rank. */

@@ -57,6 +57,7 @@ public record PretrainConfig(
     @JsonProperty("max_shard_size") Long maxShardSize,
     @JsonProperty("stop_after_steps") Long stopAfterSteps,
     @JsonProperty("dist_timeout_seconds") Long distTimeoutSeconds,
+    @JsonProperty("zero_stage") Integer zeroStage,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora) {
@@ -105,6 +106,12 @@ public record PretrainConfig(
     maxNonfiniteSteps = positive(or(maxNonfiniteSteps, 5), "max_nonfinite_steps");
     maxShardSize = or(maxShardSize, 5_000_000_000L);
     distTimeoutSeconds = positive(or(distTimeoutSeconds, 1800L), "dist_timeout_seconds");
+    zeroStage = or(zeroStage, 0);
+    if (zeroStage != 0 && zeroStage != 1)
+      throw new IllegalArgumentException(
+          "'zero_stage' must be 0 (every rank keeps the whole optimizer state) or 1 (each rank"
+              + " keeps and updates its share); got "
+              + zeroStage);
   }
 
   private static <T> T or(T v, T dflt) {

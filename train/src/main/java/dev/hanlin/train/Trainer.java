@@ -27,6 +27,7 @@ import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.dist.Dist;
 import dev.hanlin.torch.dist.GradSync;
 import dev.hanlin.torch.dist.Group;
+import dev.hanlin.torch.dist.Shards;
 import dev.hanlin.torch.optim.FusedAdamW;
 import dev.hanlin.train.metrics.EvalMetrics;
 import dev.hanlin.train.metrics.JsonlListener;
@@ -75,6 +76,7 @@ public final class Trainer {
   private Group group = Group.single();
   private GradSync grads;
   private Sft sft; // instruction tuning (--mode sft): its data, and LoRA when configured
+  private Shards shards; // zero_stage 1: each rank updates its share of the parameters
 
   public Trainer(PretrainConfig cfg, String resolvedYaml, PrintStream err) {
     this.cfg = cfg;
@@ -115,6 +117,7 @@ public final class Trainer {
             ? sft.withLora(buildModel(null), ck, device, bf16)
             : buildModel(ck);
     block = BlockSize.resolve(cfg.blockSize(), model.config().maxPositionEmbeddings());
+    if (cfg.zeroStage() == 1 && dist.isDistributed()) shards = Shards.of(trainable(), dist);
     optimizer = buildOptimizer();
     group.broadcast(trainable().values(), 0); // every rank starts from rank 0's weights
     grads = new GradSync(group, List.copyOf(trainable().values()));
@@ -242,7 +245,11 @@ public final class Trainer {
 
   private FusedAdamW buildOptimizer() {
     Map<String, Tensor> decay = new LinkedHashMap<>(), noDecay = new LinkedHashMap<>();
-    trainable().forEach((k, v) -> (v.dim() >= 2 ? decay : noDecay).put(k, v));
+    trainable()
+        .forEach(
+            (k, v) -> {
+              if (shards == null || shards.owns(k)) (v.dim() >= 2 ? decay : noDecay).put(k, v);
+            });
     return new FusedAdamW(
         java.util.stream.Stream.of(
                 new FusedAdamW.Group("decay", decay, cfg.weightDecay()),
@@ -322,7 +329,7 @@ public final class Trainer {
     int accum = cfg.gradientAccumulationSteps();
     double lossSum = 0;
     Cursor cursor = state.cursor();
-    optimizer.zeroGrad();
+    FusedAdamW.zeroGrads(trainable().values()); // all, also those another rank's shard updates
     // The loss is the sum over the window's labelled targets divided by their count over all
     // ranks; as ranks average gradients, each rank divides by the mean count per rank.
     List<LabelledBatch> window = new java.util.ArrayList<>();
@@ -367,13 +374,15 @@ public final class Trainer {
     lossSum = group.sum(lossSum)[0];
     long globalTokens = tokens * dist.worldSize();
     double loss = lossSum / globalLabelled;
-    double gradNorm = optimizer.clipGradNorm(cfg.maxGradNorm());
+    double gradNorm = FusedAdamW.clipGradNorm(trainable().values(), cfg.maxGradNorm());
     long step = state.step();
     double lr = schedule.lr(step);
     boolean finite = Double.isFinite(loss) && Double.isFinite(gradNorm);
     int streak = finite ? 0 : state.nonfiniteStreak() + 1;
-    if (finite) optimizer.step(lr);
-    else {
+    if (finite) {
+      optimizer.step(lr);
+      if (shards != null) shards.syncParams(group, trainable()); // from each owner to all
+    } else {
       err.printf(
           "%nstep %d: loss %s, grad norm %s: skipped (%d in a row)%n",
           step + 1, loss, gradNorm, streak);
@@ -441,6 +450,10 @@ public final class Trainer {
   }
 
   private void checkpoint() throws IOException {
+    Map<String, Tensor> opt =
+        shards == null
+            ? optimizer.state()
+            : shards.gather(group, trainable(), optimizer.state(), FusedAdamW.STATE_KINDS);
     if (!dist.isMain()) {
       group.barrier(); // until the main rank has written it
       return;
@@ -448,10 +461,10 @@ public final class Trainer {
     Tensor rng = Torch.cpuRngState().retain();
     Path dir =
         model.lora() != null
-            ? Checkpoints.saveAdapter(
-                out, model.lora(), optimizer.state(), rng, state, resolvedYaml)
-            : Checkpoints.save(out, model, optimizer.state(), rng, state, resolvedYaml);
+            ? Checkpoints.saveAdapter(out, model.lora(), opt, rng, state, resolvedYaml)
+            : Checkpoints.save(out, model, opt, rng, state, resolvedYaml);
     rng.release();
+    if (shards != null) opt.values().forEach(Tensor::release); // the gathered CPU copies
     Checkpoints.prune(out, cfg.saveTotalLimit());
     listeners.onCheckpoint(state.step(), dir);
     group.barrier();

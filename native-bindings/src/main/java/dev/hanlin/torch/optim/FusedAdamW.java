@@ -5,6 +5,7 @@ import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -139,6 +140,28 @@ public final class FusedAdamW {
       return torch.clip_grad_norm_(v, maxNorm > 0 ? maxNorm : Double.MAX_VALUE, 2.0, false);
     }
   }
+
+  /** Zeroes the gradients of {@code params} in place, whichever optimizer updates them. */
+  public static void zeroGrads(Collection<Tensor> params) {
+    try (Scope scope = Scope.open()) {
+      for (Tensor p : params) if (p.grad() != null) p.grad().raw().zero_();
+    }
+  }
+
+  /**
+   * {@link #clipGradNorm(double)} over {@code params}: all the model's parameters when each rank's
+   * optimizer holds only its shard of them.
+   */
+  public static double clipGradNorm(Collection<Tensor> params, double maxNorm) {
+    try (Scope scope = Scope.open()) {
+      TensorVector v = new TensorVector();
+      for (Tensor p : params) v.push_back(p.raw());
+      return torch.clip_grad_norm_(v, maxNorm > 0 ? maxNorm : Double.MAX_VALUE, 2.0, false);
+    }
+  }
+
+  /** The kinds of state each parameter has: {@link #state()} keys are {@code <kind>.<param>}. */
+  public static final List<String> STATE_KINDS = List.of("exp_avg", "exp_avg_sq", "step");
 
   /**
    * The optimizer state under {@code exp_avg.<param>}, {@code exp_avg_sq.<param>}, {@code

@@ -1,0 +1,90 @@
+package dev.hanlin.torch.dist;
+
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Optimizer-state sharding (ZeRO stage 1): each parameter is owned by one rank, which alone keeps
+ * its AdamW moments and updates it; the new values then go from each owner to every rank. The
+ * gradients are still averaged in full on every rank (by {@link GradSync}), so the optimizer's
+ * memory shrinks by the world size while the update stays exactly that of one process. Whole
+ * tensors are dealt, largest first, to the rank holding the fewest bytes so far.
+ */
+public final class Shards {
+  private final Map<String, Integer> owner;
+  private final int rank;
+
+  private Shards(Map<String, Integer> owner, int rank) {
+    this.owner = owner;
+    this.rank = rank;
+  }
+
+  /**
+   * Deals {@code params} (name to tensor, the same on every rank) over the ranks of {@code dist}.
+   */
+  public static Shards of(Map<String, Tensor> params, Dist dist) {
+    List<String> names = new ArrayList<>(params.keySet());
+    names.sort(Comparator.comparingLong((String n) -> -params.get(n).numel())); // stable
+    long[] load = new long[dist.worldSize()];
+    Map<String, Integer> owner = new LinkedHashMap<>();
+    for (String n : names) {
+      int r = 0;
+      for (int i = 1; i < load.length; i++) if (load[i] < load[r]) r = i;
+      owner.put(n, r);
+      load[r] += params.get(n).numel();
+    }
+    return new Shards(owner, dist.rank());
+  }
+
+  public boolean owns(String name) {
+    return ownerOf(name) == rank;
+  }
+
+  public int ownerOf(String name) {
+    Integer r = owner.get(name);
+    if (r == null) throw new IllegalArgumentException("no parameter named " + name);
+    return r;
+  }
+
+  /** After each rank updated the parameters it owns: every rank gets every new value. */
+  public void syncParams(Group group, Map<String, Tensor> params) {
+    params.forEach((n, p) -> group.broadcast(List.of(p), ownerOf(n)));
+  }
+
+  /**
+   * The full optimizer state on the main rank (on the CPU), for a checkpoint in the same format as
+   * an unsharded run's, so it resumes with any world size and either setting; other ranks return an
+   * empty map. {@code local} is this rank's state, keyed {@code <kind>.<parameter name>} for {@code
+   * kinds}; every rank must call this.
+   */
+  public Map<String, Tensor> gather(
+      Group group, Map<String, Tensor> params, Map<String, Tensor> local, List<String> kinds) {
+    Map<String, Tensor> full = new LinkedHashMap<>();
+    for (String n : params.keySet()) {
+      for (String kind : kinds) {
+        String key = kind + "." + n;
+        try (Scope s = Scope.open()) {
+          Tensor p = params.get(n);
+          Tensor t =
+              owns(n)
+                  ? local.get(key)
+                  : kind.equals("step")
+                      ? Torch.zeros(DType.F32, p.device()) // AdamW keeps F32 state
+                      : Torch.zeros(DType.F32, p.device(), p.shape());
+          if (t == null) throw new IllegalStateException("rank " + rank + " lacks " + key);
+          group.broadcast(List.of(t), ownerOf(n));
+          if (group.dist().isMain()) full.put(key, t.to(Device.CPU).retain());
+        }
+      }
+    }
+    return full;
+  }
+}

@@ -23,6 +23,7 @@ public final class GradSync {
 
   private final Group group;
   private final Reducer reducer;
+  private long syncStart = System.nanoTime(); // when the last synced micro-batch began
 
   /**
    * Hooks {@code params} (leaf tensors that require grad, in the same order on every rank). Their
@@ -92,6 +93,7 @@ public final class GradSync {
     try {
       reducer.rebuild_buckets(); // after the first synced step: buckets in actual gradient order
       if (!sync) return;
+      syncStart = System.nanoTime();
       reducer.prepare_for_forward();
       reducer.prepare_for_backward(new TensorVector());
     } catch (RuntimeException e) {
@@ -113,6 +115,6 @@ public final class GradSync {
             || m.contains("connection")
             || m.contains("timed out")
             || m.contains("timeout");
-    return comm ? group.failed("gradient all-reduce", System.nanoTime(), e) : e;
+    return comm ? group.failed("gradient all-reduce", syncStart, e) : e;
   }
 }

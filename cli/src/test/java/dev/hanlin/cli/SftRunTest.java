@@ -210,18 +210,29 @@ class SftRunTest {
     Path one = tmp.resolve("one"), two = tmp.resolve("two");
     Path y1 = yaml(one, body + "per_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n");
     Path y2 = yaml(two, body + "per_device_train_batch_size: 2\ngradient_accumulation_steps: 2\n");
-    for (Path y : List.of(y1, y2))
+    Path packed = tmp.resolve("packed");
+    Path y3 =
+        yaml(
+            packed,
+            body.replace("prompt_response}", "prompt_response, packing: true}")
+                + "per_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n");
+    for (Path y : List.of(y1, y2, y3))
       Files.writeString(
           y,
           Files.readString(y)
               .replace("per_device_train_batch_size: 4\ngradient_accumulation_steps: 2\n", ""));
     assertEquals(0, run(tmp.resolve("one.log"), "--mode", "sft", "--config", y1.toString()));
     assertEquals(0, run(tmp.resolve("two.log"), "--mode", "sft", "--config", y2.toString()));
-    List<JsonNode> a = metrics(one, "train"), b = metrics(two, "train");
+    // packing the same 4 samples into shared rows, attention kept within each, changes nothing
+    assertEquals(0, run(tmp.resolve("packed.log"), "--mode", "sft", "--config", y3.toString()));
+    List<JsonNode> a = metrics(one, "train");
     assertEquals(2, a.size());
-    for (int i = 0; i < 2; i++) {
-      double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();
-      assertEquals(la, lb, 1e-5 * la, "step " + (i + 1));
+    for (Path other : List.of(two, packed)) {
+      List<JsonNode> b = metrics(other, "train");
+      for (int i = 0; i < 2; i++) {
+        double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();
+        assertEquals(la, lb, 1e-5 * la, other.getFileName() + " step " + (i + 1));
+      }
     }
   }
 

@@ -9,13 +9,31 @@ import dev.hanlin.torch.Tensor;
  * where the data stands after this batch. The caller closes it.
  */
 public record LabelledBatch(
-    Tensor inputs, Tensor targets, long trained, Cursor cursor, AutoCloseable owner)
+    Tensor inputs,
+    Tensor targets,
+    long trained,
+    Cursor cursor,
+    AutoCloseable owner,
+    Tensor positions,
+    Tensor segments)
     implements AutoCloseable {
+
+  public LabelledBatch(
+      Tensor inputs, Tensor targets, long trained, Cursor cursor, AutoCloseable owner) {
+    this(inputs, targets, trained, cursor, owner, null, null);
+  }
+
+  /** Whether rows pack several samples: then {@code positions} and {@code segments} (B, T). */
+  public boolean packed() {
+    return positions != null;
+  }
 
   @Override
   public void close() {
     inputs.close();
     targets.close();
+    if (positions != null) positions.close();
+    if (segments != null) segments.close();
     if (owner != null) {
       try {
         owner.close();

@@ -108,7 +108,7 @@ public final class SftLoader implements LabelledBatch.Source {
 
   @Override
   public LabelledBatch next() {
-    SftCollator.Arrays a = collator.collate(peek());
+    SftCollator.Arrays a = collator.batch(peek());
     cursor = sampler.advance(cursor);
     return toDevice(a, device, cursor);
   }
@@ -116,11 +116,16 @@ public final class SftLoader implements LabelledBatch.Source {
   /** A collated batch on {@code device}. */
   public static LabelledBatch toDevice(SftCollator.Arrays a, Device device, Cursor after) {
     Tensor[] t = a.tensors();
-    if (!device.isCuda()) return new LabelledBatch(t[0], t[1], a.trained(), after, null);
-    Tensor in = t[0].to(device, DType.I64, false), tg = t[1].to(device, DType.I64, false);
-    t[0].close();
-    t[1].close();
-    return new LabelledBatch(in, tg, a.trained(), after, null);
+    if (device.isCuda()) {
+      for (int i = 0; i < t.length; i++) {
+        Tensor host = t[i];
+        t[i] = host.to(device, DType.I64, false);
+        host.close();
+      }
+    }
+    return t.length == 2
+        ? new LabelledBatch(t[0], t[1], a.trained(), after, null)
+        : new LabelledBatch(t[0], t[1], a.trained(), after, null, t[2], t[3]);
   }
 
   @Override

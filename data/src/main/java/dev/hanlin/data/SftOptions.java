@@ -21,7 +21,8 @@ public record SftOptions(
     @JsonProperty("train_on_inputs") Boolean trainOnInputs,
     @JsonProperty("last_turn_only") Boolean lastTurnOnly,
     @JsonProperty("group_by_length") Boolean groupByLength,
-    @JsonProperty("pad_to_multiple_of") Integer padToMultipleOf) {
+    @JsonProperty("pad_to_multiple_of") Integer padToMultipleOf,
+    @JsonProperty("packing") Boolean packing) {
 
   /** The record layouts {@link SftDataset} reads. */
   public enum Format {
@@ -56,7 +57,8 @@ public record SftOptions(
           + " completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n";
 
   public static final SftOptions DEFAULT =
-      new SftOptions(null, null, null, null, null, null, null, null, null, null, null, null, null);
+      new SftOptions(
+          null, null, null, null, null, null, null, null, null, null, null, null, null, null);
 
   public SftOptions {
     format = format == null ? "prompt_response" : format.toLowerCase(Locale.ROOT);
@@ -75,6 +77,7 @@ public record SftOptions(
     lastTurnOnly = or(lastTurnOnly, false);
     groupByLength = or(groupByLength, false);
     padToMultipleOf = or(padToMultipleOf, 8);
+    packing = or(packing, false);
     if (padToMultipleOf < 1)
       throw new IllegalArgumentException("'pad_to_multiple_of' must be >= 1");
   }
@@ -98,7 +101,8 @@ public record SftOptions(
         trainOnInputs,
         lastTurnOnly,
         groupByLength,
-        padToMultipleOf);
+        padToMultipleOf,
+        packing);
   }
 
   private static <T> T or(T v, T d) {

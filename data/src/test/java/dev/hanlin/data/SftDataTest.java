@@ -214,6 +214,24 @@ class SftDataTest {
     for (int j = 8; j < 16; j++) assertEquals(I, x.targets()[16 + j]);
   }
 
+  @Test
+  void packingFillsRowsAndRestartsPositionsPerSample() {
+    SftExample a = new SftExample(new int[] {1, 5, 6}, new int[] {I, 5, 6});
+    SftExample b = new SftExample(new int[] {1, 7, 8, 9, 2}, new int[] {I, I, 8, 9, 2});
+    SftExample c = new SftExample(new int[] {1, 4, 4, 4, 4, 4, 2}, new int[] {I, 4, 4, 4, 4, 4, 2});
+    // capacity 10: a + b fill row 0 (8 tokens), c does not fit and opens row 1
+    SftCollator.Arrays x = new SftCollator(0, 8, 10, true).batch(List.of(a, b, c));
+    assertEquals(2, x.rows());
+    assertEquals(8, x.length()); // the fullest row (8) rounded up to a multiple of 8
+    assertArrayEquals(new long[] {1, 5, 6, 1, 7, 8, 9, 2, 1, 4, 4, 4, 4, 4, 2, 0}, x.inputs());
+    // each sample's last target is -100: no prediction across the boundary
+    assertArrayEquals(new long[] {5, 6, I, I, 8, 9, 2, I, 4, 4, 4, 4, 4, 2, I, I}, x.targets());
+    assertArrayEquals(new long[] {0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 0}, x.positions());
+    assertArrayEquals(new long[] {0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1}, x.segments());
+    assertEquals(2 + 3 + 6, x.trained());
+    assertEquals(x.trained(), new SftCollator(0, 8, 10).collate(List.of(a, b, c)).trained());
+  }
+
   static int[] lengths(int n) {
     return IntStream.range(0, n).map(i -> 1 + (i * 37) % 23).toArray();
   }

@@ -20,6 +20,11 @@ record Attention(
     java.util.Map<String, LoraLinear> lora) {
 
   Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache cache, int layer) {
+    return forward(x, cos, sin, cache, layer, null);
+  }
+
+  /** {@code mask}: null for causal attention, else bool (B, 1, T, T), true where allowed. */
+  Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache cache, int layer, Tensor mask) {
     long b = x.size(0), t = x.size(1);
     int h = c.numAttentionHeads(), kv = c.numKeyValueHeads(), d = c.headDim();
     Tensor q =
@@ -45,7 +50,10 @@ record Attention(
     if (hasPast && t > 1)
       throw new UnsupportedOperationException(
           "chunked prefill after cached tokens is not supported");
-    Tensor y = Torch.scaledDotProductAttention(q, k, v, t > 1); // (B, H, T, D)
+    Tensor y =
+        mask != null
+            ? Torch.scaledDotProductAttention(q, k, v, mask)
+            : Torch.scaledDotProductAttention(q, k, v, t > 1); // (B, H, T, D)
     y = y.transpose(1, 2).reshape(b, t, (long) h * d); // (B, T, H*D)
     return LoraLinear.linear(y, wo, bo, lora.get("o_proj")); // (B, T, C)
   }

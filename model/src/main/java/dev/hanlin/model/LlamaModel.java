@@ -217,6 +217,32 @@ public final class LlamaModel {
   }
 
   /**
+   * Logits (B, T, V) for rows that pack several samples: {@code positions} (B, T) restart at 0 at
+   * each sample, and {@code segments} (B, T) number the samples of a row, so that a token attends
+   * only to earlier tokens of its own sample. Each sample's logits equal those of the sample alone.
+   */
+  public Tensor forwardPacked(Tensor ids, Tensor positions, Tensor segments) {
+    long t = ids.size(1);
+    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
+    Tensor[] cs = rotary.cosSin(0, t, x.dtype(), x.device()); // (T, D) each
+    Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
+    Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
+    // same sample and not later: (B, 1, T, T), true where a query may attend a key
+    Tensor mask =
+        segments
+            .unsqueeze(2)
+            .eq(segments.unsqueeze(1))
+            .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
+            .unsqueeze(1);
+    for (TransformerBlock layer : layers) {
+      try (Scope s = Scope.open()) {
+        x = s.keep(layer.forward(x, cos, sin, null, mask));
+      }
+    }
+    return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
+  }
+
+  /**
    * Forward and backward with activation checkpointing (recompute per block): the forward keeps
    * only each block's input, not its activations; the backward recomputes one block at a time and
    * backpropagates through it. Gradients equal those of {@code loss(forward(ids)).backward()}; peak

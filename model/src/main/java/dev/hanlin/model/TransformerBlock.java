@@ -6,7 +6,12 @@ import dev.hanlin.torch.Tensor;
 record TransformerBlock(
     int index, RmsNorm inputNorm, Attention attention, RmsNorm postAttentionNorm, FeedForward mlp) {
   Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache cache) {
-    x = x.add(attention.forward(inputNorm.forward(x), cos, sin, cache, index));
+    return forward(x, cos, sin, cache, null);
+  }
+
+  /** With {@code mask} (bool, (B, 1, T, T)) in place of the causal mask, for packed rows. */
+  Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache cache, Tensor mask) {
+    x = x.add(attention.forward(inputNorm.forward(x), cos, sin, cache, index, mask));
     return x.add(mlp.forward(postAttentionNorm.forward(x)));
   }
 }

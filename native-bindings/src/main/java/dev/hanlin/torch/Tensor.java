@@ -252,6 +252,11 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(t.ne(new Scalar(v)));
   }
 
+  /** Elementwise {@code >=}, as a bool tensor (broadcasting). */
+  public Tensor ge(Tensor o) {
+    return new Tensor(t.ge(o.t));
+  }
+
   public Tensor and(Tensor o) {
     return new Tensor(t.logical_and(o.t));
   }

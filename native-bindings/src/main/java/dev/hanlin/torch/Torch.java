@@ -212,6 +212,24 @@ public final class Torch {
   }
 
   /**
+   * Scaled dot-product attention with an explicit mask: {@code mask} is bool, broadcastable to (B,
+   * H, T, S), true where a query may attend to a key (every query row needs one true entry).
+   */
+  public static Tensor scaledDotProductAttention(Tensor q, Tensor k, Tensor v, Tensor mask) {
+    boolean gqa = q.size(1) != k.size(1);
+    return new Tensor(
+        torch.scaled_dot_product_attention(
+            q.raw(),
+            k.raw(),
+            v.raw(),
+            new TensorOptional(mask.raw()),
+            0.0,
+            false,
+            new DoubleOptional(),
+            gqa));
+  }
+
+  /**
    * Scaled dot-product attention over {@code (B, H, T, D)} tensors; {@code k} and {@code v} may
    * have fewer heads (grouped-query attention).
    */

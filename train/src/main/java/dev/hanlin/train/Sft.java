@@ -43,6 +43,9 @@ final class Sft {
   static Sft open(PretrainConfig cfg, Tokenizer tokenizer, PrintStream err) {
     if (cfg.trainFiles().isEmpty())
       throw new IllegalArgumentException("--mode sft needs 'train_files' (jsonl, json or csv)");
+    if (cfg.sft().packing() && cfg.gradientCheckpointing())
+      throw new IllegalArgumentException(
+          "sft.packing with gradient_checkpointing is not supported yet; turn one off");
     if (cfg.lora() != null && cfg.lora().dropout() > 0 && cfg.gradientCheckpointing())
       throw new IllegalArgumentException(
           "lora_dropout > 0 with gradient_checkpointing: the recomputed forward would draw other"
@@ -51,7 +54,7 @@ final class Sft {
   }
 
   private SftCollator collator(int block) {
-    return new SftCollator(0, cfg.sft().padToMultipleOf(), block);
+    return new SftCollator(0, cfg.sft().padToMultipleOf(), block, cfg.sft().packing());
   }
 
   /** Reads and tokenizes the files, samples cut to {@code block} tokens; reports the counts. */
@@ -121,6 +124,8 @@ final class Sft {
       full.weights().forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
       full.weights().values().forEach(Tensor::release);
       base = LlamaModel.fromWeights(full.config().withDtype(DType.BF16), w);
+      // the fp32 copy the engine loads first is gone: the peak reported at the end is training's
+      dev.hanlin.torch.Cuda.resetPeak(device.index());
     }
     LoraAdapters a =
         ck == null

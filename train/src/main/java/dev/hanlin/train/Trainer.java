@@ -360,7 +360,11 @@ public final class Trainer {
                     b.inputs(), logits -> lossSumOf.apply(logits).div(perRank));
             lossSum += mean * perRank;
           } else {
-            Tensor loss = lossSumOf.apply(model.forward(b.inputs(), null));
+            Tensor logits =
+                b.packed()
+                    ? model.forwardPacked(b.inputs(), b.positions(), b.segments())
+                    : model.forward(b.inputs(), null);
+            Tensor loss = lossSumOf.apply(logits);
             loss.div(perRank).backward();
             lossSum += loss.item();
           }

@@ -222,11 +222,12 @@ class DistributedRunTest {
   }
 
   @Test
-  void shardedOptimizerStateGivesTheSameRunAndAFullCheckpoint(@TempDir Path tmp) throws Exception {
+  void shardedOptimizerStateAndRecomputedActivationsGiveTheSameRunAndAFullCheckpoint(
+      @TempDir Path tmp) throws Exception {
     Path zero = tmp.resolve("zero"), log = tmp.resolve("zero.log");
     Process p =
         launch(
-            config(zero, STEPS, 2, "zero_stage: 1"),
+            config(zero, STEPS, 2, "zero_stage: 1\ngradient_checkpointing: true"),
             log,
             "--nproc-per-node",
             "2",

@@ -145,7 +145,9 @@ public final class Checkpoints {
     } else weights = HfCheckpoint.load(dir, dtype, device).weights();
     Map<String, Tensor> opt = new LinkedHashMap<>();
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("optimizer.safetensors"))) {
-      for (String n : f.names()) opt.put(n, f.load(n, f.info(n).dtype(), device).retain());
+      // on the host: the optimizer copies what it keeps onto its device, and the rest (another
+      // rank's share with zero_stage 1) never takes device memory
+      for (String n : f.names()) opt.put(n, f.load(n, f.info(n).dtype(), Device.CPU).retain());
     }
     Tensor rng;
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("rng_state.safetensors"))) {

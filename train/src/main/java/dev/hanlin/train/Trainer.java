@@ -123,7 +123,8 @@ public final class Trainer {
     grads = new GradSync(group, List.copyOf(trainable().values()));
     state = TrainerState.start();
     if (ck != null) {
-      optimizer.loadState(ck.optimizer());
+      optimizer.loadState(ck.optimizer()); // with zero_stage 1, only this rank's share
+      ck.optimizer().values().forEach(Tensor::release); // the host copies read from the file
       Torch.setCpuRngState(ck.rng());
       state = ck.state();
       err.printf("resuming from %s (step %d)%n", resumeFrom, state.step());

@@ -239,6 +239,21 @@ class DistributedRunTest {
     // the checkpoint holds every parameter's moments, as an unsharded run's does
     Path opt = Path.of("checkpoint-6", "optimizer.safetensors");
     assertTrue(maxDifference(reference.resolve(opt), zero.resolve(opt)) < 1e-4, "optimizer state");
+
+    // the 1-process run's step-3 checkpoint, resumed on 2 processes that each load their share
+    Path resumed = tmp.resolve("resumed"), log2 = tmp.resolve("resumed.log");
+    String from = "resume_from_checkpoint: " + reference.resolve("checkpoint-3");
+    Process q =
+        launch(
+            config(resumed, STEPS, 2, "zero_stage: 1\n" + from),
+            log2,
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "" + freePort());
+    assertEquals(0, finish(q, log2), () -> read(log2));
+    assertLossesMatch(losses(reference), losses(resumed), 3);
+    assertTrue(maxWeightDifference(reference, resumed) < 1e-4, "final weights differ");
   }
 
   /** Starts a long 2-process run and returns once it has taken a step; pids by rank. */

@@ -225,9 +225,40 @@ class SftRunTest {
     assertEquals(0, run(tmp.resolve("two.log"), "--mode", "sft", "--config", y2.toString()));
     // packing the same 4 samples into shared rows, attention kept within each, changes nothing
     assertEquals(0, run(tmp.resolve("packed.log"), "--mode", "sft", "--config", y3.toString()));
+    // two processes of 2 samples each: every rank divides by the labelled count of both
+    Path ddp = tmp.resolve("ddp");
+    Path y4 = yaml(ddp, body + "per_device_train_batch_size: 2\ngradient_accumulation_steps: 1\n");
+    Files.writeString(
+        y4,
+        Files.readString(y4)
+            .replace("per_device_train_batch_size: 4\ngradient_accumulation_steps: 2\n", ""));
+    List<String> cmd =
+        List.of(
+            "bash",
+            PretrainRunTest.repo() + "/bin/launch",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "" + DistributedRunTest.freePort(),
+            "--",
+            "--mode",
+            "sft",
+            "--config",
+            y4.toString());
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+    pb.environment().put("HANLIN_CLASSPATH", System.getProperty("java.class.path"));
+    pb.environment().keySet().removeIf(k -> k.startsWith("SLURM_"));
+    Path ddpLog = tmp.resolve("ddp.log");
+    Process p =
+        pb.redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(ddpLog.toFile()))
+            .start();
+    assertTrue(p.waitFor(4, TimeUnit.MINUTES), "ddp run did not finish");
+    assertEquals(0, p.exitValue(), () -> DistributedRunTest.read(ddpLog));
     List<JsonNode> a = metrics(one, "train");
     assertEquals(2, a.size());
-    for (Path other : List.of(two, packed)) {
+    for (Path other : List.of(two, packed, ddp)) {
       List<JsonNode> b = metrics(other, "train");
       for (int i = 0; i < 2; i++) {
         double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();

@@ -269,6 +269,15 @@ class SftRunTest {
 
   @Test
   void configErrorsNameTheSftKeyAndLine(@TempDir Path tmp) throws Exception {
+    var example =
+        dev.hanlin.train.PretrainConfig.load(
+            PretrainRunTest.repo().resolve("configs/sft-example.yaml"), new java.util.HashMap<>());
+    assertEquals("prompt_response", example.sft().format());
+    assertEquals(8, example.lora().r());
+    for (String line :
+        Files.readAllLines(PretrainRunTest.repo().resolve("configs/sft-example.yaml")))
+      if (line.matches("^\\s*[a-z_0-9]+:.*") && !line.trim().startsWith("#"))
+        assertTrue(line.contains("#") || line.trim().endsWith(":"), "uncommented key: " + line);
     Path y = yaml(tmp.resolve("bad"), "train_files: [x.jsonl]\nsft:\n  prompt_feild: q\n");
     var e =
         org.junit.jupiter.api.Assertions.assertThrows(

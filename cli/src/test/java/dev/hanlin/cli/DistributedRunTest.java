@@ -56,7 +56,7 @@ class DistributedRunTest {
         save_steps: 3
         logging_steps: 1
         device: cpu
-        dist_timeout_seconds: 10
+        dist_timeout_seconds: 30
         %s
         """
             .formatted(
@@ -256,10 +256,17 @@ class DistributedRunTest {
     assertTrue(maxWeightDifference(reference, resumed) < 1e-4, "final weights differ");
   }
 
-  /** Starts a long 2-process run and returns once it has taken a step; pids by rank. */
+  /**
+   * Starts a long 2-process run with a 10 s collective timeout and returns once it has taken a
+   * step; pids by rank.
+   */
   static long[] startLongRun(Path out, Path log, List<Process> launcher) throws Exception {
     Path yaml = config(out, 100_000, 2, "");
-    Files.writeString(yaml, Files.readString(yaml).replace("save_steps: 3", "save_steps: 0"));
+    Files.writeString(
+        yaml,
+        Files.readString(yaml)
+            .replace("save_steps: 3", "save_steps: 0")
+            .replace("dist_timeout_seconds: 30", "dist_timeout_seconds: 10"));
     Process p = launch(yaml, log, "--nproc-per-node", "2", "--master-port", "" + freePort());
     launcher.add(p);
     long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);

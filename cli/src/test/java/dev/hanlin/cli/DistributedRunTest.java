@@ -15,9 +15,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.bytedeco.javacpp.chrono.Milliseconds;
+import org.bytedeco.pytorch.TCPStore;
+import org.bytedeco.pytorch.TCPStoreOptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -81,6 +85,11 @@ class DistributedRunTest {
 
   /** {@code bin/launch [launchArgs] -- --mode pretrain --config yaml}, output to {@code log}. */
   static Process launch(Path yaml, Path log, String... launchArgs) throws IOException {
+    return launch(yaml, log, Map.of(), launchArgs);
+  }
+
+  static Process launch(Path yaml, Path log, Map<String, String> env, String... launchArgs)
+      throws IOException {
     List<String> cmd = new ArrayList<>(List.of("bash", PretrainRunTest.repo() + "/bin/launch"));
     cmd.addAll(List.of(launchArgs));
     cmd.addAll(List.of("--", "--mode", "pretrain", "--config", yaml.toString()));
@@ -89,6 +98,7 @@ class DistributedRunTest {
     pb.environment().put("HANLIN_CLASSPATH", System.getProperty("java.class.path"));
     pb.environment().put("HANLIN_LAUNCH_GRACE", "3");
     pb.environment().keySet().removeIf(k -> k.startsWith("SLURM_"));
+    pb.environment().putAll(env);
     return pb.redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
         .start();
@@ -254,6 +264,28 @@ class DistributedRunTest {
     assertEquals(0, finish(q, log2), () -> read(log2));
     assertLossesMatch(losses(reference), losses(resumed), 3);
     assertTrue(maxWeightDifference(reference, resumed) < 1e-4, "final weights differ");
+  }
+
+  @Test
+  void underTorchrunEveryRankIsAClientOfTheAgentsStore(@TempDir Path tmp) throws Exception {
+    int port = freePort();
+    // what torchrun's agent does before it starts the workers: serve the store on MASTER_PORT
+    TCPStoreOptions so = new TCPStoreOptions();
+    so.port((short) port).isServer(true).waitWorkers(false).timeout(new Milliseconds(60_000));
+    TCPStore agent = new TCPStore("127.0.0.1", so);
+    Path out = tmp.resolve("torchrun"), log = tmp.resolve("torchrun.log");
+    Process p =
+        launch(
+            config(out, 2, 2, ""),
+            log,
+            Map.of("TORCHELASTIC_USE_AGENT_STORE", "True", "TORCHELASTIC_RESTART_COUNT", "0"),
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "" + port);
+    assertEquals(0, finish(p, log), () -> read(log));
+    assertLossesMatch(losses(reference).subList(0, 2), losses(out), 0);
+    assertTrue(agent.getNumKeys() > 0, "the ranks met through the agent's store");
   }
 
   /**

@@ -14,10 +14,12 @@ import org.bytedeco.pytorch.BarrierOptions;
 import org.bytedeco.pytorch.BroadcastOptions;
 import org.bytedeco.pytorch.GlooDeviceVector;
 import org.bytedeco.pytorch.LongVector;
+import org.bytedeco.pytorch.PrefixStore;
 import org.bytedeco.pytorch.ProcessGroup;
 import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.ReduceOp;
 import org.bytedeco.pytorch.ReduceScatterOptions;
+import org.bytedeco.pytorch.Store;
 import org.bytedeco.pytorch.StringVector;
 import org.bytedeco.pytorch.TCPStore;
 import org.bytedeco.pytorch.TCPStoreOptions;
@@ -36,17 +38,12 @@ public final class Group implements AutoCloseable {
   private final Dist dist;
   private final Device device;
   private final Duration timeout;
-  private final TCPStore store;
+  private final Store store;
   private final Backend backend;
   private final ProcessGroup pg;
 
   private Group(
-      Dist dist,
-      Device device,
-      Duration timeout,
-      TCPStore store,
-      Backend backend,
-      ProcessGroup pg) {
+      Dist dist, Device device, Duration timeout, Store store, Backend backend, ProcessGroup pg) {
     this.dist = dist;
     this.device = device;
     this.timeout = timeout;
@@ -69,17 +66,27 @@ public final class Group implements AutoCloseable {
     if (!dist.isDistributed()) return single();
     long t0 = System.nanoTime();
     Milliseconds ms = new Milliseconds(timeout.toMillis());
-    TCPStore store;
+    // under torchrun the agent already serves MASTER_PORT: every rank is a client there, and keys
+    // are prefixed per restart, as torch.distributed's env:// rendezvous does
+    boolean agent = "True".equals(System.getenv("TORCHELASTIC_USE_AGENT_STORE"));
+    Store store;
     try {
       TCPStoreOptions so = new TCPStoreOptions();
-      so.port((short) dist.masterPort()).isServer(dist.isMain()).waitWorkers(false).timeout(ms);
+      so.port((short) dist.masterPort())
+          .isServer(dist.isMain() && !agent)
+          .waitWorkers(false)
+          .timeout(ms);
       store = new TCPStore(dist.masterAddr(), so);
+      if (agent) {
+        String attempt = System.getenv().getOrDefault("TORCHELASTIC_RESTART_COUNT", "0");
+        store = new PrefixStore("/worker/attempt_" + attempt, store);
+      }
     } catch (RuntimeException e) {
       throw new DistException(
           String.format(
               "%s: cannot %s the rendezvous store at %s:%d within %d s: %s",
               dist,
-              dist.isMain() ? "start" : "reach",
+              dist.isMain() && !agent ? "start" : "reach",
               dist.masterAddr(),
               dist.masterPort(),
               timeout.toSeconds(),
@@ -129,7 +136,7 @@ public final class Group implements AutoCloseable {
 
   /** Kept apart so the NCCL classes load only on CUDA machines. */
   private static final class Nccl {
-    static Backend create(TCPStore store, Dist dist, Device device, Milliseconds timeout) {
+    static Backend create(Store store, Dist dist, Device device, Milliseconds timeout) {
       org.bytedeco.pytorch.global.torch_cuda.set_device((byte) device.index());
       var o = new org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options();
       o.timeout(timeout);

@@ -7,12 +7,10 @@ import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeSet;
 
 /**
  * {@code LlamaForCausalLM}: token embedding, decoder layers, final norm and the language-model
@@ -109,36 +107,7 @@ public final class LlamaModel {
    * its shape, nothing unexpected. The tensors are used as they are (not copied).
    */
   public static LlamaModel fromWeights(LlamaConfig c, Map<String, Tensor> w) {
-    Map<String, long[]> expected = expectedShapes(c);
-    TreeSet<String> missing = new TreeSet<>(expected.keySet());
-    missing.removeAll(w.keySet());
-    TreeSet<String> unexpected = new TreeSet<>(w.keySet());
-    unexpected.removeAll(expected.keySet());
-    if (!missing.isEmpty() || !unexpected.isEmpty())
-      throw new ConfigException(
-          "weights do not match the config: missing "
-              + abbreviate(missing)
-              + ", unexpected "
-              + abbreviate(unexpected));
-    Map<String, Tensor> ordered = new LinkedHashMap<>();
-    for (var e : expected.entrySet()) {
-      Tensor t = w.get(e.getKey());
-      if (!Arrays.equals(t.shape(), e.getValue()))
-        throw new ConfigException(
-            e.getKey()
-                + " has shape "
-                + Arrays.toString(t.shape())
-                + ", the config expects "
-                + Arrays.toString(e.getValue()));
-      ordered.put(e.getKey(), t);
-    }
-    return new LlamaModel(c, ordered);
-  }
-
-  private static String abbreviate(TreeSet<String> names) {
-    if (names.isEmpty()) return "none";
-    List<String> l = new ArrayList<>(names);
-    return l.size() <= 6 ? l.toString() : l.subList(0, 6) + " and " + (l.size() - 6) + " more";
+    return new LlamaModel(c, WeightCheck.match("weights", expectedShapes(c), w));
   }
 
   /**

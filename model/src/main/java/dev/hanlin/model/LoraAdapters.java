@@ -7,10 +7,8 @@ import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.TreeSet;
 
 /**
  * The trainable part of a LoRA model: A and B of every targeted linear layer, under HF-style names
@@ -91,35 +89,7 @@ public final class LoraAdapters {
 
   /** Adapters over given tensors, checked against the shapes the configs imply. */
   public static LoraAdapters fromWeights(LlamaConfig c, LoraConfig lc, Map<String, Tensor> w) {
-    Map<String, long[]> expected = expectedShapes(c, lc);
-    TreeSet<String> missing = new TreeSet<>(expected.keySet());
-    missing.removeAll(w.keySet());
-    TreeSet<String> unexpected = new TreeSet<>(w.keySet());
-    unexpected.removeAll(expected.keySet());
-    if (!missing.isEmpty() || !unexpected.isEmpty())
-      throw new ConfigException(
-          "adapter weights do not match the LoRA config: missing "
-              + first(missing)
-              + ", unexpected "
-              + first(unexpected));
-    Map<String, Tensor> ordered = new LinkedHashMap<>();
-    for (var e : expected.entrySet()) {
-      Tensor t = w.get(e.getKey());
-      if (!Arrays.equals(t.shape(), e.getValue()))
-        throw new ConfigException(
-            e.getKey()
-                + " has shape "
-                + Arrays.toString(t.shape())
-                + ", expected "
-                + Arrays.toString(e.getValue()));
-      ordered.put(e.getKey(), t);
-    }
-    return new LoraAdapters(lc, ordered);
-  }
-
-  private static String first(TreeSet<String> s) {
-    if (s.isEmpty()) return "none";
-    return s.size() <= 4 ? s.toString() : s.stream().limit(4).toList() + " and more";
+    return new LoraAdapters(lc, WeightCheck.match("adapter weights", expectedShapes(c, lc), w));
   }
 
   /** The adapters of one block's attention or MLP, keyed by target ({@code q_proj}, ...). */

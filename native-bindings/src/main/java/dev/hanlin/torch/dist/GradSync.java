@@ -25,6 +25,19 @@ public final class GradSync {
   private final Reducer reducer;
   private long syncStart = System.nanoTime(); // when the last synced micro-batch began
 
+  private GradSync(Group group) {
+    this.group = group;
+    this.reducer = null;
+  }
+
+  /**
+   * No gradient communication here: for ZeRO-2, where {@link Shards#reduceGrads} sends each
+   * gradient to its owner instead. {@link #beforeForward} does nothing.
+   */
+  public static GradSync none(Group group) {
+    return new GradSync(group);
+  }
+
   /**
    * Hooks {@code params} (leaf tensors that require grad, in the same order on every rank). Their
    * gradients become views into the communication buckets, so they cost no extra memory.

@@ -18,6 +18,7 @@ import org.bytedeco.pytorch.PrefixStore;
 import org.bytedeco.pytorch.ProcessGroup;
 import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.ReduceOp;
+import org.bytedeco.pytorch.ReduceOptions;
 import org.bytedeco.pytorch.ReduceScatterOptions;
 import org.bytedeco.pytorch.Store;
 import org.bytedeco.pytorch.StringVector;
@@ -153,6 +154,11 @@ public final class Group implements AutoCloseable {
     return pg != null;
   }
 
+  /** Where the collectives' tensors live: the CPU for Gloo, this rank's GPU for NCCL. */
+  public Device device() {
+    return device;
+  }
+
   /** The c10d process group, for {@link GradSync}; null for a single process. */
   ProcessGroup nativeGroup() {
     return pg;
@@ -206,6 +212,20 @@ public final class Group implements AutoCloseable {
   /** True on every rank when {@code flag} is true on any. */
   public boolean any(boolean flag) {
     return sum(flag ? 1 : 0)[0] > 0;
+  }
+
+  /**
+   * Sums {@code t} over the ranks into rank {@code dst}'s {@code t}; on the other ranks {@code t}
+   * is left unspecified (Gloo uses it as scratch), for values only {@code dst} needs.
+   */
+  public void reduceSum(Tensor t, int dst) {
+    if (pg == null) return;
+    await(
+        "reduce",
+        () ->
+            pg.reduce(
+                new TensorVector(t.raw()),
+                new ReduceOptions().reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM)).rootRank(dst)));
   }
 
   /**

@@ -13,18 +13,20 @@ import java.util.Map;
 
 /**
  * Optimizer-state sharding (ZeRO stage 1): each parameter is owned by one rank, which alone keeps
- * its AdamW moments and updates it; the new values then go from each owner to every rank. The
- * gradients are still averaged in full on every rank (by {@link GradSync}), so the optimizer's
- * memory shrinks by the world size while the update stays exactly that of one process. Whole
- * tensors are dealt, largest first, to the rank holding the fewest bytes so far.
+ * its AdamW moments and updates it; the new values then go from each owner to every rank. With
+ * stage 1 the gradients are still averaged in full on every rank (by {@link GradSync}); with stage
+ * 2 {@link #reduceGrads} sums each onto its owner only, and the other ranks free theirs, so that
+ * gradient memory shrinks by the world size too. The update stays exactly that of one process.
+ * Whole tensors are dealt, largest first, to the rank holding the fewest bytes so far.
  */
 public final class Shards {
   private final Map<String, Integer> owner;
-  private final int rank;
+  private final int rank, world;
 
-  private Shards(Map<String, Integer> owner, int rank) {
+  private Shards(Map<String, Integer> owner, int rank, int world) {
     this.owner = owner;
     this.rank = rank;
+    this.world = world;
   }
 
   /**
@@ -41,7 +43,7 @@ public final class Shards {
       owner.put(n, r);
       load[r] += params.get(n).numel();
     }
-    return new Shards(owner, dist.rank());
+    return new Shards(owner, dist.rank(), dist.worldSize());
   }
 
   public boolean owns(String name) {
@@ -86,5 +88,42 @@ public final class Shards {
       }
     }
     return full;
+  }
+
+  /**
+   * ZeRO-2: the L2 norm of the gradients of all ranks, from {@code localNorm}, this rank's norm of
+   * the gradients it keeps (0-dim); the same 0-dim float32 tensor on every rank, on the group's
+   * device, never read on the host. Every rank must call it.
+   */
+  public static Tensor globalNorm(Group group, Tensor localNorm) {
+    Tensor squared = localNorm.toFloat().to(group.device()).pow(2);
+    group.allReduceSum(squared);
+    return squared.pow(0.5);
+  }
+
+  /**
+   * ZeRO-2: sums each gradient of {@code params} (name to parameter) over the ranks onto the rank
+   * that owns it, and drops it on the others, so that a rank keeps gradient memory only for what it
+   * updates. Call it, on every rank with the same names in the same order, as soon as backward has
+   * finished these gradients (one transformer block at a time), once per micro-batch: an owner's
+   * gradient accumulates the sums of every micro-batch. {@code average}, for the step's last
+   * micro-batch: the owner then divides by the world size, which makes the average over the ranks
+   * that data parallelism wants (DDP's).
+   */
+  public void reduceGrads(Group group, Map<String, Tensor> params, boolean average) {
+    for (var e : params.entrySet()) {
+      try (Scope s = Scope.open()) {
+        Tensor p = e.getValue();
+        boolean mine = owns(e.getKey());
+        Tensor g = p.grad();
+        if (g == null) { // unused in this micro-batch: it still takes part, with zeros
+          g = Torch.zeros(p.dtype(), p.device(), p.shape());
+          if (mine) p.raw().mutable_grad().put(g.raw());
+        }
+        group.reduceSum(g, ownerOf(e.getKey()));
+        if (!mine) p.clearGrad();
+        else if (average) g.raw().div_(new org.bytedeco.pytorch.Scalar(world));
+      }
+    }
   }
 }

@@ -188,6 +188,20 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(t.neg());
   }
 
+  /** Elementwise {@code max(this, v)}. */
+  public Tensor clampMin(double v) {
+    return new Tensor(t.clamp_min(new Scalar(v)));
+  }
+
+  /** Bool: true where the element is neither NaN nor infinite. */
+  public Tensor isFinite() {
+    return new Tensor(t.isfinite());
+  }
+
+  public Tensor logicalNot() {
+    return new Tensor(t.logical_not());
+  }
+
   public Tensor pow(double e) {
     return new Tensor(t.pow(new Scalar(e)));
   }

@@ -125,6 +125,23 @@ public final class Torch {
     return dtype == DType.F32 && !device.isCuda() ? t : t.to(device, dtype, false);
   }
 
+  public static Tensor stack(List<Tensor> parts, int dim) {
+    TensorVector v = new TensorVector();
+    for (Tensor p : parts) v.push_back(p.raw());
+    return new Tensor(torch.stack(v, dim));
+  }
+
+  /** The L2 norm of all of {@code t}'s elements as a 0-dim tensor, accumulated in {@code dtype}. */
+  public static Tensor vectorNorm(Tensor t, DType dtype) {
+    return new Tensor(
+        torch.linalg_vector_norm(
+            t.raw(),
+            new Scalar(2.0),
+            new org.bytedeco.pytorch.LongArrayRefOptional(),
+            false,
+            new org.bytedeco.pytorch.ScalarTypeOptional(dtype.scalarType())));
+  }
+
   public static Tensor cat(List<Tensor> parts, int dim) {
     TensorVector v = new TensorVector();
     for (Tensor p : parts) v.push_back(p.raw());
@@ -193,6 +210,19 @@ public final class Torch {
   /** Restores a state from {@link #cpuRngState()}. */
   public static void setCpuRngState(Tensor state) {
     torch.getDefaultCPUGenerator().set_state(state.raw());
+  }
+
+  /**
+   * The state of {@code device}'s default random generator (for CUDA the Philox seed and offset), a
+   * small CPU tensor: what dropout on that device draws next.
+   */
+  public static Tensor rngState(Device device) {
+    return new Tensor(torch.globalContext().defaultGenerator(device.toNative()).get_state());
+  }
+
+  /** Restores a state from {@link #rngState(Device)}. */
+  public static void setRngState(Device device, Tensor state) {
+    torch.globalContext().defaultGenerator(device.toNative()).set_state(state.raw());
   }
 
   public static Tensor silu(Tensor x) {

@@ -9,6 +9,7 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 import org.bytedeco.pytorch.Dispatcher;
 import org.bytedeco.pytorch.GenericList;
 import org.bytedeco.pytorch.IValue;
@@ -35,10 +36,13 @@ public final class FusedAdamW {
       Dispatcher.singleton().findSchemaOrThrow("aten::_fused_adamw_", "");
   private final OperatorHandle addScalar =
       Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_add_", "Scalar");
+  private final OperatorHandle addTensor =
+      Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_add_", "Tensor");
   private final OperatorHandle zero =
       Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_zero_", "");
   private final double beta1, beta2, eps;
   private final List<GroupState> groups = new ArrayList<>();
+  private final Function<Tensor, Tensor> gradOf;
 
   private static final class GroupState {
     final Group group;
@@ -54,6 +58,17 @@ public final class FusedAdamW {
   }
 
   public FusedAdamW(List<Group> groups, double beta1, double beta2, double eps) {
+    this(groups, beta1, beta2, eps, Tensor::grad);
+  }
+
+  /**
+   * An optimizer whose parameters take their gradients from {@code gradOf} instead of their own
+   * {@code grad()}: fp32 master weights updated from the gradients of a bf16 model. {@code gradOf}
+   * returns a tensor of the parameter's shape and dtype, or null when there is none yet.
+   */
+  public FusedAdamW(
+      List<Group> groups, double beta1, double beta2, double eps, Function<Tensor, Tensor> gradOf) {
+    this.gradOf = gradOf;
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.eps = eps;
@@ -83,17 +98,36 @@ public final class FusedAdamW {
 
   /** One update of every parameter that has a gradient, at learning rate {@code lr}. */
   public void step(double lr) {
+    step(lr, null, null);
+  }
+
+  /**
+   * One update at learning rate {@code lr}, all on the device: every gradient is divided by {@code
+   * gradScale} (a 0-dim float32 tensor, e.g. from {@link #clipScale}; null for none) inside the
+   * kernel, and when {@code foundInf} (0-dim float32, 1 or 0; null for none) is 1 nothing changes,
+   * not even the step counts, as {@code torch.amp.GradScaler} skips a step. Neither is read on the
+   * host, so the step does not wait for the GPU.
+   */
+  public void step(double lr, Tensor gradScale, Tensor foundInf) {
     for (GroupState s : groups) {
+      // one group at a time, so gradients made by gradOf (bf16 to fp32) live for one group only
       try (Scope scope = Scope.open()) {
         List<Tensor> grads = new ArrayList<>(s.params.size());
         for (Tensor p : s.params) {
-          Tensor g = p.grad();
+          Tensor g = gradOf.apply(p);
           if (g == null)
             throw new IllegalStateException(
                 "a parameter of group '" + s.group.name() + "' has no gradient");
           grads.add(g);
         }
-        addScalar.callBoxed(new IValueVector(s.stepList, new IValue(new Scalar(1.0))));
+        if (foundInf == null)
+          addScalar.callBoxed(new IValueVector(s.stepList, new IValue(new Scalar(1.0))));
+        else
+          addTensor.callBoxed(
+              new IValueVector(
+                  s.stepList,
+                  new IValue(foundInf.neg().add(1.0).raw()),
+                  new IValue(new Scalar(1.0))));
         adamw.callBoxed(
             new IValueVector(
                 s.paramList,
@@ -109,10 +143,37 @@ public final class FusedAdamW {
                 new IValue(eps),
                 new IValue(false),
                 new IValue(false),
-                new IValue(),
-                new IValue()));
+                gradScale == null ? new IValue() : new IValue(gradScale.raw()),
+                foundInf == null ? new IValue() : new IValue(foundInf.raw())));
       }
     }
+  }
+
+  /**
+   * The global L2 norm of the gradients of {@code params} as a 0-dim float32 tensor on their device
+   * (NaN or infinite when a gradient is), computed in float32 whatever the gradients' dtype and
+   * never read on the host. Parameters without a gradient count as zero.
+   */
+  public static Tensor gradNorm(Collection<Tensor> params) {
+    List<Tensor> norms = new ArrayList<>();
+    try (Scope scope = Scope.open()) {
+      for (Tensor p : params) {
+        Tensor g = p.grad();
+        if (g != null) norms.add(scope.keep(Torch.vectorNorm(g, DType.F32)));
+      }
+    }
+    if (norms.isEmpty()) return Torch.zeros(DType.F32, dev.hanlin.torch.Device.CPU);
+    return Torch.vectorNorm(Torch.stack(norms, 0), DType.F32);
+  }
+
+  /**
+   * What {@link #step(double, Tensor, Tensor)} divides gradients by so that their norm is at most
+   * {@code maxNorm}: {@code max(1, (norm + 1e-6) / maxNorm)}, the reciprocal of {@code
+   * torch.nn.utils.clip_grad_norm_}'s clip coefficient; null when {@code maxNorm <= 0} (no
+   * clipping).
+   */
+  public static Tensor clipScale(Tensor norm, double maxNorm) {
+    return maxNorm > 0 ? norm.add(1e-6).div(maxNorm).clampMin(1.0) : null;
   }
 
   /** Zeroes every gradient in place (the gradient tensors are kept for the next backward). */

@@ -77,6 +77,50 @@ class FusedAdamWTest {
     assertArrayEquals(b.toFloatArray(), b2.toFloatArray(), 0f);
   }
 
+  /**
+   * Clipping inside the kernel (grad_scale) equals torch.nn.utils.clip_grad_norm_ then a plain
+   * step, against the documented AdamW in double; a step flagged non-finite (found_inf = 1) changes
+   * no parameter and no state; the device norm is the norm.
+   */
+  @Test
+  void clipsInsideTheKernelAndSkipsFlaggedSteps() {
+    Generator gen = Generator.cpu(5);
+    Tensor w = Torch.randn(gen, DType.F32, Device.CPU, 8, 4).retain().requiresGrad(true);
+    Tensor b = Torch.randn(gen, DType.F32, Device.CPU, 8).retain().requiresGrad(true);
+    Tensor x = Torch.randn(gen, DType.F32, Device.CPU, 16, 4).retain();
+    var opt = optimizer(w, b);
+    double[] wRef = toDouble(w.toFloatArray()), bRef = toDouble(b.toFloatArray());
+    double[][] mW = new double[2][wRef.length], mB = new double[2][bRef.length];
+    int taken = 0;
+    for (int step = 1; step <= 6; step++) {
+      boolean skip = step == 3;
+      try (Scope s = Scope.open()) {
+        opt.zeroGrad();
+        Torch.linear(x, w, b).pow(2).sum().backward();
+        double[] gw = toDouble(w.grad().toFloatArray()), gb = toDouble(b.grad().toFloatArray());
+        double sq = 0;
+        for (double v : gw) sq += v * v;
+        for (double v : gb) sq += v * v;
+        double norm = Math.sqrt(sq), max = 0.5;
+        Tensor deviceNorm = FusedAdamW.gradNorm(List.of(w, b));
+        assertEquals(norm, deviceNorm.item(), norm * 1e-6);
+        double coef = Math.min(1, max / (norm + 1e-6));
+        if (!skip) {
+          taken++;
+          for (int i = 0; i < gw.length; i++) gw[i] *= coef;
+          for (int i = 0; i < gb.length; i++) gb[i] *= coef;
+          adamw(wRef, gw, mW, taken, 0.1);
+          adamw(bRef, gb, mB, taken, 0.0);
+        }
+        Tensor foundInf = Torch.zeros(DType.F32, Device.CPU).fill_(skip ? 1 : 0);
+        opt.step(LR, FusedAdamW.clipScale(deviceNorm, max), foundInf);
+      }
+      assertArrayEquals(toFloat(wRef), w.toFloatArray(), 2e-6f, "w after step " + step);
+      assertArrayEquals(toFloat(bRef), b.toFloatArray(), 2e-6f, "b after step " + step);
+    }
+    assertEquals(5.0, opt.state().get("step.w").item());
+  }
+
   static FusedAdamW optimizer(Tensor w, Tensor b) {
     return new FusedAdamW(
         List.of(

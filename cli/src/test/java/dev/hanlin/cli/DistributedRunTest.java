@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.safetensors.SafetensorsFile;
+import dev.hanlin.torch.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
@@ -231,8 +232,34 @@ class DistributedRunTest {
     assertTrue(maxWeightDifference(reference, run) < 1e-4, "final weights differ");
   }
 
+  /** The optimizer state of a checkpoint's rank files, merged into one file for comparison. */
+  static Path mergedOptimizerState(Path checkpoint, int world, Path into) throws IOException {
+    Map<String, dev.hanlin.torch.Tensor> all = new java.util.LinkedHashMap<>();
+    List<SafetensorsFile> open = new ArrayList<>();
+    try {
+      for (int r = 0; r < world; r++) {
+        SafetensorsFile f =
+            SafetensorsFile.open(
+                checkpoint.resolve("optimizer-rank-" + r + "-of-" + world + ".safetensors"));
+        open.add(f);
+        for (String n : f.names()) assertEquals(null, all.put(n, f.view(n)), n + " in two files");
+      }
+      SafetensorsWriter.write(into, all);
+    } finally {
+      open.forEach(SafetensorsFile::close);
+    }
+    return into;
+  }
+
+  /** A sharded run's checkpoint: one optimizer file per rank, none whole. */
+  static void assertShardedOptimizerFiles(Path checkpoint) {
+    assertTrue(Files.exists(checkpoint.resolve("optimizer-rank-0-of-2.safetensors")), "rank 0's");
+    assertTrue(Files.exists(checkpoint.resolve("optimizer-rank-1-of-2.safetensors")), "rank 1's");
+    assertFalse(Files.exists(checkpoint.resolve("optimizer.safetensors")), "nothing gathered");
+  }
+
   @Test
-  void shardedOptimizerStateAndRecomputedActivationsGiveTheSameRunAndAFullCheckpoint(
+  void shardedOptimizerStateAndRecomputedActivationsGiveTheSameRunAndPerRankCheckpoints(
       @TempDir Path tmp) throws Exception {
     Path zero = tmp.resolve("zero"), log = tmp.resolve("zero.log");
     Process p =
@@ -246,9 +273,15 @@ class DistributedRunTest {
     assertEquals(0, finish(p, log), () -> read(log));
     assertLossesMatch(losses(reference), losses(zero), 0);
     assertTrue(maxWeightDifference(reference, zero) < 1e-4, "final weights differ");
-    // the checkpoint holds every parameter's moments, as an unsharded run's does
-    Path opt = Path.of("checkpoint-6", "optimizer.safetensors");
-    assertTrue(maxDifference(reference.resolve(opt), zero.resolve(opt)) < 1e-4, "optimizer state");
+    // each rank wrote the moments of what it updates; together, those of an unsharded run
+    Path ck = zero.resolve("checkpoint-6");
+    assertShardedOptimizerFiles(ck);
+    assertTrue(
+        maxDifference(
+                reference.resolve("checkpoint-6/optimizer.safetensors"),
+                mergedOptimizerState(ck, 2, tmp.resolve("merged.safetensors")))
+            < 1e-4,
+        "optimizer state");
 
     // the 1-process run's step-3 checkpoint, resumed on 2 processes that each load their share
     Path resumed = tmp.resolve("resumed"), log2 = tmp.resolve("resumed.log");

@@ -9,6 +9,8 @@ import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.dist.Dist;
+import dev.hanlin.torch.dist.Group;
 import dev.hanlin.torch.safetensors.SafetensorsFile;
 import dev.hanlin.torch.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -19,7 +21,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,11 +34,14 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * {@code output/checkpoint-<step>/}: HF-format weights (fp32 masters), {@code
- * optimizer.safetensors}, {@code rng_state.safetensors}, {@code trainer_state.json} (step, data
- * cursor, ...). A checkpoint is written into a hidden temporary folder, every file fsynced, then
- * renamed into place, and {@code trainer_state.json} is the last file written: a folder named
- * {@code checkpoint-N} is always complete, whatever kills the process.
+ * {@code output/checkpoint-<step>/}: HF-format weights (fp32 masters), the optimizer state, {@code
+ * rng_state.safetensors}, {@code trainer_state.json} (step, data cursor, ...). The optimizer state
+ * is one {@code optimizer.safetensors}, or with sharded optimizer state (zero_stage 1 or 2 on
+ * several ranks) one {@code optimizer-rank-R-of-N.safetensors} per rank holding what that rank
+ * updates; either resumes with any world size and zero_stage. A checkpoint is written into a hidden
+ * temporary folder, every file fsynced, then renamed into place, and {@code trainer_state.json} is
+ * the last file written: a folder named {@code checkpoint-N} is always complete, whatever kills the
+ * process (or fails on any rank).
  */
 public final class Checkpoints {
   static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
@@ -43,11 +51,120 @@ public final class Checkpoints {
 
   private Checkpoints() {}
 
-  /** What a checkpoint holds. */
-  public record Loaded(
-      Map<String, Tensor> weights, Map<String, Tensor> optimizer, Tensor rng, TrainerState state) {}
+  static final String OPTIMIZER = "optimizer.safetensors";
+  static final Pattern OPTIMIZER_SHARD =
+      Pattern.compile("optimizer-rank-(\\d+)-of-(\\d+)\\.safetensors");
 
-  /** Writes {@code output/checkpoint-<step>} atomically; returns its path. */
+  /** The file of rank {@code rank}'s optimizer state in a checkpoint of {@code world} ranks. */
+  static String optimizerShard(int rank, int world) {
+    return "optimizer-rank-" + rank + "-of-" + world + ".safetensors";
+  }
+
+  /**
+   * What a checkpoint holds. The optimizer state stays in its files until {@link #optimizer} reads
+   * the part a rank needs.
+   */
+  public record Loaded(Path dir, Map<String, Tensor> weights, Tensor rng, TrainerState state) {
+    /**
+     * The optimizer state under {@code keys} ({@code <kind>.<parameter>}), from whichever of the
+     * checkpoint's optimizer files holds each (the whole {@code optimizer.safetensors}, or the rank
+     * files of a sharded save), as retained host copies for the caller to release: a rank reads
+     * only its share, and it never takes device memory before the optimizer copies it.
+     */
+    public Map<String, Tensor> optimizer(Collection<String> keys) throws IOException {
+      List<Path> files = optimizerFiles(dir);
+      List<SafetensorsFile> open = new ArrayList<>();
+      Map<String, Tensor> out = new LinkedHashMap<>();
+      try {
+        Map<String, SafetensorsFile> where = new HashMap<>();
+        for (Path f : files) {
+          SafetensorsFile sf = SafetensorsFile.open(f);
+          open.add(sf);
+          for (String n : sf.names()) where.putIfAbsent(n, sf);
+        }
+        for (String k : keys) {
+          SafetensorsFile sf = where.get(k);
+          if (sf == null)
+            throw new IOException(
+                "checkpoint "
+                    + dir
+                    + ": optimizer state '"
+                    + k
+                    + "' is in none of "
+                    + files.stream().map(p -> p.getFileName().toString()).toList());
+          out.put(k, sf.load(k, sf.info(k).dtype(), Device.CPU).retain());
+        }
+        return out;
+      } catch (IOException | RuntimeException e) {
+        out.values().forEach(Tensor::release);
+        throw e;
+      } finally {
+        open.forEach(SafetensorsFile::close);
+      }
+    }
+  }
+
+  /**
+   * A checkpoint's optimizer files: {@code optimizer.safetensors}, or every rank's file of a
+   * sharded save, which must all be there.
+   */
+  static List<Path> optimizerFiles(Path dir) throws IOException {
+    List<Path> files = new ArrayList<>();
+    if (Files.exists(dir.resolve(OPTIMIZER))) files.add(dir.resolve(OPTIMIZER));
+    int world = -1;
+    try (Stream<Path> s = Files.list(dir)) {
+      for (Path p : s.sorted().toList()) {
+        Matcher m = OPTIMIZER_SHARD.matcher(p.getFileName().toString());
+        if (!m.matches()) continue;
+        int n = Integer.parseInt(m.group(2));
+        if (world >= 0 && n != world)
+          throw new IOException(
+              dir + " has optimizer files of " + world + " and of " + n + " ranks: " + p);
+        world = n;
+      }
+    }
+    for (int r = 0; r < world; r++) {
+      Path p = dir.resolve(optimizerShard(r, world));
+      if (!Files.exists(p))
+        throw new IOException(
+            "checkpoint "
+                + dir
+                + " lacks "
+                + p.getFileName()
+                + " (rank "
+                + r
+                + "'s optimizer state)");
+      files.add(p);
+    }
+    if (files.isEmpty())
+      throw new IOException(
+          "checkpoint "
+              + dir
+              + " has no optimizer state ("
+              + OPTIMIZER
+              + " or optimizer-rank-R-of-N.safetensors)");
+    return files;
+  }
+
+  /** How a checkpoint's weights go into its folder. */
+  public interface Weights {
+    void write(Path folder) throws IOException;
+
+    /** The full model in HF's layout. */
+    static Weights of(LlamaModel model) {
+      return dir -> HfCheckpoint.save(model, dir, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    /**
+     * A LoRA run's adapter folder (PEFT layout) instead of the full weights, which the frozen base
+     * makes redundant.
+     */
+    static Weights of(LoraAdapters adapters) {
+      return dir -> PeftAdapter.save(adapters, dir, "checkpoint");
+    }
+  }
+
+  /** Writes {@code output/checkpoint-<step>} atomically from one process; returns its path. */
   public static Path save(
       Path output,
       LlamaModel model,
@@ -57,76 +174,102 @@ public final class Checkpoints {
       String resolvedConfigYaml)
       throws IOException {
     return save(
+        Group.single(),
         output,
-        tmp -> HfCheckpoint.save(model, tmp, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES),
+        Weights.of(model),
         optimizerState,
+        false,
         rngState,
         state,
         resolvedConfigYaml);
   }
 
   /**
-   * A LoRA run's checkpoint: the adapter folder (PEFT layout) instead of the full weights, which
-   * the frozen base makes redundant; optimizer, RNG and trainer state as for {@link #save}.
+   * Writes {@code output/checkpoint-<step>} atomically; every rank of {@code group} calls it and
+   * gets its path, or every rank throws and no {@code checkpoint-<step>} folder exists (earlier
+   * checkpoints are left as they were). {@code sharded}: each rank writes {@code optimizerState},
+   * the state of the parameters it updates, to its own {@code optimizer-rank-R-of-N.safetensors},
+   * with nothing gathered anywhere; otherwise {@code optimizerState} is the whole state and only
+   * the main rank's is written. The main rank writes the rest ({@code rngState} and {@code state}
+   * are its own), {@code trainer_state.json} last, and renames the folder into place.
    */
-  public static Path saveAdapter(
+  public static Path save(
+      Group group,
       Path output,
-      LoraAdapters adapters,
+      Weights weights,
       Map<String, Tensor> optimizerState,
-      Tensor rngState,
-      TrainerState state,
-      String resolvedConfigYaml)
-      throws IOException {
-    return save(
-        output,
-        tmp -> PeftAdapter.save(adapters, tmp, "checkpoint"),
-        optimizerState,
-        rngState,
-        state,
-        resolvedConfigYaml);
-  }
-
-  private interface WeightsWriter {
-    void write(Path folder) throws IOException;
-  }
-
-  private static Path save(
-      Path output,
-      WeightsWriter weights,
-      Map<String, Tensor> optimizerState,
+      boolean sharded,
       Tensor rngState,
       TrainerState state,
       String resolvedConfigYaml)
       throws IOException {
     Path dir = output.resolve("checkpoint-" + state.step());
     Path tmp = output.resolve(".checkpoint-" + state.step() + ".tmp");
-    deleteTree(tmp);
-    try {
-      Files.createDirectories(tmp);
-      weights.write(tmp);
-      SafetensorsWriter.write(tmp.resolve("optimizer.safetensors"), optimizerState);
-      SafetensorsWriter.write(tmp.resolve("rng_state.safetensors"), Map.of("cpu", rngState));
-      write(tmp.resolve("config.yaml"), resolvedConfigYaml);
-      write(tmp.resolve(STATE), JSON.writeValueAsString(state));
-      fsyncDir(tmp);
-      deleteTree(dir); // a checkpoint of the same step from an earlier, diverged run
-      try {
-        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-      } catch (AtomicMoveNotSupportedException e) {
-        Files.move(tmp, dir);
-      }
-      fsyncDir(output);
-    } catch (IOException | RuntimeException e) {
-      deleteTree(tmp);
-      throw new IOException(
-          "cannot write checkpoint "
-              + dir
-              + " ("
-              + e.getMessage()
-              + "); earlier checkpoints are intact",
-          e);
+    Dist d = group.dist();
+    // 1. the main rank makes the folder every rank writes into
+    Exception failed =
+        !d.isMain()
+            ? null
+            : attempt(
+                () -> {
+                  deleteTree(tmp);
+                  Files.createDirectories(tmp);
+                });
+    // 2. each rank writes its share of the optimizer state
+    if (!group.any(failed != null) && sharded)
+      failed =
+          attempt(
+              () ->
+                  SafetensorsWriter.write(
+                      tmp.resolve(optimizerShard(d.rank(), d.worldSize())), optimizerState));
+    // 3. the main rank writes the rest, trainer_state.json last, and renames the folder
+    if (!group.any(failed != null) && d.isMain())
+      failed =
+          attempt(
+              () -> {
+                weights.write(tmp);
+                if (!sharded) SafetensorsWriter.write(tmp.resolve(OPTIMIZER), optimizerState);
+                SafetensorsWriter.write(
+                    tmp.resolve("rng_state.safetensors"), Map.of("cpu", rngState));
+                write(tmp.resolve("config.yaml"), resolvedConfigYaml);
+                write(tmp.resolve(STATE), JSON.writeValueAsString(state));
+                fsyncDir(tmp);
+                deleteTree(dir); // a checkpoint of the same step from an earlier, diverged run
+                try {
+                  Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+                } catch (AtomicMoveNotSupportedException e) {
+                  Files.move(tmp, dir);
+                }
+                fsyncDir(output);
+              });
+    if (!group.any(failed != null)) return dir;
+    if (d.isMain()) {
+      Exception cleanup = attempt(() -> deleteTree(tmp));
+      if (failed == null) failed = cleanup;
     }
-    return dir;
+    String why =
+        failed != null ? failed.getMessage() : "another rank failed to write its part; see its log";
+    throw new IOException(
+        "cannot write checkpoint "
+            + dir
+            + (d.isDistributed() ? " (" + d + ": " : " (")
+            + why
+            + "); earlier checkpoints are intact",
+        failed);
+  }
+
+  private interface IoAction {
+    void run() throws IOException;
+  }
+
+  /** Runs {@code a}; returns its failure, or null. */
+  private static Exception attempt(IoAction a) {
+    try {
+      a.run();
+      return null;
+    } catch (IOException | RuntimeException e) {
+      return e;
+    }
   }
 
   /** Loads a checkpoint folder's tensors onto {@code device} (weights in {@code dtype}). */
@@ -143,17 +286,12 @@ public final class Checkpoints {
               n.substring("base_model.model.".length()), f.load(n, DType.F32, device).retain());
       }
     } else weights = HfCheckpoint.load(dir, dtype, device).weights();
-    Map<String, Tensor> opt = new LinkedHashMap<>();
-    try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("optimizer.safetensors"))) {
-      // on the host: the optimizer copies what it keeps onto its device, and the rest (another
-      // rank's share with zero_stage 1) never takes device memory
-      for (String n : f.names()) opt.put(n, f.load(n, f.info(n).dtype(), Device.CPU).retain());
-    }
+    optimizerFiles(dir); // all there, before the model is built
     Tensor rng;
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("rng_state.safetensors"))) {
       rng = f.load("cpu").retain();
     }
-    return new Loaded(weights, opt, rng, state);
+    return new Loaded(dir, weights, rng, state);
   }
 
   /** The complete checkpoint with the highest step, if any. */

@@ -123,8 +123,10 @@ public final class Trainer {
     grads = new GradSync(group, List.copyOf(trainable().values()));
     state = TrainerState.start();
     if (ck != null) {
-      optimizer.loadState(ck.optimizer()); // with zero_stage 1, only this rank's share
-      ck.optimizer().values().forEach(Tensor::release); // the host copies read from the file
+      // with zero_stage 1, only this rank's share, from whichever files hold it
+      Map<String, Tensor> saved = ck.optimizer(optimizer.state().keySet());
+      optimizer.loadState(saved);
+      saved.values().forEach(Tensor::release); // the host copies read from the files
       Torch.setCpuRngState(ck.rng());
       state = ck.state();
       err.printf("resuming from %s (step %d)%n", resumeFrom, state.step());
@@ -454,25 +456,29 @@ public final class Trainer {
     listeners.onEval(m);
   }
 
+  /** Every rank: each writes its own share of the optimizer state when it keeps only that. */
   private void checkpoint() throws IOException {
-    Map<String, Tensor> opt =
-        shards == null
-            ? optimizer.state()
-            : shards.gather(group, trainable(), optimizer.state(), FusedAdamW.STATE_KINDS);
-    if (!dist.isMain()) {
-      group.barrier(); // until the main rank has written it
-      return;
-    }
     Tensor rng = Torch.cpuRngState().retain();
-    Path dir =
-        model.lora() != null
-            ? Checkpoints.saveAdapter(out, model.lora(), opt, rng, state, resolvedYaml)
-            : Checkpoints.save(out, model, opt, rng, state, resolvedYaml);
-    rng.release();
-    if (shards != null) opt.values().forEach(Tensor::release); // the gathered CPU copies
+    Path dir;
+    try {
+      dir =
+          Checkpoints.save(
+              group,
+              out,
+              model.lora() != null
+                  ? Checkpoints.Weights.of(model.lora())
+                  : Checkpoints.Weights.of(model),
+              optimizer.state(),
+              shards != null,
+              rng,
+              state,
+              resolvedYaml);
+    } finally {
+      rng.release();
+    }
+    if (!dist.isMain()) return;
     Checkpoints.prune(out, cfg.saveTotalLimit());
     listeners.onCheckpoint(state.step(), dir);
-    group.barrier();
   }
 
   /** The final HF folder in {@code output_dir}: weights, config, generation config, tokenizer. */

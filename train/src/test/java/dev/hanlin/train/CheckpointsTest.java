@@ -12,6 +12,8 @@ import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
+import dev.hanlin.torch.dist.Dist;
+import dev.hanlin.torch.dist.Group;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,7 +23,10 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** A save that fails half way leaves no folder behind and the earlier checkpoints intact. */
+/**
+ * A save that fails half way, on any rank, leaves no folder behind and the earlier checkpoints
+ * intact; sharded optimizer state is written and read back per rank.
+ */
 class CheckpointsTest {
   static LlamaModel tiny() {
     LlamaConfig c =
@@ -79,6 +84,80 @@ class CheckpointsTest {
     Checkpoints.Loaded back = Checkpoints.load(first, DType.F32, Device.CPU);
     assertEquals(new Cursor(0, 16), back.state().cursor());
     assertEquals(4, back.state().step());
+  }
+
+  /**
+   * Two ranks (threads, Gloo over loopback) save with sharded optimizer state: each writes its own
+   * file, and a failure on rank 1 alone makes both throw and leaves no folder, the earlier one
+   * intact. Loading takes each key from whichever file holds it, and names what is missing.
+   */
+  @Test
+  void shardedSaveWritesAFilePerRankAndFailsOnEveryRankTogether(@TempDir Path out)
+      throws Exception {
+    LlamaModel m = tiny();
+    int port;
+    try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    var pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+    try {
+      List<java.util.concurrent.Future<String>> ranks = new java.util.ArrayList<>();
+      for (int r = 0; r < 2; r++) {
+        Dist d = new Dist(r, r, 2, 2, "127.0.0.1", port);
+        ranks.add(pool.submit(() -> saveTwiceOnRank(d, m, out)));
+      }
+      for (var f : ranks) { // each rank: the first save worked, the second failed
+        String second = f.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        assertTrue(
+            second.contains("checkpoint-8") && second.contains("earlier checkpoints are intact"),
+            second);
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+    Path first = out.resolve("checkpoint-4");
+    assertEquals(List.of(first), Checkpoints.list(out));
+    assertFalse(Files.exists(out.resolve(".checkpoint-8.tmp")));
+    assertTrue(Files.exists(first.resolve("optimizer-rank-0-of-2.safetensors")));
+    assertTrue(Files.exists(first.resolve("optimizer-rank-1-of-2.safetensors")));
+    assertFalse(Files.exists(first.resolve("optimizer.safetensors")));
+
+    Checkpoints.Loaded back = Checkpoints.load(first, DType.F32, Device.CPU);
+    Map<String, Tensor> opt = back.optimizer(List.of("exp_avg.x", "exp_avg.y"));
+    assertEquals(0.0, opt.get("exp_avg.x").item()); // rank 0's
+    assertEquals(1.0, opt.get("exp_avg.y").item()); // rank 1's
+    var missing = assertThrows(IOException.class, () -> back.optimizer(List.of("exp_avg.z")));
+    assertTrue(
+        missing.getMessage().contains("'exp_avg.z'")
+            && missing.getMessage().contains("optimizer-rank-1-of-2.safetensors"),
+        missing.getMessage());
+    Files.delete(first.resolve("optimizer-rank-1-of-2.safetensors"));
+    var lost =
+        assertThrows(IOException.class, () -> Checkpoints.load(first, DType.F32, Device.CPU));
+    assertTrue(lost.getMessage().contains("optimizer-rank-1-of-2.safetensors"), lost.getMessage());
+  }
+
+  /**
+   * Rank {@code d} saves step 4 with its share ({@code exp_avg.x} on rank 0, {@code exp_avg.y} on
+   * rank 1), then step 8 where rank 1's share cannot be written; returns the second save's error.
+   */
+  private static String saveTwiceOnRank(Dist d, LlamaModel m, Path out) throws IOException {
+    try (Group g = Group.join(d, Device.CPU, java.time.Duration.ofSeconds(30))) {
+      String name = d.rank() == 0 ? "exp_avg.x" : "exp_avg.y";
+      Tensor rng = Torch.cpuRngState().retain();
+      Map<String, Tensor> share = Map.of(name, Torch.full(d.rank(), DType.F32, Device.CPU, 1));
+      Checkpoints.Weights w = Checkpoints.Weights.of(m);
+      TrainerState s4 = new TrainerState(4, new Cursor(0, 16), 0, 64, 1);
+      Checkpoints.save(g, out, w, share, true, rng, s4, "");
+      Tensor broken = Torch.zeros(DType.F32, Device.CPU, 3);
+      if (d.rank() == 1) broken.close(); // rank 1's disk is full
+      TrainerState s8 = new TrainerState(8, new Cursor(0, 32), 0, 128, 1);
+      var e =
+          assertThrows(
+              IOException.class,
+              () -> Checkpoints.save(g, out, w, Map.of(name, broken), true, rng, s8, ""));
+      return e.getMessage();
+    }
   }
 
   @Test

@@ -1,7 +1,5 @@
 package dev.hanlin.torch.dist;
 
-import dev.hanlin.torch.DType;
-import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
@@ -59,35 +57,6 @@ public final class Shards {
   /** After each rank updated the parameters it owns: every rank gets every new value. */
   public void syncParams(Group group, Map<String, Tensor> params) {
     params.forEach((n, p) -> group.broadcast(List.of(p), ownerOf(n)));
-  }
-
-  /**
-   * The full optimizer state on the main rank (on the CPU), for a checkpoint in the same format as
-   * an unsharded run's, so it resumes with any world size and either setting; other ranks return an
-   * empty map. {@code local} is this rank's state, keyed {@code <kind>.<parameter name>} for {@code
-   * kinds}; every rank must call this.
-   */
-  public Map<String, Tensor> gather(
-      Group group, Map<String, Tensor> params, Map<String, Tensor> local, List<String> kinds) {
-    Map<String, Tensor> full = new LinkedHashMap<>();
-    for (String n : params.keySet()) {
-      for (String kind : kinds) {
-        String key = kind + "." + n;
-        try (Scope s = Scope.open()) {
-          Tensor p = params.get(n);
-          Tensor t =
-              owns(n)
-                  ? local.get(key)
-                  : kind.equals("step")
-                      ? Torch.zeros(DType.F32, p.device()) // AdamW keeps F32 state
-                      : Torch.zeros(DType.F32, p.device(), p.shape());
-          if (t == null) throw new IllegalStateException("rank " + rank + " lacks " + key);
-          group.broadcast(List.of(t), ownerOf(n));
-          if (group.dist().isMain()) full.put(key, t.to(Device.CPU).retain());
-        }
-      }
-    }
-    return full;
   }
 
   /**

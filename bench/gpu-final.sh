@@ -19,4 +19,4 @@ steady = [r["tokens_per_second"] for r in rows if r["step"] > 10]
 mfu = [r["mfu"] for r in rows if r["step"] > 10]
 print(f"RESULT hanlin-pretrain tokens_per_s={statistics.mean(steady):.0f} mfu={statistics.mean(mfu):.3f} steps_timed={len(steady)} final_loss={rows[-1]['loss']:.4f}")
 PY
-python3 bench/hf_trainer_bench.py 100 10 2>&1 | grep -E "RESULT|Error"
+python3 bench/hf_trainer_bench.py --steps 100 --warmup 10 2>&1 | grep -E "RESULT|Error"

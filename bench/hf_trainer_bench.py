@@ -4,10 +4,11 @@
 Pinned settings, matching bench/pretrain-tinyllama.yaml and bench/sft-lora-7b.yaml:
   tinyllama  TinyLlama-1.1B shape, random init in fp32, Trainer bf16=True (autocast, fp32 master
              weights), sdpa attention, adamw_torch_fused, per-device batch 4, sequence 2048, no
-             accumulation, max_grad_norm 1.0, lr 4e-4, 30 warmup steps, cosine, weight decay 0.1.
+             accumulation, max_grad_norm 1.0, lr 4e-4, 30 warmup steps, cosine to min_lr 4e-5, weight decay 0.1,
+             AdamW betas (0.9, 0.95), eps 1e-8.
   llama2-7b  Llama-2-7B shape, random init, base weights in bf16 and frozen, PEFT LoRA r=8 alpha=16
              dropout 0.05 on q,k,v,o,gate,up,down, gradient checkpointing (non-reentrant), batch 1,
-             sequence 2048, lr 2e-4, 2 warmup steps, adamw_torch_fused, bf16=True.
+             sequence 2048, lr 2e-4, 2 warmup steps, cosine to 0, betas (0.9, 0.95), adamw_torch_fused, bf16=True.
 Tokens: with --jsonl FILE --tokenizer MODEL, each line's text as Hanlin's sft `text` format makes
 it (BOS + SentencePiece ids + EOS, truncated to 2048); with --data DIR, the train shards that Hanlin's `prepare` wrote there (the same token
 windows of 2049 tokens Hanlin trains on, in the Trainer's own shuffled order); otherwise random ids.
@@ -125,7 +126,10 @@ class Timer(TrainerCallback):
 timer = Timer()
 args = TrainingArguments(output_dir="/tmp/hf-bench", per_device_train_batch_size=B, max_steps=a.steps,
                          bf16=True, optim="adamw_torch_fused", learning_rate=2e-4 if lora else 4e-4,
-                         warmup_steps=2 if lora else 30, lr_scheduler_type="cosine",
+                         warmup_steps=2 if lora else 30,
+                         lr_scheduler_type="cosine" if lora else "cosine_with_min_lr",
+                         lr_scheduler_kwargs={} if lora else {"min_lr": 4e-5},
+                         adam_beta1=0.9, adam_beta2=0.95, adam_epsilon=1e-8,  # Hanlin's defaults
                          weight_decay=0.0 if lora else 0.1, max_grad_norm=1.0,
                          logging_steps=a.logging_steps, save_strategy="no", report_to=[],
                          dataloader_num_workers=2, disable_tqdm=True)

@@ -2,9 +2,14 @@ package dev.hanlin.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.hanlin.data.BlockSize;
+import dev.hanlin.data.SftCollator;
+import dev.hanlin.data.SftDataset;
+import dev.hanlin.data.SftLoader;
+import dev.hanlin.data.SftOptions;
 import dev.hanlin.data.TokenDataset;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
@@ -12,24 +17,57 @@ import dev.hanlin.train.Evaluator;
 import dev.hanlin.train.metrics.EvalMetrics;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code --mode eval}: loss, perplexity and token accuracy of a model on prepared data. */
+/**
+ * {@code --mode eval}: loss, perplexity and token accuracy of a model (optionally with a LoRA
+ * adapter) on prepared pretraining data or on instruction-tuning records, where only the response
+ * tokens count (labels -100 elsewhere), as {@code --mode sft} evaluates.
+ */
 @Command(
     name = "eval",
     mixinStandardHelpOptions = true,
-    description = "Evaluate an HF model folder on a prepared dataset (loss, perplexity, accuracy).")
+    description =
+        "Evaluate an HF model folder (and adapter) on a prepared dataset or SFT records (loss,"
+            + " perplexity, accuracy).")
 final class EvalCommand implements Callable<Integer> {
   @Option(names = "--model", required = true, description = "HF model folder.")
   Path model;
 
-  @Option(
-      names = "--data",
-      required = true,
-      description = "Prepared dataset folder (--mode prepare).")
+  @Option(names = "--data", description = "Prepared dataset folder (--mode prepare).")
   Path data;
+
+  @Option(
+      names = "--sft-data",
+      split = ",",
+      description =
+          "Instruction-tuning files (jsonl, json, csv) instead of --data: the response"
+              + " tokens are scored, as --mode sft evaluates.")
+  List<Path> sftData;
+
+  @Option(
+      names = "--sft-format",
+      defaultValue = "prompt_response",
+      description = "text, prompt_response, chat or alpaca (default ${DEFAULT-VALUE}).")
+  String sftFormat;
+
+  @Option(
+      names = "--prompt-field",
+      defaultValue = "input",
+      description = "prompt_response: the prompt's field (default ${DEFAULT-VALUE}).")
+  String promptField;
+
+  @Option(
+      names = "--response-field",
+      defaultValue = "target",
+      description = "prompt_response: the response's field (default ${DEFAULT-VALUE}).")
+  String responseField;
+
+  @Option(names = "--adapter", description = "A PEFT LoRA adapter folder to apply to the model.")
+  Path adapter;
 
   @Option(
       names = "--split",
@@ -67,8 +105,11 @@ final class EvalCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if ((data == null) == (sftData == null || sftData.isEmpty()))
+      throw new IllegalArgumentException("give either --data (prepared) or --sft-data (records)");
     Device dev = Device.parse(device);
     LlamaModel m = HfCheckpoint.load(model, DType.F32, dev);
+    if (adapter != null) m = PeftAdapter.load(adapter, m.config(), dev).applyTo(m);
     Path tok = tokenizer != null ? tokenizer : model;
     String fingerprint =
         tokenizer != null
@@ -78,8 +119,32 @@ final class EvalCommand implements Callable<Integer> {
             : null;
     int block = BlockSize.resolve(blockSize, m.config().maxPositionEmbeddings());
     EvalMetrics r;
-    try (TokenDataset ds = TokenDataset.open(data, split, fingerprint)) {
-      r = Evaluator.evaluate(m, ds, block, batchSize, maxBatches, dev, dev.isCuda(), 0);
+    if (sftData != null && !sftData.isEmpty()) {
+      SftOptions o =
+          new SftOptions(
+              sftFormat,
+              null,
+              promptField,
+              responseField,
+              null,
+              null,
+              null,
+              null,
+              null,
+              null,
+              null,
+              null,
+              null,
+              null);
+      SftDataset ds = SftDataset.load(sftData, Tokenizer.load(tok), o, block);
+      System.err.println(ds.stats().summary());
+      List<SftCollator.Arrays> batches =
+          SftLoader.inOrder(ds, batchSize, new SftCollator(0, o.padToMultipleOf(), block, false));
+      r = Evaluator.evaluate(m, batches, maxBatches, dev, dev.isCuda(), 0);
+    } else {
+      try (TokenDataset ds = TokenDataset.open(data, split, fingerprint)) {
+        r = Evaluator.evaluate(m, ds, block, batchSize, maxBatches, dev, dev.isCuda(), 0);
+      }
     }
     if (json) {
       var n = new ObjectMapper().createObjectNode();

@@ -215,39 +215,109 @@ public final class LlamaModel {
    * Forward and backward with activation checkpointing (recompute per block): the forward keeps
    * only each block's input, not its activations; the backward recomputes one block at a time and
    * backpropagates through it. Gradients equal those of {@code loss(forward(ids)).backward()}; peak
-   * activation memory drops from all blocks to one block. Returns the value of the loss tensor that
-   * {@code lossOfLogits} makes from the logits (B, T, V). Call it inside the caller's step scope
-   * (and autocast, if any); it needs no KV cache.
+   * activation memory drops from all blocks to one block. With LoRA dropout, each block's recompute
+   * replays the random state its forward drew from, so both draw the same masks, and the generator
+   * ends where the forward left it. Returns the loss (detached) that {@code lossOfLogits} makes
+   * from the logits (B, T, V). Call it inside the caller's step scope (and autocast, if any).
    */
-  public double forwardBackwardCheckpointed(
+  public Tensor forwardBackwardCheckpointed(
       Tensor ids, java.util.function.Function<Tensor, Tensor> lossOfLogits) {
+    return forwardBackwardCheckpointed(ids, null, null, lossOfLogits);
+  }
+
+  /**
+   * {@link #forwardBackwardCheckpointed(Tensor, java.util.function.Function)} for packed rows
+   * ({@code positions} and {@code segments} as in {@link #forwardPacked}), or plain rows when both
+   * are null.
+   */
+  public Tensor forwardBackwardCheckpointed(
+      Tensor ids,
+      Tensor positions,
+      Tensor segments,
+      java.util.function.Function<Tensor, Tensor> lossOfLogits) {
+    return forwardBackwardCheckpointed(ids, positions, segments, lossOfLogits, null);
+  }
+
+  /**
+   * {@link #forwardBackwardCheckpointed(Tensor, Tensor, Tensor, java.util.function.Function)} that
+   * tells {@code afterBackward} (unless null) each time some gradients are complete, with the
+   * {@link #backwardStage} of their weights: the head's, then each layer's from the last down, then
+   * -1 for the rest. Data parallelism can send them on at once (ZeRO-2).
+   */
+  public Tensor forwardBackwardCheckpointed(
+      Tensor ids,
+      Tensor positions,
+      Tensor segments,
+      java.util.function.Function<Tensor, Tensor> lossOfLogits,
+      java.util.function.IntConsumer afterBackward) {
+    java.util.function.IntConsumer done = afterBackward != null ? afterBackward : stage -> {};
     long t = ids.size(1);
     Tensor x0 = Torch.embedding(embed, ids); // (B, T, C), its small graph kept for the end
     Tensor[] cs = rotary.cosSin(0, t, x0.dtype(), x0.device());
+    Tensor cos = cs[0], sin = cs[1], mask = null;
+    if (positions != null) {
+      cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
+      sin = Torch.embedding(cs[1], positions).unsqueeze(1);
+      mask =
+          segments
+              .unsqueeze(2)
+              .eq(segments.unsqueeze(1))
+              .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
+              .unsqueeze(1);
+    }
+    // Dropout draws only while autograd records, so with it the forward records too (one block's
+    // graph at a time, dropped at once) and each block notes the random state it started from.
+    boolean dropout = lora != null && lora.config().dropout() > 0;
+    Device device = x0.device();
+    Tensor[] rng = new Tensor[layers.size()];
     Tensor[] inputs = new Tensor[layers.size() + 1]; // block inputs, without graphs
     inputs[0] = x0.detach();
-    try (var g = dev.hanlin.torch.Grad.noGrad()) {
-      for (int i = 0; i < layers.size(); i++)
-        inputs[i + 1] = layers.get(i).forward(inputs[i], cs[0], cs[1], null);
+    for (int i = 0; i < layers.size(); i++) {
+      try (Scope s = Scope.open();
+          dev.hanlin.torch.Grad.Guard g = dropout ? () -> {} : dev.hanlin.torch.Grad.noGrad()) {
+        if (dropout) rng[i] = s.keep(Torch.rngState(device));
+        inputs[i + 1] = s.keep(layers.get(i).forward(inputs[i], cos, sin, null, mask).detach());
+      }
     }
-    double lossValue;
+    Tensor after = dropout ? Torch.rngState(device) : null;
+    Tensor lossValue;
     Tensor grad;
     try (Scope s = Scope.open()) {
       Tensor xl = inputs[layers.size()].detach().requiresGrad(true);
       Tensor loss = lossOfLogits.apply(Torch.linear(norm.forward(xl), lmHead, null));
       loss.backward();
-      lossValue = loss.item();
+      lossValue = s.keep(loss.detach());
       grad = s.keep(xl.grad());
     }
+    done.accept(layers.size());
     for (int i = layers.size() - 1; i >= 0; i--) {
       try (Scope s = Scope.open()) {
+        if (dropout) Torch.setRngState(device, rng[i]);
         Tensor xi = inputs[i].detach().requiresGrad(true);
-        layers.get(i).forward(xi, cs[0], cs[1], null).backward(grad);
+        layers.get(i).forward(xi, cos, sin, null, mask).backward(grad);
         grad = s.keep(xi.grad());
       }
+      done.accept(i); // after the scope: the recomputed activations are freed by now
     }
-    x0.backward(grad);
+    if (dropout) Torch.setRngState(device, after);
+    if (x0.requiresGrad()) x0.backward(grad); // not with a frozen embedding (LoRA)
+    done.accept(-1);
     return lossValue;
+  }
+
+  /**
+   * When the checkpointed backward has finished the gradient of the weight (or LoRA adapter) named
+   * {@code name}, as it tells {@code afterBackward}: layer {@code i}'s weights after that layer's
+   * backward ({@code i}), the final norm and an untied lm_head after the head's ({@code
+   * numHiddenLayers}), the embedding (which a tied lm_head adds to) at the end ({@code -1}).
+   */
+  public int backwardStage(String name) {
+    String layer = "model.layers.";
+    if (name.startsWith(layer))
+      return Integer.parseInt(name.substring(layer.length(), name.indexOf('.', layer.length())));
+    if (name.equals("model.norm.weight") || name.equals("lm_head.weight"))
+      return config.numHiddenLayers();
+    return -1;
   }
 
   /**

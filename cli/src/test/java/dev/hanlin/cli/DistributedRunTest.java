@@ -29,9 +29,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Data-parallel runs on the CPU with Gloo, every rank a child JVM started by bin/launch over
- * 127.0.0.1: the same global batch on 1 and 2 processes gives the same losses and weights, a run
- * resumes with a different world size (here after two simulated nodes), and a rank that is killed
- * or hangs ends the run with an error and a non-zero exit.
+ * 127.0.0.1: the same global batch on 1 and 2 processes gives the same losses and weights (also
+ * with ZeRO-1 and ZeRO-2), a run resumes with a different world size and zero_stage (here after two
+ * simulated nodes, and from per-rank and whole optimizer files), and a rank that is killed or hangs
+ * ends the run with an error and a non-zero exit.
  */
 class DistributedRunTest {
   static final ObjectMapper JSON = new ObjectMapper();
@@ -112,13 +113,18 @@ class DistributedRunTest {
 
   /** The losses of {@code metrics.jsonl}, by step (1-based; a resumed run appends). */
   static List<Double> losses(Path out) throws IOException {
+    return trainMetric(out, "loss");
+  }
+
+  /** {@code field} of {@code metrics.jsonl}'s train lines, by step (1-based). */
+  static List<Double> trainMetric(Path out, String field) throws IOException {
     List<Double> l = new ArrayList<>();
     for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
       JsonNode n = JSON.readTree(line);
       if (n.get("type").asText().equals("train")) {
         int step = n.get("step").asInt();
         while (l.size() < step) l.add(Double.NaN);
-        l.set(step - 1, n.get("loss").asDouble());
+        l.set(step - 1, n.get(field).asDouble());
       }
     }
     return l;
@@ -297,6 +303,61 @@ class DistributedRunTest {
     assertEquals(0, finish(q, log2), () -> read(log2));
     assertLossesMatch(losses(reference), losses(resumed), 3);
     assertTrue(maxWeightDifference(reference, resumed) < 1e-4, "final weights differ");
+  }
+
+  /**
+   * ZeRO-2 (gradients too sharded) with 2 accumulated micro-batches of 1 block per rank: the run of
+   * one process with 4 blocks per step. Its per-rank checkpoint resumes on one process, unsharded,
+   * and the one process's checkpoint resumes with ZeRO-2 on two.
+   */
+  @Test
+  void zeroStage2GivesTheRunOfOneProcessAndItsCheckpointsResumeEitherWay(@TempDir Path tmp)
+      throws Exception {
+    Path zero = tmp.resolve("zero2"), log = tmp.resolve("zero2.log");
+    String zero2 = "zero_stage: 2\ngradient_checkpointing: true\n";
+    Process p =
+        launch(
+            config(zero, STEPS, 1, zero2 + "gradient_accumulation_steps: 2"),
+            log,
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "" + freePort());
+    assertEquals(0, finish(p, log), () -> read(log));
+    assertLossesMatch(losses(reference), losses(zero), 0);
+    assertTrue(maxWeightDifference(reference, zero) < 1e-4, "final weights differ");
+    // AdamW and clipping hide a gradient's scale from the losses; its norm shows it
+    List<Double> norms = trainMetric(reference, "grad_norm");
+    for (int i = 0; i < STEPS; i++)
+      assertEquals(
+          norms.get(i), trainMetric(zero, "grad_norm").get(i), 1e-5, "grad norm, step " + (i + 1));
+    assertShardedOptimizerFiles(zero.resolve("checkpoint-3"));
+
+    // its step-3 checkpoint on one process with the same global batch
+    Path one = tmp.resolve("one"), log1 = tmp.resolve("one.log");
+    String from = "resume_from_checkpoint: " + zero.resolve("checkpoint-3");
+    assertEquals(
+        0,
+        finish(launch(config(one, STEPS, 4, from), log1, "--nproc-per-node", "1"), log1),
+        () -> read(log1));
+    assertTrue(read(log1).contains("resuming from"), () -> read(log1));
+    assertLossesMatch(losses(reference), losses(one), 3);
+    assertTrue(maxWeightDifference(reference, one) < 1e-4, "final weights differ");
+
+    // the unsharded step-3 checkpoint of one process on two with ZeRO-2
+    Path two = tmp.resolve("two"), log2 = tmp.resolve("two.log");
+    from = "resume_from_checkpoint: " + reference.resolve("checkpoint-3");
+    Process q =
+        launch(
+            config(two, STEPS, 2, zero2 + from),
+            log2,
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "" + freePort());
+    assertEquals(0, finish(q, log2), () -> read(log2));
+    assertLossesMatch(losses(reference), losses(two), 3);
+    assertTrue(maxWeightDifference(reference, two) < 1e-4, "final weights differ");
   }
 
   @Test

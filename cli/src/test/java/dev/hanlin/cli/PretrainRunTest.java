@@ -205,6 +205,39 @@ class PretrainRunTest {
   }
 
   @Test
+  void bf16MasterWeightsResumeExactlyAndTrainLikeAutocast(@TempDir Path tmp) throws Exception {
+    // the model computes in bf16; checkpoints hold the fp32 masters, so a resume is exact
+    String master = "bf16: true\nmaster_weights: true";
+    Path a = tmp.resolve("a"), b = tmp.resolve("b"), auto = tmp.resolve("auto");
+    assertEquals(0, runToEnd(config(a, 10, 4, 1, master), tmp.resolve("a.log")));
+    Path yb = config(b, 10, 4, 1, master + "\nstop_after_steps: 5");
+    assertEquals(0, runToEnd(yb, tmp.resolve("b.log")));
+    Files.writeString(yb, Files.readString(yb).replace("stop_after_steps: 5", ""));
+    assertEquals(0, runToEnd(yb, tmp.resolve("b.log")));
+    assertTrue(Files.readString(tmp.resolve("b.log")).contains("resuming from"));
+    assertEquals(losses(a), losses(b));
+    try (var f =
+        dev.hanlin.torch.safetensors.SafetensorsFile.open(
+            a.resolve("checkpoint-10/model.safetensors"))) {
+      assertEquals(dev.hanlin.torch.DType.F32, f.info("model.norm.weight").dtype());
+    }
+    try (var f =
+        dev.hanlin.torch.safetensors.SafetensorsFile.open(a.resolve("model.safetensors"))) {
+      assertEquals(dev.hanlin.torch.DType.BF16, f.info("model.norm.weight").dtype());
+    }
+    // and it learns as autocast over fp32 weights does, within bf16's rounding
+    assertEquals(0, runToEnd(config(auto, 10, 4, 1, "bf16: true"), tmp.resolve("auto.log")));
+    assertTrue(Files.readString(tmp.resolve("a.log")).contains("AdamW updates fp32 master"));
+    List<String> x = losses(a), y = losses(auto);
+    assertFalse(x.equals(y), "master weights changed nothing");
+    for (int i = 0; i < 10; i++) {
+      double l1 = Double.parseDouble(x.get(i).split(":")[1]),
+          l2 = Double.parseDouble(y.get(i).split(":")[1]);
+      assertEquals(l2, l1, 0.02 * l2, "step " + (i + 1));
+    }
+  }
+
+  @Test
   void nonFiniteStepsAreSkippedThenStopTheRun(@TempDir Path tmp) throws Exception {
     Path out = tmp.resolve("n");
     Path yaml = config(out, 50, 2, 1, "max_nonfinite_steps: 2");

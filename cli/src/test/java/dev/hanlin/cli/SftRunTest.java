@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.LoraAdapters;
@@ -193,6 +194,63 @@ class SftRunTest {
       assertTrue(changed > 1e-3, "training changed the adapter's output by only " + changed);
       assertTrue(diff < 1e-4, "merged model differs from base + adapter by " + diff);
     }
+    // --mode eval on the SFT records (response tokens only): base + adapter equals the merged model
+    String records = PretrainRunTest.repo().resolve("test-data/sft/lunyu_qa.jsonl").toString();
+    List<String> common =
+        List.of("--mode", "eval", "--sft-data", records, "--block-size", "64", "--device", "cpu");
+    JsonNode withAdapter =
+        evalJson(
+            tmp.resolve("ea.log"), common, "--model", full.toString(), "--adapter", a.toString());
+    JsonNode fromMerged = evalJson(tmp.resolve("em.log"), common, "--model", merged.toString());
+    JsonNode baseOnly = evalJson(tmp.resolve("eb.log"), common, "--model", full.toString());
+    assertEquals(withAdapter.get("tokens").asLong(), fromMerged.get("tokens").asLong());
+    assertTrue(withAdapter.get("tokens").asLong() > 0);
+    double la = withAdapter.get("loss").asDouble(), lm = fromMerged.get("loss").asDouble();
+    assertEquals(la, lm, 1e-4 * la);
+    assertTrue(
+        Math.abs(baseOnly.get("loss").asDouble() - la) > 1e-3, "the adapter changed nothing");
+  }
+
+  /** Runs {@code --mode eval ... --json} and returns its JSON line. */
+  static JsonNode evalJson(Path log, List<String> common, String... more) throws Exception {
+    List<String> args = new ArrayList<>(common);
+    args.addAll(List.of(more));
+    args.add("--json");
+    assertEquals(0, run(log, args.toArray(String[]::new)), () -> DistributedRunTest.read(log));
+    List<String> lines = Files.readAllLines(log);
+    for (int i = lines.size() - 1; i >= 0; i--)
+      if (lines.get(i).startsWith("{")) return new ObjectMapper().readTree(lines.get(i));
+    throw new AssertionError("no JSON in " + log);
+  }
+
+  @Test
+  void loraDropoutWithGradientCheckpointingEqualsThePlainBackward(@TempDir Path tmp)
+      throws Exception {
+    // the recompute replays each block's random state, so it draws the forward's dropout masks
+    Path plain = tmp.resolve("plain"), ck = tmp.resolve("ck");
+    assertEquals(
+        0,
+        run(
+            tmp.resolve("plain.log"),
+            "--mode",
+            "sft",
+            "--config",
+            yaml(plain, lora("stop_after_steps: 3")).toString()));
+    assertEquals(
+        0,
+        run(
+            tmp.resolve("ck.log"),
+            "--mode",
+            "sft",
+            "--config",
+            yaml(ck, lora("stop_after_steps: 3\ngradient_checkpointing: true")).toString()));
+    List<JsonNode> a = metrics(plain, "train"), b = metrics(ck, "train");
+    assertEquals(3, a.size());
+    assertEquals(3, b.size());
+    for (int i = 0; i < 3; i++) {
+      double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();
+      assertEquals(la, lb, 1e-5 * la, "step " + (i + 1));
+    }
   }
 
   @Test
@@ -216,7 +274,15 @@ class SftRunTest {
             packed,
             body.replace("prompt_response}", "prompt_response, packing: true}")
                 + "per_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n");
-    for (Path y : List.of(y1, y2, y3))
+    // and so does recomputing each block in backward (gradient checkpointing) on packed rows
+    Path packedCk = tmp.resolve("packed-ck");
+    Path y5 =
+        yaml(
+            packedCk,
+            body.replace("prompt_response}", "prompt_response, packing: true}")
+                + "gradient_checkpointing: true\n"
+                + "per_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n");
+    for (Path y : List.of(y1, y2, y3, y5))
       Files.writeString(
           y,
           Files.readString(y)
@@ -225,6 +291,7 @@ class SftRunTest {
     assertEquals(0, run(tmp.resolve("two.log"), "--mode", "sft", "--config", y2.toString()));
     // packing the same 4 samples into shared rows, attention kept within each, changes nothing
     assertEquals(0, run(tmp.resolve("packed.log"), "--mode", "sft", "--config", y3.toString()));
+    assertEquals(0, run(tmp.resolve("packed-ck.log"), "--mode", "sft", "--config", y5.toString()));
     // two processes of 2 samples each: every rank divides by the labelled count of both
     Path ddp = tmp.resolve("ddp");
     Path y4 = yaml(ddp, body + "per_device_train_batch_size: 2\ngradient_accumulation_steps: 1\n");
@@ -258,7 +325,7 @@ class SftRunTest {
     assertEquals(0, p.exitValue(), () -> DistributedRunTest.read(ddpLog));
     List<JsonNode> a = metrics(one, "train");
     assertEquals(2, a.size());
-    for (Path other : List.of(two, packed, ddp)) {
+    for (Path other : List.of(two, packed, packedCk, ddp)) {
       List<JsonNode> b = metrics(other, "train");
       for (int i = 0; i < 2; i++) {
         double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();

@@ -35,10 +35,11 @@ import java.util.stream.Stream;
 
 /**
  * {@code output/checkpoint-<step>/}: HF-format weights (fp32 masters), the optimizer state, {@code
- * rng_state.safetensors}, {@code trainer_state.json} (step, data cursor, ...). The optimizer state
- * is one {@code optimizer.safetensors}, or with sharded optimizer state (zero_stage 1 or 2 on
- * several ranks) one {@code optimizer-rank-R-of-N.safetensors} per rank holding what that rank
- * updates; either resumes with any world size and zero_stage. A checkpoint is written into a hidden
+ * rng_state.safetensors} (the CPU generator's state as {@code cpu}, and on a GPU that device's as
+ * {@code cuda}), {@code trainer_state.json} (step, data cursor, ...). The optimizer state is one
+ * {@code optimizer.safetensors}, or with sharded optimizer state (zero_stage 1 or 2 on several
+ * ranks) one {@code optimizer-rank-R-of-N.safetensors} per rank holding what that rank updates;
+ * either resumes with any world size and zero_stage. A checkpoint is written into a hidden
  * temporary folder, every file fsynced, then renamed into place, and {@code trainer_state.json} is
  * the last file written: a folder named {@code checkpoint-N} is always complete, whatever kills the
  * process (or fails on any rank).
@@ -64,7 +65,8 @@ public final class Checkpoints {
    * What a checkpoint holds. The optimizer state stays in its files until {@link #optimizer} reads
    * the part a rank needs.
    */
-  public record Loaded(Path dir, Map<String, Tensor> weights, Tensor rng, TrainerState state) {
+  public record Loaded(
+      Path dir, Map<String, Tensor> weights, Map<String, Tensor> rng, TrainerState state) {
     /**
      * The optimizer state under {@code keys} ({@code <kind>.<parameter>}), from whichever of the
      * checkpoint's optimizer files holds each (the whole {@code optimizer.safetensors}, or the rank
@@ -169,7 +171,7 @@ public final class Checkpoints {
       Path output,
       LlamaModel model,
       Map<String, Tensor> optimizerState,
-      Tensor rngState,
+      Map<String, Tensor> rngState,
       TrainerState state,
       String resolvedConfigYaml)
       throws IOException {
@@ -199,7 +201,7 @@ public final class Checkpoints {
       Weights weights,
       Map<String, Tensor> optimizerState,
       boolean sharded,
-      Tensor rngState,
+      Map<String, Tensor> rngState,
       TrainerState state,
       String resolvedConfigYaml)
       throws IOException {
@@ -229,8 +231,7 @@ public final class Checkpoints {
               () -> {
                 weights.write(tmp);
                 if (!sharded) SafetensorsWriter.write(tmp.resolve(OPTIMIZER), optimizerState);
-                SafetensorsWriter.write(
-                    tmp.resolve("rng_state.safetensors"), Map.of("cpu", rngState));
+                SafetensorsWriter.write(tmp.resolve("rng_state.safetensors"), rngState);
                 write(tmp.resolve("config.yaml"), resolvedConfigYaml);
                 write(tmp.resolve(STATE), JSON.writeValueAsString(state));
                 fsyncDir(tmp);
@@ -287,10 +288,12 @@ public final class Checkpoints {
       }
     } else weights = HfCheckpoint.load(dir, dtype, device).weights();
     optimizerFiles(dir); // all there, before the model is built
-    Tensor rng;
+    Map<String, Tensor> rng = new LinkedHashMap<>();
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("rng_state.safetensors"))) {
-      rng = f.load("cpu").retain();
+      for (String n : f.names()) rng.put(n, f.load(n).retain());
     }
+    if (!rng.containsKey("cpu"))
+      throw new IOException(dir.resolve("rng_state.safetensors") + " has no 'cpu' state");
     return new Loaded(dir, weights, rng, state);
   }
 

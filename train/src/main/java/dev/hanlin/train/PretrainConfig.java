@@ -47,6 +47,7 @@ public record PretrainConfig(
     @JsonProperty("seed") Long seed,
     @JsonProperty("device") String device,
     @JsonProperty("bf16") Boolean bf16,
+    @JsonProperty("master_weights") Boolean masterWeights,
     @JsonProperty("gradient_checkpointing") Boolean gradientCheckpointing,
     @JsonProperty("logging_steps") Long loggingSteps,
     @JsonProperty("eval_steps") Long evalSteps,
@@ -98,6 +99,17 @@ public record PretrainConfig(
     seed = or(seed, 42L);
     device = or(device, "auto");
     gradientCheckpointing = or(gradientCheckpointing, false);
+    masterWeights = or(masterWeights, false);
+    if (masterWeights && Boolean.FALSE.equals(bf16))
+      throw new IllegalArgumentException(
+          "'master_weights: true' needs 'bf16' (it is bf16 training)");
+    if (masterWeights && zeroStage != null && zeroStage > 0)
+      throw new IllegalArgumentException(
+          "'master_weights' with 'zero_stage' > 0 is not supported yet; use one of them");
+    if (masterWeights && lora != null)
+      throw new IllegalArgumentException(
+          "'master_weights' is for full training; with 'lora' the base is bf16 and the adapters"
+              + " train in fp32 already");
     loggingSteps = positive(or(loggingSteps, 10L), "logging_steps");
     evalSteps = or(evalSteps, 0L);
     maxEvalBatches = or(maxEvalBatches, 0L);
@@ -107,11 +119,15 @@ public record PretrainConfig(
     maxShardSize = or(maxShardSize, 5_000_000_000L);
     distTimeoutSeconds = positive(or(distTimeoutSeconds, 1800L), "dist_timeout_seconds");
     zeroStage = or(zeroStage, 0);
-    if (zeroStage != 0 && zeroStage != 1)
+    if (zeroStage < 0 || zeroStage > 2)
       throw new IllegalArgumentException(
-          "'zero_stage' must be 0 (every rank keeps the whole optimizer state) or 1 (each rank"
-              + " keeps and updates its share); got "
+          "'zero_stage' must be 0 (every rank keeps the whole optimizer state), 1 (each rank"
+              + " keeps and updates its share) or 2 (its share of the gradients too); got "
               + zeroStage);
+    if (zeroStage == 2 && !gradientCheckpointing)
+      throw new IllegalArgumentException(
+          "'zero_stage: 2' needs 'gradient_checkpointing: true': gradients are sent to their"
+              + " owners block by block as the recomputing backward finishes them");
   }
 
   private static <T> T or(T v, T dflt) {

@@ -43,13 +43,6 @@ final class Sft {
   static Sft open(PretrainConfig cfg, Tokenizer tokenizer, PrintStream err) {
     if (cfg.trainFiles().isEmpty())
       throw new IllegalArgumentException("--mode sft needs 'train_files' (jsonl, json or csv)");
-    if (cfg.sft().packing() && cfg.gradientCheckpointing())
-      throw new IllegalArgumentException(
-          "sft.packing with gradient_checkpointing is not supported yet; turn one off");
-    if (cfg.lora() != null && cfg.lora().dropout() > 0 && cfg.gradientCheckpointing())
-      throw new IllegalArgumentException(
-          "lora_dropout > 0 with gradient_checkpointing: the recomputed forward would draw other"
-              + " dropout masks; set lora_dropout: 0 or turn gradient_checkpointing off");
     return new Sft(cfg, tokenizer, err);
   }
 

@@ -21,6 +21,7 @@ import dev.hanlin.torch.Cuda;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.PendingRead;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
@@ -72,11 +73,13 @@ public final class Trainer {
   private LrSchedule schedule;
   private Listeners listeners;
   private TrainerState state;
+  private double flopsPerToken, peak; // for MFU
+  private Map<String, Tensor> masters; // master_weights: fp32 copies the optimizer updates
   private final Dist dist;
   private Group group = Group.single();
   private GradSync grads;
   private Sft sft; // instruction tuning (--mode sft): its data, and LoRA when configured
-  private Shards shards; // zero_stage 1: each rank updates its share of the parameters
+  private Shards shards; // zero_stage 1 or 2: each rank updates its share of the parameters
 
   public Trainer(PretrainConfig cfg, String resolvedYaml, PrintStream err) {
     this.cfg = cfg;
@@ -117,17 +120,23 @@ public final class Trainer {
             ? sft.withLora(buildModel(null), ck, device, bf16)
             : buildModel(ck);
     block = BlockSize.resolve(cfg.blockSize(), model.config().maxPositionEmbeddings());
-    if (cfg.zeroStage() == 1 && dist.isDistributed()) shards = Shards.of(trainable(), dist);
+    if (cfg.zeroStage() >= 1 && dist.isDistributed()) shards = Shards.of(trainable(), dist);
     optimizer = buildOptimizer();
     group.broadcast(trainable().values(), 0); // every rank starts from rank 0's weights
-    grads = new GradSync(group, List.copyOf(trainable().values()));
+    grads =
+        zero2()
+            ? GradSync.none(group) // gradients go to their owners as backward makes them
+            : new GradSync(group, List.copyOf(trainable().values()));
     state = TrainerState.start();
     if (ck != null) {
-      // with zero_stage 1, only this rank's share, from whichever files hold it
+      // with zero_stage 1 or 2, only this rank's share, from whichever files hold it
       Map<String, Tensor> saved = ck.optimizer(optimizer.state().keySet());
       optimizer.loadState(saved);
       saved.values().forEach(Tensor::release); // the host copies read from the files
-      Torch.setCpuRngState(ck.rng());
+      Torch.setCpuRngState(ck.rng().get("cpu"));
+      // the GPU's generator too (LoRA dropout draws there), so a resume draws the same masks
+      if (device.isCuda() && ck.rng().containsKey("cuda"))
+        Torch.setRngState(device, ck.rng().get("cuda"));
       state = ck.state();
       err.printf("resuming from %s (step %d)%n", resumeFrom, state.step());
     }
@@ -209,8 +218,36 @@ public final class Trainer {
       m = LlamaModel.init(LlamaConfig.fromJson(n), cfg.seed(), DType.F32, device);
     }
     if (tokenizer.vocabSize() > m.config().vocabSize()) m = grow(m);
+    if (cfg.masterWeights() && bf16 && cfg.lora() == null) {
+      // the model computes in bf16; the optimizer updates fp32 masters and copies them back
+      masters = m.weights();
+      Map<String, Tensor> w = new LinkedHashMap<>();
+      masters.forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
+      m = LlamaModel.fromWeights(m.config().withDtype(DType.BF16), w);
+      err.println("master_weights: the model computes in bf16, AdamW updates fp32 master weights");
+    }
     for (Tensor w : m.weights().values()) w.requiresGrad(true);
     return m;
+  }
+
+  /** With master weights: autocast is not needed, the model's weights are bf16 already. */
+  private boolean autocast() {
+    return bf16 && masters == null;
+  }
+
+  /** The fp32 masters into the bf16 model after an optimizer step. */
+  private void copyMastersToModel() {
+    try (Scope s = Scope.open();
+        Grad.Guard g = Grad.noGrad()) {
+      masters.forEach((k, v) -> model.weights().get(k).copy_(v));
+    }
+  }
+
+  /** The model as checkpoints hold it: the fp32 masters when there are any. */
+  private LlamaModel weightsModel() {
+    return masters == null
+        ? model
+        : LlamaModel.fromWeights(model.config().withDtype(DType.F32), masters);
   }
 
   /**
@@ -247,21 +284,44 @@ public final class Trainer {
   }
 
   private FusedAdamW buildOptimizer() {
+    Map<String, Tensor> params = masters != null ? masters : trainable();
+    List<FusedAdamW.Group> groups = new java.util.ArrayList<>();
     Map<String, Tensor> decay = new LinkedHashMap<>(), noDecay = new LinkedHashMap<>();
-    trainable()
-        .forEach(
-            (k, v) -> {
-              if (shards == null || shards.owns(k)) (v.dim() >= 2 ? decay : noDecay).put(k, v);
-            });
+    // with master weights, groups of at most 256M elements bound the fp32 gradient copies that
+    // one optimizer kernel call needs at a time
+    long cap = masters != null ? 1L << 28 : Long.MAX_VALUE, inDecay = 0;
+    for (var e : params.entrySet()) {
+      String k = e.getKey();
+      Tensor v = e.getValue();
+      if (shards != null && !shards.owns(k)) continue;
+      if (v.dim() < 2) {
+        noDecay.put(k, v);
+        continue;
+      }
+      if (inDecay > 0 && inDecay + v.numel() > cap) {
+        groups.add(new FusedAdamW.Group("decay." + groups.size(), decay, cfg.weightDecay()));
+        decay = new LinkedHashMap<>();
+        inDecay = 0;
+      }
+      decay.put(k, v);
+      inDecay += v.numel();
+    }
+    groups.add(new FusedAdamW.Group("decay", decay, cfg.weightDecay()));
+    groups.add(new FusedAdamW.Group("no_decay", noDecay, 0.0));
+    groups.removeIf(g -> g.params().isEmpty()); // LoRA adapters are all matrices
+    if (masters == null)
+      return new FusedAdamW(groups, cfg.adamBeta1(), cfg.adamBeta2(), cfg.adamEpsilon());
+    Map<Tensor, Tensor> modelParamOf = new java.util.IdentityHashMap<>();
+    masters.forEach((k, v) -> modelParamOf.put(v, model.weights().get(k)));
     return new FusedAdamW(
-        java.util.stream.Stream.of(
-                new FusedAdamW.Group("decay", decay, cfg.weightDecay()),
-                new FusedAdamW.Group("no_decay", noDecay, 0.0))
-            .filter(g -> !g.params().isEmpty()) // LoRA adapters are all matrices
-            .toList(),
+        groups,
         cfg.adamBeta1(),
         cfg.adamBeta2(),
-        cfg.adamEpsilon());
+        cfg.adamEpsilon(),
+        master -> {
+          Tensor g = modelParamOf.get(master).grad();
+          return g == null ? null : g.toFloat();
+        });
   }
 
   private TrainerState train(StopSignal stop) throws IOException {
@@ -285,8 +345,8 @@ public final class Trainer {
               cfg.warmupSteps(),
               maxSteps,
               LrSchedule.Shape.parse(cfg.lrSchedulerType()));
-      double flopsPerToken = Mfu.flopsPerToken(model.config(), block);
-      double peak = device.isCuda() ? Mfu.peakFlopsPerSecond("H100") : Double.NaN;
+      flopsPerToken = Mfu.flopsPerToken(model.config(), block);
+      peak = device.isCuda() ? Mfu.peakFlopsPerSecond("H100") : Double.NaN;
       listeners =
           !dist.isMain()
               ? Listeners.of()
@@ -303,11 +363,18 @@ public final class Trainer {
               ? Math.min(maxSteps, state.step() + cfg.stopAfterSteps())
               : maxSteps;
       while (state.step() < stopAt && !group.any(stop.requested())) { // all ranks stop together
-        state = step(loader, flopsPerToken, peak);
-        if (cfg.evalSteps() > 0 && state.step() % cfg.evalSteps() == 0 && state.step() < maxSteps)
-          evaluate();
-        if (cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0) checkpoint();
+        state = step(loader);
+        long n = state.step();
+        boolean eval = cfg.evalSteps() > 0 && n % cfg.evalSteps() == 0 && n < maxSteps;
+        boolean save = cfg.saveSteps() > 0 && n % cfg.saveSteps() == 0;
+        // all values back before a pause; otherwise the host stays one step ahead of the GPU
+        readBack(eval || save || n >= stopAt || WAIT_EVERY_STEP ? 0 : 1);
+        if (eval) evaluate();
+        if (save) checkpoint();
+        if (eval || save) forgetLastRead(); // the pause is not the next step's time
       }
+      readBack(0);
+      forgetLastRead();
       boolean saved = cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0;
       if (state.step() >= maxSteps) {
         evaluate();
@@ -326,11 +393,15 @@ public final class Trainer {
     }
   }
 
-  /** One optimizer step over {@code gradient_accumulation_steps} micro-batches. */
-  private TrainerState step(LabelledBatch.Source loader, double flopsPerToken, double peak) {
+  /**
+   * One optimizer step over {@code gradient_accumulation_steps} micro-batches, queued on the device
+   * without waiting for it: the loss, the gradient norm and the non-finite check stay on the GPU (a
+   * non-finite step is skipped by the optimizer kernel itself), and their values come back through
+   * {@link #readBack} a step later.
+   */
+  private TrainerState step(LabelledBatch.Source loader) {
     long t0 = System.nanoTime();
     int accum = cfg.gradientAccumulationSteps();
-    double lossSum = 0;
     Cursor cursor = state.cursor();
     FusedAdamW.zeroGrads(trainable().values()); // all, also those another rank's shard updates
     // The loss is the sum over the window's labelled targets divided by their count over all
@@ -345,77 +416,135 @@ public final class Trainer {
     double globalLabelled =
         sft != null ? group.sum(labelled)[0] : (double) labelled * dist.worldSize();
     double perRank = globalLabelled / dist.worldSize();
-    for (int micro = 0; micro < accum; micro++) {
-      try (Scope s = Scope.open();
-          LabelledBatch b = window.get(micro)) {
-        // ranks average gradients once per step, in the last micro-batch's backward; the average
-        // of each rank's sum / its tokens is the sum over all ranks / the global token count, as
-        // every rank has the same number of tokens
-        grads.beforeForward(micro == accum - 1);
-        Tensor targets = b.targets().reshape(-1);
-        // sum over this micro-batch's tokens / all tokens of the step = the step's mean loss
-        Function<Tensor, Tensor> lossSumOf =
-            logits -> Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), targets);
-        try (Grad.Guard ac = bf16 ? Autocast.enable(device, DType.BF16) : () -> {}) {
-          if (cfg.gradientCheckpointing()) {
-            double mean =
-                model.forwardBackwardCheckpointed(
-                    b.inputs(), logits -> lossSumOf.apply(logits).div(perRank));
-            lossSum += mean * perRank;
-          } else {
-            Tensor logits =
-                b.packed()
-                    ? model.forwardPacked(b.inputs(), b.positions(), b.segments())
-                    : model.forward(b.inputs(), null);
-            Tensor loss = lossSumOf.apply(logits);
-            loss.div(perRank).backward();
-            lossSum += loss.item();
-          }
-        }
-        cursor = b.cursor();
-      } catch (RuntimeException e) {
-        window.forEach(LabelledBatch::close);
-        throw explainOutOfMemory(grads.explain(e));
-      }
-    }
-    lossSum = group.sum(lossSum)[0];
-    long globalTokens = tokens * dist.worldSize();
-    double loss = lossSum / globalLabelled;
-    double gradNorm = FusedAdamW.clipGradNorm(trainable().values(), cfg.maxGradNorm());
     long step = state.step();
     double lr = schedule.lr(step);
-    boolean finite = Double.isFinite(loss) && Double.isFinite(gradNorm);
-    int streak = finite ? 0 : state.nonfiniteStreak() + 1;
-    if (finite) {
-      optimizer.step(lr);
+    try (Scope stepScope = Scope.open()) {
+      Tensor lossSum = null; // this rank's summed loss over the window, on the device
+      for (int micro = 0; micro < accum; micro++) {
+        try (Scope s = Scope.open();
+            LabelledBatch b = window.get(micro)) {
+          // ranks average gradients once per step, in the last micro-batch's backward
+          grads.beforeForward(micro == accum - 1);
+          Tensor targets = b.targets().reshape(-1);
+          // sum over this micro-batch's tokens / all tokens of the step = the step's mean loss
+          Function<Tensor, Tensor> lossSumOf =
+              logits ->
+                  Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), targets);
+          Tensor l;
+          try (Grad.Guard ac = autocast() ? Autocast.enable(device, DType.BF16) : () -> {}) {
+            if (cfg.gradientCheckpointing()) {
+              l =
+                  model
+                      .forwardBackwardCheckpointed(
+                          b.inputs(),
+                          b.packed() ? b.positions() : null,
+                          b.packed() ? b.segments() : null,
+                          logits -> lossSumOf.apply(logits).div(perRank),
+                          zero2() ? gradientsToOwners(micro == accum - 1) : null)
+                      .mul(perRank);
+            } else {
+              Tensor logits =
+                  b.packed()
+                      ? model.forwardPacked(b.inputs(), b.positions(), b.segments())
+                      : model.forward(b.inputs(), null);
+              Tensor loss = lossSumOf.apply(logits);
+              loss.div(perRank).backward();
+              l = loss.detach();
+            }
+          }
+          lossSum = s.keep(lossSum == null ? l : lossSum.add(l));
+          cursor = b.cursor();
+        } catch (RuntimeException e) {
+          window.forEach(LabelledBatch::close);
+          throw explainOutOfMemory(grads.explain(e));
+        }
+      }
+      if (group.isDistributed()) group.allReduceSum(lossSum);
+      Tensor norm = FusedAdamW.gradNorm(trainable().values()); // of the averaged gradients
+      if (zero2()) norm = Shards.globalNorm(group, norm); // each rank has its share's only
+      Tensor foundInf = lossSum.isFinite().and(norm.isFinite()).logicalNot().toFloat();
+      optimizer.step(lr, FusedAdamW.clipScale(norm, cfg.maxGradNorm()), foundInf);
+      if (masters != null) copyMastersToModel();
       if (shards != null) shards.syncParams(group, trainable()); // from each owner to all
-    } else {
-      err.printf(
-          "%nstep %d: loss %s, grad norm %s: skipped (%d in a row)%n",
-          step + 1, loss, gradNorm, streak);
-      if (streak >= cfg.maxNonfiniteSteps())
-        throw new IllegalStateException(
-            streak
-                + " steps in a row had a non-finite loss or gradient norm (max_nonfinite_steps="
-                + cfg.maxNonfiniteSteps()
-                + "); lower learning_rate or check the data");
+      Tensor scalars =
+          Torch.stack(List.of(lossSum.toFloat().div(globalLabelled), norm, foundInf), 0);
+      long globalTokens = tokens * dist.worldSize();
+      inFlight.add(new InFlight(step + 1, lr, globalTokens, t0, PendingRead.of(scalars)));
+      return new TrainerState(
+          step + 1,
+          cursor,
+          state.nonfiniteStreak(),
+          state.tokensSeen() + globalTokens,
+          TrainerState.FORMAT);
     }
-    double sec = (System.nanoTime() - t0) / 1e9;
-    double tps = globalTokens / sec;
-    listeners.onStep(
-        new StepMetrics(
-            step + 1,
-            maxSteps,
-            loss,
-            lr,
-            gradNorm,
-            globalTokens,
-            sec,
-            tps,
-            Mfu.mfu(tps / dist.worldSize(), flopsPerToken, peak),
-            !finite));
-    return new TrainerState(
-        step + 1, cursor, streak, state.tokensSeen() + globalTokens, TrainerState.FORMAT);
+  }
+
+  /** A step queued on the device whose loss, gradient norm and skip flag are on their way back. */
+  private record InFlight(long step, double lr, long tokens, long startNanos, PendingRead values) {}
+
+  private final java.util.ArrayDeque<InFlight> inFlight = new java.util.ArrayDeque<>();
+
+  /**
+   * {@code -Dhanlin.waitEveryStep=true}: read each step's values as soon as it is queued, so the
+   * host waits for the GPU every step (what {@code loss.item()} in the loop did); for measuring
+   * what the lag gains (bench/).
+   */
+  private static final boolean WAIT_EVERY_STEP = Boolean.getBoolean("hanlin.waitEveryStep");
+
+  private PendingRead lastRead; // the last step read back, for timing the next on the GPU
+
+  private void forgetLastRead() {
+    if (lastRead != null) lastRead.close();
+    lastRead = null;
+  }
+
+  /**
+   * Reports the queued steps whose values are back, all but the newest {@code keep}: keeping the
+   * step just queued lets the GPU run it while the host waits only for the one before. Counts the
+   * streak of skipped non-finite steps and stops the run when it reaches max_nonfinite_steps.
+   */
+  private void readBack(int keep) {
+    while (inFlight.size() > keep) {
+      InFlight f = inFlight.removeFirst();
+      float[] v = f.values().values(); // loss, grad norm, 1 when skipped
+      // the step's time on the GPU since the previous step ended there; after a pause (eval, a
+      // checkpoint) or for the first step, on the host since the step began
+      double sec =
+          lastRead != null
+              ? f.values().secondsSince(lastRead)
+              : (System.nanoTime() - f.startNanos()) / 1e9;
+      forgetLastRead();
+      lastRead = f.values();
+      boolean skipped = v[2] != 0;
+      int streak = skipped ? state.nonfiniteStreak() + 1 : 0;
+      state =
+          new TrainerState(
+              state.step(), state.cursor(), streak, state.tokensSeen(), TrainerState.FORMAT);
+      double tps = f.tokens() / sec;
+      listeners.onStep(
+          new StepMetrics(
+              f.step(),
+              maxSteps,
+              skipped ? Double.NaN : v[0],
+              f.lr(),
+              skipped ? Double.NaN : v[1],
+              f.tokens(),
+              sec,
+              tps,
+              Mfu.mfu(tps / dist.worldSize(), flopsPerToken, peak),
+              skipped));
+      if (skipped) {
+        err.printf(
+            "%nstep %d: loss %s, grad norm %s: skipped (%d in a row)%n",
+            f.step(), v[0], v[1], streak);
+        if (streak >= cfg.maxNonfiniteSteps())
+          throw new IllegalStateException(
+              streak
+                  + " steps in a row had a non-finite loss or gradient norm (max_nonfinite_steps="
+                  + cfg.maxNonfiniteSteps()
+                  + "); lower learning_rate or check the data");
+      }
+    }
   }
 
   private RuntimeException explainOutOfMemory(RuntimeException e) {
@@ -458,7 +587,9 @@ public final class Trainer {
 
   /** Every rank: each writes its own share of the optimizer state when it keeps only that. */
   private void checkpoint() throws IOException {
-    Tensor rng = Torch.cpuRngState().retain();
+    Map<String, Tensor> rng = new LinkedHashMap<>();
+    rng.put("cpu", Torch.cpuRngState().retain());
+    if (device.isCuda()) rng.put("cuda", Torch.rngState(device).retain());
     Path dir;
     try {
       dir =
@@ -467,18 +598,39 @@ public final class Trainer {
               out,
               model.lora() != null
                   ? Checkpoints.Weights.of(model.lora())
-                  : Checkpoints.Weights.of(model),
+                  : Checkpoints.Weights.of(weightsModel()),
               optimizer.state(),
               shards != null,
               rng,
               state,
               resolvedYaml);
     } finally {
-      rng.release();
+      rng.values().forEach(Tensor::release);
     }
     if (!dist.isMain()) return;
     Checkpoints.prune(out, cfg.saveTotalLimit());
     listeners.onCheckpoint(state.step(), dir);
+  }
+
+  /** zero_stage 2 on several ranks: each rank keeps only the gradients of its share. */
+  private boolean zero2() {
+    return shards != null && cfg.zeroStage() == 2;
+  }
+
+  /**
+   * ZeRO-2, for the checkpointed backward: as it finishes a stage's gradients (a layer, the head,
+   * the embedding), each is summed onto its owner and freed elsewhere, so that no rank ever holds
+   * every gradient; {@code last} micro-batch of the step: the owners then average over the ranks.
+   */
+  private java.util.function.IntConsumer gradientsToOwners(boolean last) {
+    Map<Integer, Map<String, Tensor>> byStage = new java.util.HashMap<>();
+    trainable()
+        .forEach(
+            (k, v) ->
+                byStage
+                    .computeIfAbsent(model.backwardStage(k), s -> new LinkedHashMap<>())
+                    .put(k, v));
+    return stage -> shards.reduceGrads(group, byStage.getOrDefault(stage, Map.of()), last);
   }
 
   /** The final HF folder in {@code output_dir}: weights, config, generation config, tokenizer. */
@@ -490,7 +642,7 @@ public final class Trainer {
       err.println("exported a PEFT adapter folder to " + out.toAbsolutePath());
       return;
     }
-    LlamaModel m = model;
+    LlamaModel m = weightsModel();
     if (bf16) {
       Map<String, Tensor> w = new LinkedHashMap<>();
       model.weights().forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));

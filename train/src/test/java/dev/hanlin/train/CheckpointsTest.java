@@ -56,7 +56,7 @@ class CheckpointsTest {
   @Test
   void failedSaveKeepsThePreviousCheckpoint(@TempDir Path out) throws Exception {
     LlamaModel m = tiny();
-    Tensor rng = Torch.cpuRngState().retain();
+    Map<String, Tensor> rng = Map.of("cpu", Torch.cpuRngState().retain());
     Map<String, Tensor> opt = new LinkedHashMap<>();
     opt.put("exp_avg.x", Torch.zeros(DType.F32, Device.CPU, 3).retain());
     Path first =
@@ -144,7 +144,7 @@ class CheckpointsTest {
   private static String saveTwiceOnRank(Dist d, LlamaModel m, Path out) throws IOException {
     try (Group g = Group.join(d, Device.CPU, java.time.Duration.ofSeconds(30))) {
       String name = d.rank() == 0 ? "exp_avg.x" : "exp_avg.y";
-      Tensor rng = Torch.cpuRngState().retain();
+      Map<String, Tensor> rng = Map.of("cpu", Torch.cpuRngState().retain());
       Map<String, Tensor> share = Map.of(name, Torch.full(d.rank(), DType.F32, Device.CPU, 1));
       Checkpoints.Weights w = Checkpoints.Weights.of(m);
       TrainerState s4 = new TrainerState(4, new Cursor(0, 16), 0, 64, 1);
@@ -163,7 +163,7 @@ class CheckpointsTest {
   @Test
   void pruneKeepsTheNewestAndIgnoresIncompleteFolders(@TempDir Path out) throws Exception {
     LlamaModel m = tiny();
-    Tensor rng = Torch.cpuRngState().retain();
+    Map<String, Tensor> rng = Map.of("cpu", Torch.cpuRngState().retain());
     for (int s : new int[] {2, 4, 6})
       Checkpoints.save(out, m, Map.of(), rng, new TrainerState(s, Cursor.START, 0, 0, 1), "");
     Files.createDirectories(out.resolve("checkpoint-9")); // no trainer_state.json: incomplete

@@ -53,6 +53,9 @@ public final class PlotListener implements TrainingListener {
         earlier.eval().stream().filter(p -> p.step() <= info.startStep()).forEach(eval::add);
       } catch (IOException e) {
         throw new UncheckedIOException("cannot read earlier losses from " + jsonl, e);
+      } catch (LinkageError e) {
+        // a Java runtime without java.desktop cannot load LossPlot at all (it failed a resumed
+        // LoRA run on the GPU machine); the picture is skipped at the end with a warning anyway
       }
     }
   }

@@ -6,8 +6,10 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import com.fasterxml.jackson.databind.exc.ValueInstantiationException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import java.io.IOException;
@@ -46,28 +48,44 @@ public final class StrictYaml {
    */
   public static <T> T read(Path file, Class<T> type, Map<String, Object> overrides) {
     T base = null;
+    ObjectNode tree = YAML.createObjectNode();
+    String where = "command-line flags";
     if (file != null) {
       byte[] bytes;
       try {
         bytes = Files.readAllBytes(file);
-        base = YAML.readValue(bytes, type);
-      } catch (JsonProcessingException e) {
-        throw explain(file.toString(), e, lineOfKey(file, e));
       } catch (IOException e) {
         throw new ConfigException("cannot read config " + file + ": " + e.getMessage(), e);
       }
-      if (base == null) throw new ConfigException("config " + file + " is empty", null);
+      try {
+        base = YAML.readValue(bytes, type);
+        if (base == null) throw new ConfigException("config " + file + " is empty", null);
+        if (overrides.isEmpty()) return base;
+        tree = YAML.valueToTree(base);
+      } catch (JsonProcessingException e) {
+        // the record's own checks (a required key, a range) may be met by the flags: the file's
+        // keys are all known and well typed, so merge the flags into its tree and check again
+        if (e instanceof ValueInstantiationException) rejectUnknownKeys(file, bytes, type);
+        if (overrides.isEmpty() || !(e instanceof ValueInstantiationException))
+          throw explain(file.toString(), e, lineOfKey(file, e));
+        try {
+          tree = (ObjectNode) YAML.readTree(bytes);
+        } catch (IOException | ClassCastException again) {
+          throw explain(file.toString(), e, lineOfKey(file, e));
+        }
+        where = file + " with the command-line flags";
+      } catch (IOException e) {
+        throw new ConfigException("cannot read config " + file + ": " + e.getMessage(), e);
+      }
+      removeNulls(tree);
     }
-    if (overrides.isEmpty() && base != null) return base;
-    ObjectNode tree = base == null ? YAML.createObjectNode() : YAML.valueToTree(base);
-    if (base != null) removeNulls(tree);
     for (var e : overrides.entrySet()) {
       if (e.getValue() != null) tree.set(e.getKey(), YAML.valueToTree(e.getValue()));
     }
     try {
       return YAML.treeToValue(tree, type);
     } catch (JsonProcessingException e) {
-      throw explain("command-line flags", e, -1);
+      throw explain(where, e, -1);
     } catch (IllegalArgumentException e) {
       throw new ConfigException(e.getMessage(), e);
     }
@@ -97,6 +115,49 @@ public final class StrictYaml {
       // fall back to Jackson's location
     }
     return -1;
+  }
+
+  /**
+   * Jackson builds a record once all its keys are read, and a failed check in its constructor (a
+   * required key missing, say because its name has a typo) hides an unknown key: this finds the
+   * unknown top-level key first, with its line and the closest valid name.
+   */
+  private static void rejectUnknownKeys(Path file, byte[] bytes, Class<?> type) {
+    JsonNode n;
+    try {
+      n = YAML.readTree(bytes);
+    } catch (IOException e) {
+      return; // the mapping's own error is reported instead
+    }
+    if (!(n instanceof ObjectNode o)) return;
+    List<Object> known = new ArrayList<>();
+    YAML.getDeserializationConfig()
+        .introspect(YAML.constructType(type))
+        .findProperties()
+        .forEach(p -> known.add(p.getName()));
+    for (String key : (Iterable<String>) o::fieldNames) {
+      if (known.contains(key)) continue;
+      String near = closest(key, known);
+      int line = 0;
+      try {
+        List<String> lines = Files.readAllLines(file);
+        for (int i = 0; i < lines.size() && line == 0; i++)
+          if (lines.get(i).matches("^" + java.util.regex.Pattern.quote(key) + "\\s*:.*"))
+            line = i + 1;
+      } catch (IOException ignored) {
+        // no line then
+      }
+      throw new ConfigException(
+          file
+              + (line > 0 ? ":" + line : "")
+              + ": unknown key '"
+              + key
+              + "'"
+              + (near == null ? "" : " (did you mean '" + near + "'?)")
+              + "; valid keys: "
+              + known.stream().map(String::valueOf).sorted().collect(Collectors.joining(", ")),
+          null);
+    }
   }
 
   private static void removeNulls(ObjectNode tree) {

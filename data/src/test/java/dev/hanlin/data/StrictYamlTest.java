@@ -63,6 +63,35 @@ class StrictYamlTest {
   }
 
   @Test
+  void flagsCanSupplyAKeyTheFileLacksOrFixAValue() throws Exception {
+    // as with HF's --output_dir: a required key may come from the command line alone
+    Path y = Files.writeString(dir.resolve("c.yaml"), "tokenizer: t\ntrain_files: [a]\n");
+    assertEquals("o", PrepareConfig.load(y, Map.of("output_dir", "o")).outputDir());
+    Path bad =
+        Files.writeString(
+            dir.resolve("b.yaml"),
+            "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nvalidation_split_percentage: 120\n");
+    assertEquals(
+        5.0,
+        PrepareConfig.load(bad, Map.of("validation_split_percentage", 5.0))
+            .validationSplitPercentage());
+    // still missing after the flags: the error says so, naming the file
+    var e =
+        assertThrows(
+            StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of("seed", 3L)));
+    assertTrue(
+        e.getMessage().contains("output_dir") && e.getMessage().contains(y.toString()),
+        e.getMessage());
+    // an unknown key in the file is reported with its line even when flags are given
+    Path typo = Files.writeString(dir.resolve("t.yaml"), "tokenizer: t\ntrain_filez: [a]\n");
+    e =
+        assertThrows(
+            StrictYaml.ConfigException.class,
+            () -> PrepareConfig.load(typo, Map.of("output_dir", "o")));
+    assertTrue(e.getMessage().startsWith(typo + ":2: unknown key 'train_filez'"), e.getMessage());
+  }
+
+  @Test
   void theCommentedExampleConfigLoads() {
     Path example = Fixtures.testData().getParent().resolve("configs/prepare-example.yaml");
     PrepareConfig c = PrepareConfig.load(example, Map.of());

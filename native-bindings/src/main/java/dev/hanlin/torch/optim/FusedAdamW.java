@@ -195,11 +195,9 @@ public final class FusedAdamW {
    * before scaling (NaN or infinite when a gradient is). {@code maxNorm <= 0} only measures.
    */
   public double clipGradNorm(double maxNorm) {
-    try (Scope scope = Scope.open()) {
-      TensorVector v = new TensorVector();
-      for (GroupState s : groups) for (Tensor p : s.params) v.push_back(p.raw());
-      return torch.clip_grad_norm_(v, maxNorm > 0 ? maxNorm : Double.MAX_VALUE, 2.0, false);
-    }
+    List<Tensor> all = new ArrayList<>();
+    for (GroupState s : groups) all.addAll(s.params);
+    return clipGradNorm(all, maxNorm);
   }
 
   /** Zeroes the gradients of {@code params} in place, whichever optimizer updates them. */
@@ -215,9 +213,12 @@ public final class FusedAdamW {
    */
   public static double clipGradNorm(Collection<Tensor> params, double maxNorm) {
     try (Scope scope = Scope.open()) {
+      // without clipping, only the norm: libtorch's clip takes a float max (Double.MAX_VALUE
+      // overflows it)
+      if (!(maxNorm > 0)) return gradNorm(params).item();
       TensorVector v = new TensorVector();
       for (Tensor p : params) v.push_back(p.raw());
-      return torch.clip_grad_norm_(v, maxNorm > 0 ? maxNorm : Double.MAX_VALUE, 2.0, false);
+      return torch.clip_grad_norm_(v, maxNorm, 2.0, false);
     }
   }
 

@@ -278,6 +278,9 @@ public final class LlamaModel {
         if (dropout) rng[i] = s.keep(Torch.rngState(device));
         inputs[i + 1] = s.keep(layers.get(i).forward(inputs[i], cos, sin, null, mask).detach());
       }
+      // under autocast, the block's bf16 weight copies would stay cached until the step ends: a
+      // second copy of the model (12.6 GiB at 7B) for nothing, as each is used once per pass
+      dev.hanlin.torch.Autocast.clearCache();
     }
     Tensor after = dropout ? Torch.rngState(device) : null;
     Tensor lossValue;
@@ -297,6 +300,7 @@ public final class LlamaModel {
         layers.get(i).forward(xi, cos, sin, null, mask).backward(grad);
         grad = s.keep(xi.grad());
       }
+      dev.hanlin.torch.Autocast.clearCache();
       done.accept(i); // after the scope: the recomputed activations are freed by now
     }
     if (dropout) Torch.setRngState(device, after);

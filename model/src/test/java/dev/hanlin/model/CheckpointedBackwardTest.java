@@ -123,6 +123,39 @@ class CheckpointedBackwardTest {
     }
   }
 
+  /**
+   * Under bf16 autocast (whose weight-cast cache the recompute clears block by block) the gradients
+   * are those of the plain backward under autocast.
+   */
+  @Test
+  void underAutocastTheGradientsAreThoseOfThePlainBackward() throws Exception {
+    LlamaModel m = HfCheckpoint.load(TestData.dir("parity").resolve("gqa"), DType.F32, Device.CPU);
+    for (Tensor w : m.weights().values()) w.requiresGrad(true);
+    Tensor ids =
+        Torch.fromLongs(new long[] {5, 9, 33, 7, 81, 12, 3, 44, 100, 2, 60, 61}, 2, 6).retain();
+    Tensor targets =
+        Torch.fromLongs(new long[] {9, 33, 7, 81, 12, -100, 44, 100, 2, 60, 61, 70}, 12).retain();
+    Map<String, float[]> plain = new LinkedHashMap<>();
+    try (Scope s = Scope.open();
+        dev.hanlin.torch.Grad.Guard ac = dev.hanlin.torch.Autocast.enable(Device.CPU, DType.BF16)) {
+      Tensor logits = m.forward(ids, null);
+      Torch.crossEntropy(logits.reshape(-1, logits.size(-1)).toFloat(), targets).backward();
+    }
+    for (var e : m.weights().entrySet()) {
+      plain.put(e.getKey(), e.getValue().grad().toFloatArray());
+      e.getValue().clearGrad();
+    }
+    try (Scope s = Scope.open();
+        dev.hanlin.torch.Grad.Guard ac = dev.hanlin.torch.Autocast.enable(Device.CPU, DType.BF16)) {
+      m.forwardBackwardCheckpointed(
+          ids,
+          logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)).toFloat(), targets));
+    }
+    for (var e : m.weights().entrySet())
+      assertArrayEquals(
+          plain.get(e.getKey()), e.getValue().grad().toFloatArray(), 1e-6f, e.getKey());
+  }
+
   /** A draw from the global generator: where it stands. */
   private static double nextDraw() {
     try (Scope s = Scope.open()) {

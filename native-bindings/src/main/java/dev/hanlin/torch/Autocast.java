@@ -21,4 +21,13 @@ public final class Autocast {
       torch.set_autocast_enabled(kind, false);
     };
   }
+
+  /**
+   * Drops the low-precision copies of weights that autocast keeps until its outermost guard closes.
+   * Where each weight is used once per pass (a recomputing backward, block by block), keeping them
+   * only holds a second copy of the model in memory.
+   */
+  public static void clearCache() {
+    torch.clear_cache();
+  }
 }

@@ -102,6 +102,11 @@ public final class StrictYaml {
       if (r.getFieldName() == null) return -1; // list elements: keep Jackson's location
       path.add(r.getFieldName());
     }
+    return lineOf(file, path);
+  }
+
+  /** The line of the key at {@code path} (nested field names) in {@code file}, or -1. */
+  private static int lineOf(Path file, List<String> path) {
     try (JsonParser p = YAML.getFactory().createParser(file.toFile())) {
       List<String> stack = new ArrayList<>();
       for (JsonToken t; (t = p.nextToken()) != null; ) {
@@ -137,27 +142,21 @@ public final class StrictYaml {
         .forEach(p -> known.add(p.getName()));
     for (String key : (Iterable<String>) o::fieldNames) {
       if (known.contains(key)) continue;
-      String near = closest(key, known);
-      int line = 0;
-      try {
-        List<String> lines = Files.readAllLines(file);
-        for (int i = 0; i < lines.size() && line == 0; i++)
-          if (lines.get(i).matches("^" + java.util.regex.Pattern.quote(key) + "\\s*:.*"))
-            line = i + 1;
-      } catch (IOException ignored) {
-        // no line then
-      }
-      throw new ConfigException(
-          file
-              + (line > 0 ? ":" + line : "")
-              + ": unknown key '"
-              + key
-              + "'"
-              + (near == null ? "" : " (did you mean '" + near + "'?)")
-              + "; valid keys: "
-              + known.stream().map(String::valueOf).sorted().collect(Collectors.joining(", ")),
-          null);
+      int line = lineOf(file, List.of(key));
+      throw new ConfigException(unknownKey(file + (line > 0 ? ":" + line : ""), key, known), null);
     }
+  }
+
+  /** "{@code at}: unknown key 'x' (did you mean 'y'?); valid keys: ...". */
+  private static String unknownKey(String at, String key, Collection<Object> known) {
+    String near = closest(key, known);
+    return at
+        + ": unknown key '"
+        + key
+        + "'"
+        + (near == null ? "" : " (did you mean '" + near + "'?)")
+        + "; valid keys: "
+        + known.stream().map(String::valueOf).sorted().collect(Collectors.joining(", "));
   }
 
   private static void removeNulls(ObjectNode tree) {
@@ -168,21 +167,8 @@ public final class StrictYaml {
     JsonLocation loc = e.getLocation();
     int line = keyLine > 0 ? keyLine : loc != null ? loc.getLineNr() : -1;
     String at = where + (line > 0 ? ":" + line : "");
-    if (e instanceof UnrecognizedPropertyException u) {
-      String near = closest(u.getPropertyName(), u.getKnownPropertyIds());
-      return new ConfigException(
-          at
-              + ": unknown key '"
-              + u.getPropertyName()
-              + "'"
-              + (near == null ? "" : " (did you mean '" + near + "'?)")
-              + "; valid keys: "
-              + u.getKnownPropertyIds().stream()
-                  .map(String::valueOf)
-                  .sorted()
-                  .collect(Collectors.joining(", ")),
-          e);
-    }
+    if (e instanceof UnrecognizedPropertyException u)
+      return new ConfigException(unknownKey(at, u.getPropertyName(), u.getKnownPropertyIds()), e);
     if (e instanceof JsonMappingException m && !m.getPath().isEmpty()) {
       String key =
           m.getPath().stream()

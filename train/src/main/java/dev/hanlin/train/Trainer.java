@@ -623,15 +623,19 @@ public final class Trainer {
    * every gradient; {@code last} micro-batch of the step: the owners then average over the ranks.
    */
   private java.util.function.IntConsumer gradientsToOwners(boolean last) {
-    Map<Integer, Map<String, Tensor>> byStage = new java.util.HashMap<>();
-    trainable()
-        .forEach(
-            (k, v) ->
-                byStage
-                    .computeIfAbsent(model.backwardStage(k), s -> new LinkedHashMap<>())
-                    .put(k, v));
+    if (byStage == null) { // the same every micro-batch: grouped once
+      byStage = new java.util.HashMap<>();
+      trainable()
+          .forEach(
+              (k, v) ->
+                  byStage
+                      .computeIfAbsent(model.backwardStage(k), s -> new LinkedHashMap<>())
+                      .put(k, v));
+    }
     return stage -> shards.reduceGrads(group, byStage.getOrDefault(stage, Map.of()), last);
   }
+
+  private Map<Integer, Map<String, Tensor>> byStage; // ZeRO-2: trainable weights by backward stage
 
   /** The final HF folder in {@code output_dir}: weights, config, generation config, tokenizer. */
   private void export() throws IOException {

@@ -221,13 +221,20 @@ public final class Trainer {
     if (cfg.masterWeights() && bf16 && cfg.lora() == null) {
       // the model computes in bf16; the optimizer updates fp32 masters and copies them back
       masters = m.weights();
-      Map<String, Tensor> w = new LinkedHashMap<>();
-      masters.forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
-      m = LlamaModel.fromWeights(m.config().withDtype(DType.BF16), w);
+      m = LlamaModel.fromWeights(m.config().withDtype(DType.BF16), bf16Copies(masters));
       err.println("master_weights: the model computes in bf16, AdamW updates fp32 master weights");
     }
     for (Tensor w : m.weights().values()) w.requiresGrad(true);
     return m;
+  }
+
+  /** Retained bf16 copies of {@code weights} (the same tensors where they are bf16 already). */
+  private static Map<String, Tensor> bf16Copies(Map<String, Tensor> weights) {
+    Map<String, Tensor> w = new LinkedHashMap<>();
+    try (Scope s = Scope.open()) { // the detached views in between
+      weights.forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
+    }
+    return w;
   }
 
   /** With master weights: autocast is not needed, the model's weights are bf16 already. */
@@ -647,11 +654,8 @@ public final class Trainer {
       return;
     }
     LlamaModel m = weightsModel();
-    if (bf16) {
-      Map<String, Tensor> w = new LinkedHashMap<>();
-      model.weights().forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
-      m = LlamaModel.fromWeights(model.config().withDtype(DType.BF16), w);
-    }
+    if (bf16)
+      m = LlamaModel.fromWeights(model.config().withDtype(DType.BF16), bf16Copies(model.weights()));
     HfCheckpoint.save(m, out, cfg.maxShardSize());
     exportTokenizer(Path.of(cfg.tokenizer()), out);
     err.println("exported an HF model folder to " + out.toAbsolutePath());

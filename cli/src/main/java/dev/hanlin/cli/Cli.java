@@ -1,7 +1,9 @@
 package dev.hanlin.cli;
 
+import dev.hanlin.data.StrictYaml;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Collectors;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -48,7 +50,24 @@ public final class Cli implements Runnable {
           if (System.getenv("HANLIN_DEBUG") != null) ex.printStackTrace(cmd.getErr());
           return 1;
         });
-    return cl.execute(rewriteMode(args.length == 0 ? new String[] {"pretrain"} : args));
+    String[] rewritten = rewriteMode(args.length == 0 ? new String[] {"pretrain"} : args);
+    String mode = rewritten.length > 0 ? rewritten[0] : "";
+    boolean noValue = mode.equals("--mode") || mode.equals("--mode=");
+    if (noValue || !mode.startsWith("-") && !cl.getSubcommands().containsKey(mode)) {
+      // picocli would say "Unmatched argument at index 0"; say what a mode is instead
+      List<Object> modes = new ArrayList<>(cl.getSubcommands().keySet());
+      String near = noValue ? null : StrictYaml.closest(mode, modes);
+      cl.getErr()
+          .println(
+              "error: "
+                  + (noValue ? "--mode needs a value" : "unknown mode '" + mode + "'")
+                  + (near == null ? "" : " (did you mean '" + near + "'?)")
+                  + "; the modes are "
+                  + modes.stream().map(String::valueOf).collect(Collectors.joining(", "))
+                  + " (--mode MODE --help shows a mode's options)");
+      return 2;
+    }
+    return cl.execute(rewritten);
   }
 
   /** {@code [..., --mode, X, ...]} or {@code --mode=X} becomes {@code [X, ...]}. */

@@ -9,12 +9,14 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Unmatched;
 
 /**
  * {@code --mode pretrain}: causal-LM training from a YAML config. Without {@code --config} it runs
@@ -23,7 +25,13 @@ import picocli.CommandLine.Option;
 @Command(
     name = "pretrain",
     mixinStandardHelpOptions = true,
-    description = "Pretrain (or continue pretraining) a Llama model from a YAML config.")
+    description = "Pretrain (or continue pretraining) a Llama model from a YAML config.",
+    footer = {
+      "",
+      "Llama2-Chinese's flags work too (--model_name_or_path, --train_files a b,"
+          + " --per_device_train_batch_size 4, --deepspeed ds_config.json, ...): each sets its"
+          + " config key, over --config and under --set; docs/llama2-chinese.md has the table."
+    })
 final class PretrainCommand implements Callable<Integer> {
   static final String DEMO = "pretrain-demo.yaml";
   static final List<String> DEMO_FILES =
@@ -41,18 +49,34 @@ final class PretrainCommand implements Callable<Integer> {
   @Option(names = "--resume-from", description = "Resume from this checkpoint folder.")
   Path resumeFrom;
 
+  @Unmatched List<String> hfFlags = new ArrayList<>();
+
   @Override
   public Integer call() throws Exception {
-    Map<String, Object> overrides = overrides(sets);
-    if (overwrite) overrides.put("overwrite_output_dir", true);
-    if (resumeFrom != null) overrides.put("resume_from_checkpoint", resumeFrom.toString());
-    Path yaml = config != null ? config : extractDemo(overrides);
+    HfFlags.Parsed hf = HfFlags.parse(hfFlags);
+    Map<String, Object> overrides = overrides(hf, sets, overwrite, resumeFrom);
+    // the demo when nothing says what to train
+    Path yaml = config != null || !hf.isEmpty() ? config : extractDemo(overrides);
     PretrainConfig cfg = PretrainConfig.load(yaml, overrides);
     if (cfg.sft() != null)
       throw new IllegalArgumentException("the config has an 'sft' section: run it with --mode sft");
     String resolved = new ObjectMapper(new YAMLFactory()).writeValueAsString(cfg);
     new Trainer(cfg, resolved, System.err).run();
     return 0;
+  }
+
+  /**
+   * The keys set on the command line, in rising precedence: Llama2-Chinese's flags (their notes
+   * printed), then this mode's own options.
+   */
+  static Map<String, Object> overrides(
+      HfFlags.Parsed hf, List<String> sets, boolean overwrite, Path resumeFrom) throws IOException {
+    hf.notes().forEach(n -> System.err.println("note: " + n));
+    Map<String, Object> overrides = new LinkedHashMap<>(hf.keys());
+    overrides.putAll(overrides(sets));
+    if (overwrite) overrides.put("overwrite_output_dir", true);
+    if (resumeFrom != null) overrides.put("resume_from_checkpoint", resumeFrom.toString());
+    return overrides;
   }
 
   /** {@code key=value} pairs, values read as YAML scalars or flow collections. */

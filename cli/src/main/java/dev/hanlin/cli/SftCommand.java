@@ -5,12 +5,14 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.hanlin.train.PretrainConfig;
 import dev.hanlin.train.Trainer;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Unmatched;
 
 /**
  * {@code --mode sft}: instruction tuning, full-parameter or LoRA (a {@code lora:} section), on the
@@ -19,12 +21,19 @@ import picocli.CommandLine.Option;
 @Command(
     name = "sft",
     mixinStandardHelpOptions = true,
-    description = "Instruction-tune a Llama model (full or LoRA) from a YAML config.")
+    description = "Instruction-tune a Llama model (full or LoRA) from a YAML config.",
+    footer = {
+      "",
+      "Llama2-Chinese's flags work too (--model_name_or_path, --train_files a.csv,"
+          + " --lora_r 8 --target_modules q_proj,v_proj, --deepspeed ds_config.json, ...): each"
+          + " sets its config key, over --config and under --set; docs/llama2-chinese.md has the"
+          + " table."
+    })
 final class SftCommand implements Callable<Integer> {
   @Option(
       names = "--config",
-      required = true,
-      description = "YAML config (see configs/sft-example.yaml).")
+      description =
+          "YAML config (see configs/sft-example.yaml); optional when flags give the keys.")
   Path config;
 
   @Option(names = "--set", description = "Override a key: --set learning_rate=1e-4 (repeatable).")
@@ -36,16 +45,19 @@ final class SftCommand implements Callable<Integer> {
   @Option(names = "--resume-from", description = "Resume from this checkpoint folder.")
   Path resumeFrom;
 
+  @Unmatched List<String> hfFlags = new ArrayList<>();
+
   @Override
   public Integer call() throws Exception {
-    Map<String, Object> overrides = PretrainCommand.overrides(sets);
-    if (overwrite) overrides.put("overwrite_output_dir", true);
-    if (resumeFrom != null) overrides.put("resume_from_checkpoint", resumeFrom.toString());
+    HfFlags.Parsed hf = HfFlags.parse(hfFlags);
+    if (config == null && hf.isEmpty())
+      throw new IllegalArgumentException(
+          "--mode sft needs --config X.yaml (see configs/sft-example.yaml) or Llama2-Chinese's"
+              + " flags (--model_name_or_path, --train_files, --output_dir, ...)");
+    Map<String, Object> overrides = PretrainCommand.overrides(hf, sets, overwrite, resumeFrom);
+    // an 'sft' section, the file's if it has one (a mapping merges into it), else the defaults
+    overrides.putIfAbsent("sft", new LinkedHashMap<>());
     PretrainConfig cfg = PretrainConfig.load(config, overrides);
-    if (cfg.sft() == null) { // the defaults: prompt field input, response field target
-      overrides.put("sft", new LinkedHashMap<>());
-      cfg = PretrainConfig.load(config, overrides);
-    }
     String resolved = new ObjectMapper(new YAMLFactory()).writeValueAsString(cfg);
     new Trainer(cfg, resolved, System.err).run();
     return 0;

@@ -12,6 +12,7 @@ import picocli.CommandLine.Option;
 /** {@code --mode tokenize}: shows the ids a text becomes. */
 @Command(
     name = "tokenize",
+    mixinStandardHelpOptions = true,
     description = "Print the token ids of a text or of each line of a file.")
 final class TokenizeCommand implements Callable<Integer> {
   @Option(

@@ -26,6 +26,8 @@ public record PretrainConfig(
     @JsonProperty("text_field") String textField,
     @JsonProperty("data_dir") String dataDir,
     @JsonProperty("block_size") Integer blockSize,
+    @JsonProperty("max_train_samples") Long maxTrainSamples,
+    @JsonProperty("max_eval_samples") Long maxEvalSamples,
     // the run
     @JsonProperty("output_dir") String outputDir,
     @JsonProperty("overwrite_output_dir") Boolean overwriteOutputDir,
@@ -38,6 +40,7 @@ public record PretrainConfig(
     @JsonProperty("learning_rate") Double learningRate,
     @JsonProperty("min_lr") Double minLr,
     @JsonProperty("warmup_steps") Long warmupSteps,
+    @JsonProperty("warmup_ratio") Double warmupRatio,
     @JsonProperty("lr_scheduler_type") String lrSchedulerType,
     @JsonProperty("weight_decay") Double weightDecay,
     @JsonProperty("adam_beta1") Double adamBeta1,
@@ -61,12 +64,28 @@ public record PretrainConfig(
     @JsonProperty("zero_stage") Integer zeroStage,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
-    @JsonProperty("lora") LoraConfig lora) {
+    @JsonProperty("lora") LoraConfig lora,
+    // LoRA as flat keys, the way Llama2-Chinese's scripts take it; folded into 'lora' below
+    @JsonProperty("lora_r") Integer loraR,
+    @JsonProperty("lora_alpha") Double loraAlpha,
+    @JsonProperty("lora_dropout") Double loraDropout,
+    @JsonProperty("target_modules") Object targetModules,
+    @JsonProperty("modules_to_save") Object modulesToSave) {
 
   public PretrainConfig {
+    tokenizer = or(tokenizer, modelNameOrPath); // as HF: the model folder's own tokenizer
     require(tokenizer, "tokenizer");
     require(outputDir, "output_dir");
-    if (sft == null) require(dataDir, "data_dir"); // SFT data is tokenized in memory
+    // SFT data is tokenized in memory; pretraining shards go beside the run unless told otherwise
+    if (sft == null && dataDir == null && trainFiles != null && !trainFiles.isEmpty())
+      dataDir = Path.of(outputDir, "data").toString();
+    if (sft == null) require(dataDir, "data_dir");
+    lora = foldFlatLora(lora, loraR, loraAlpha, loraDropout, targetModules, modulesToSave);
+    loraR = null;
+    loraAlpha = null;
+    loraDropout = null;
+    targetModules = null;
+    modulesToSave = null;
     if (lora != null && sft == null)
       throw new IllegalArgumentException("'lora' needs an 'sft' section (--mode sft)");
     if (modelNameOrPath == null && modelConfig == null)
@@ -79,6 +98,13 @@ public record PretrainConfig(
     textField = or(textField, "text");
     overwriteOutputDir = or(overwriteOutputDir, false);
     if (maxSteps == null && numTrainEpochs == null) numTrainEpochs = 1.0;
+    if (maxSteps != null) positive(maxSteps, "max_steps");
+    if (numTrainEpochs != null) positive(numTrainEpochs, "num_train_epochs");
+    if (!(validationSplitPercentage >= 0 && validationSplitPercentage < 100))
+      throw new IllegalArgumentException(
+          "'validation_split_percentage' must be in [0, 100), got " + validationSplitPercentage);
+    if (maxTrainSamples != null) positive(maxTrainSamples, "max_train_samples");
+    if (maxEvalSamples != null) positive(maxEvalSamples, "max_eval_samples");
     trainBatchSize = positive(or(trainBatchSize, 8), "per_device_train_batch_size");
     evalBatchSize = positive(or(evalBatchSize, trainBatchSize), "per_device_eval_batch_size");
     gradientAccumulationSteps =
@@ -88,14 +114,17 @@ public record PretrainConfig(
     if (!(learningRate > 0)) throw new IllegalArgumentException("'learning_rate' must be > 0");
     if (!(minLr >= 0 && minLr <= learningRate))
       throw new IllegalArgumentException("'min_lr' must be in [0, learning_rate]");
-    warmupSteps = or(warmupSteps, 0L);
+    warmupSteps = notNegative(or(warmupSteps, 0L), "warmup_steps");
+    warmupRatio = or(warmupRatio, 0.0);
+    if (!(warmupRatio >= 0 && warmupRatio <= 1))
+      throw new IllegalArgumentException("'warmup_ratio' must be in [0, 1], got " + warmupRatio);
     lrSchedulerType = or(lrSchedulerType, "cosine");
     LrSchedule.Shape.parse(lrSchedulerType); // fails with the valid names
-    weightDecay = or(weightDecay, 0.0);
+    weightDecay = notNegative(or(weightDecay, 0.0), "weight_decay");
     adamBeta1 = or(adamBeta1, 0.9);
     adamBeta2 = or(adamBeta2, 0.95);
     adamEpsilon = or(adamEpsilon, 1e-8);
-    maxGradNorm = or(maxGradNorm, 1.0);
+    maxGradNorm = notNegative(or(maxGradNorm, 1.0), "max_grad_norm");
     seed = or(seed, 42L);
     device = or(device, "auto");
     gradientCheckpointing = or(gradientCheckpointing, false);
@@ -111,12 +140,13 @@ public record PretrainConfig(
           "'master_weights' is for full training; with 'lora' the base is bf16 and the adapters"
               + " train in fp32 already");
     loggingSteps = positive(or(loggingSteps, 10L), "logging_steps");
-    evalSteps = or(evalSteps, 0L);
-    maxEvalBatches = or(maxEvalBatches, 0L);
-    saveSteps = or(saveSteps, 0L);
-    saveTotalLimit = or(saveTotalLimit, 0);
+    evalSteps = notNegative(or(evalSteps, 0L), "eval_steps");
+    maxEvalBatches = notNegative(or(maxEvalBatches, 0L), "max_eval_batches");
+    saveSteps = notNegative(or(saveSteps, 0L), "save_steps");
+    saveTotalLimit = notNegative(or(saveTotalLimit, 0), "save_total_limit");
+    if (stopAfterSteps != null) positive(stopAfterSteps, "stop_after_steps");
     maxNonfiniteSteps = positive(or(maxNonfiniteSteps, 5), "max_nonfinite_steps");
-    maxShardSize = or(maxShardSize, 5_000_000_000L);
+    maxShardSize = positive(or(maxShardSize, 5_000_000_000L), "max_shard_size");
     distTimeoutSeconds = positive(or(distTimeoutSeconds, 1800L), "dist_timeout_seconds");
     zeroStage = or(zeroStage, 0);
     if (zeroStage < 0 || zeroStage > 2)
@@ -138,6 +168,59 @@ public record PretrainConfig(
     if (v.doubleValue() <= 0)
       throw new IllegalArgumentException("'" + key + "' must be > 0, got " + v);
     return v;
+  }
+
+  private static <T extends Number> T notNegative(T v, String key) {
+    if (v.doubleValue() < 0)
+      throw new IllegalArgumentException("'" + key + "' must be >= 0, got " + v);
+    return v;
+  }
+
+  /**
+   * The flat LoRA keys ({@code lora_r: 8}, {@code target_modules: q_proj,v_proj}) as a {@code
+   * lora:} section; both forms at once would leave it unclear which wins, so that is an error.
+   */
+  private static LoraConfig foldFlatLora(
+      LoraConfig lora, Integer r, Double alpha, Double dropout, Object targets, Object save) {
+    Map<String, Object> flat = new java.util.LinkedHashMap<>();
+    if (r != null) flat.put("lora_r", r);
+    if (alpha != null) flat.put("lora_alpha", alpha);
+    if (dropout != null) flat.put("lora_dropout", dropout);
+    if (targets != null) flat.put("target_modules", targets);
+    if (save != null) flat.put("modules_to_save", save);
+    if (flat.isEmpty()) return lora;
+    String first = flat.keySet().iterator().next();
+    if (lora != null)
+      throw new IllegalArgumentException(
+          "'"
+              + first
+              + "' and the 'lora:' section both set LoRA: give the flat keys ("
+              + String.join(", ", flat.keySet())
+              + ") or the section, not both");
+    return new LoraConfig(
+        r, alpha, dropout, names(targets, "target_modules"), null, names(save, "modules_to_save"));
+  }
+
+  /** A list of module names from a YAML list or a comma-separated string, as their scripts pass. */
+  private static List<String> names(Object v, String key) {
+    if (v == null) return null;
+    if (v instanceof String s)
+      return java.util.Arrays.stream(s.split(","))
+          .map(String::trim)
+          .filter(t -> !t.isEmpty())
+          .toList();
+    if (v instanceof List<?> l && l.stream().allMatch(String.class::isInstance))
+      return l.stream().map(String.class::cast).map(String::trim).toList();
+    throw new IllegalArgumentException(
+        "'" + key + "' must be a list of module names or a comma-separated string, got " + v);
+  }
+
+  /**
+   * Warmup steps of a run of {@code totalSteps}: {@code warmup_steps} when set, else {@code
+   * warmup_ratio} of the run rounded up, as HF's {@code get_warmup_steps} does.
+   */
+  public long warmupStepsFor(long totalSteps) {
+    return warmupSteps > 0 ? warmupSteps : (long) Math.ceil(warmupRatio * totalSteps);
   }
 
   private static void require(String v, String key) {

@@ -68,11 +68,20 @@ final class Sft {
             "sft split: %,d training and %,d validation samples%n",
             train.size(), validation.size());
     }
+    // HF's max_train_samples / max_eval_samples: the first N samples of each split
+    train = head(train, cfg.maxTrainSamples());
+    validation = head(validation, cfg.maxEvalSamples());
     evalBatches =
         validation == null
             ? null
             : SftLoader.inOrder(validation, cfg.evalBatchSize(), collator(block));
     loadedFor = block;
+  }
+
+  private static SftDataset head(SftDataset d, Long n) {
+    if (d == null || n == null || d.size() <= n) return d;
+    SftDataset.Stats s = d.stats();
+    return SftDataset.of(d.examples().subList(0, n.intValue()), s.truncated(), s.dropped());
   }
 
   private static List<Path> paths(List<String> files) {

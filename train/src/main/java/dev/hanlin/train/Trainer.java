@@ -176,8 +176,8 @@ public final class Trainer {
               cfg.textField(),
               null,
               null,
-              null,
-              null,
+              cfg.maxTrainSamples(),
+              cfg.maxEvalSamples(),
               null,
               null,
               null,
@@ -349,7 +349,7 @@ public final class Trainer {
           new LrSchedule(
               cfg.learningRate(),
               cfg.minLr(),
-              cfg.warmupSteps(),
+              cfg.warmupStepsFor(maxSteps),
               maxSteps,
               LrSchedule.Shape.parse(cfg.lrSchedulerType()));
       flopsPerToken = Mfu.flopsPerToken(model.config(), block);

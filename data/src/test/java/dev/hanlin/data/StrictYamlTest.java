@@ -97,4 +97,55 @@ class StrictYamlTest {
     PrepareConfig c = PrepareConfig.load(example, Map.of());
     assertEquals("text", c.textField());
   }
+
+  @Test
+  void aMissingFileIsNamedAsSuch() {
+    var e =
+        assertThrows(
+            StrictYaml.ConfigException.class,
+            () -> PrepareConfig.load(dir.resolve("missing.yaml"), Map.of()));
+    assertTrue(
+        e.getMessage().equals("config " + dir.resolve("missing.yaml") + ": no such file"),
+        e.getMessage());
+  }
+
+  @Test
+  void aFractionForAnIntegerKeyIsAnErrorAtItsLine() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"), "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nworkers: 2.5\n");
+    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    assertEquals(y + ":4: key 'workers': expected a whole number, got 2.5", e.getMessage());
+  }
+
+  @Test
+  void aTabUsedAsIndentationIsReportedAtItsOwnLine() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"), "tokenizer: t\noutput_dir: o\ntrain_files:\n\t- a\n");
+    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    assertTrue(e.getMessage().startsWith(y + ":4: "), e.getMessage());
+    assertTrue(e.getMessage().contains("TAB"), e.getMessage());
+  }
+
+  @Test
+  void aFailedCheckOfTheRecordPointsAtTheKeysLine() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"),
+            "tokenizer: t\nshard_tokens: 0\noutput_dir: o\ntrain_files: [a]\nseed: 1\n");
+    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    assertTrue(e.getMessage().startsWith(y + ":2: "), e.getMessage());
+    assertTrue(e.getMessage().contains("'shard_tokens' must be >= 1"), e.getMessage());
+  }
+
+  @Test
+  void aNullFlagRestoresTheDefault() throws Exception {
+    Path y =
+        Files.writeString(
+            dir.resolve("c.yaml"), "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nseed: 1\n");
+    Map<String, Object> unset = new java.util.HashMap<>();
+    unset.put("seed", null);
+    assertEquals(42L, PrepareConfig.load(y, unset).seed());
+  }
 }

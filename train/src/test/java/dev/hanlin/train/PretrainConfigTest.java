@@ -4,11 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
-/** zero_stage's values, and what stage 2 needs. */
+/**
+ * The checks of a pretraining config: zero_stage and what stage 2 needs, step counts, warmup_ratio,
+ * flat LoRA keys, and flags merged onto the file.
+ */
 class PretrainConfigTest {
   static PretrainConfig with(Map<String, Object> keys) {
     Map<String, Object> all = new HashMap<>(keys);
@@ -28,5 +35,98 @@ class PretrainConfigTest {
         2, with(Map.of("zero_stage", 2, "gradient_checkpointing", true)).zeroStage().intValue());
     var three = assertThrows(RuntimeException.class, () -> with(Map.of("zero_stage", 3)));
     assertTrue(three.getMessage().contains("'zero_stage' must be 0"), three.getMessage());
+  }
+
+  @Test
+  void stepCountsAreCheckedNamingTheKey() {
+    for (long bad : new long[] {0, -3}) {
+      var e = assertThrows(RuntimeException.class, () -> with(Map.of("max_steps", bad)));
+      assertTrue(e.getMessage().contains("'max_steps' must be > 0, got " + bad), e.getMessage());
+    }
+    var s = assertThrows(RuntimeException.class, () -> with(Map.of("save_steps", -1)));
+    assertTrue(s.getMessage().contains("'save_steps' must be >= 0, got -1"), s.getMessage());
+    var w = assertThrows(RuntimeException.class, () -> with(Map.of("warmup_ratio", 1.5)));
+    assertTrue(w.getMessage().contains("'warmup_ratio'"), w.getMessage());
+  }
+
+  @Test
+  void negativeAndFractionalValuesInTheFileNameKeyAndLine(@TempDir Path dir) throws Exception {
+    String head = "tokenizer: t.model\noutput_dir: out\ndata_dir: d\nmodel_config: c\n";
+    Path y = Files.writeString(dir.resolve("a.yaml"), head + "save_steps: -1\nseed: 1\n");
+    var e = assertThrows(RuntimeException.class, () -> PretrainConfig.load(y, Map.of()));
+    assertEquals(y + ":5: 'save_steps' must be >= 0, got -1", e.getMessage());
+    Path f = Files.writeString(dir.resolve("b.yaml"), head + "max_steps: 80.5\nseed: 1\n");
+    e = assertThrows(RuntimeException.class, () -> PretrainConfig.load(f, Map.of()));
+    assertEquals(f + ":5: key 'max_steps': expected a whole number, got 80.5", e.getMessage());
+  }
+
+  @Test
+  void warmupRatioIsAShareOfTheRunRoundedUpUnlessStepsAreGiven() {
+    assertEquals(3, with(Map.of("warmup_ratio", 0.025)).warmupStepsFor(100)); // ceil(2.5)
+    assertEquals(7, with(Map.of("warmup_ratio", 0.03, "warmup_steps", 7)).warmupStepsFor(100));
+    assertEquals(0, with(Map.of()).warmupStepsFor(100));
+  }
+
+  @Test
+  void flatLoraKeysFoldIntoTheLoraSection(@TempDir Path dir) throws Exception {
+    String head =
+        "tokenizer: t.model\noutput_dir: out\nmodel_config: c\ntrain_files: [x.csv]\nsft: {}\n";
+    Path flat =
+        Files.writeString(
+            dir.resolve("flat.yaml"),
+            head
+                + "lora_r: 16\nlora_alpha: 32\nlora_dropout: 0.1\n"
+                + "target_modules: q_proj, v_proj\nmodules_to_save: [embed_tokens, lm_head]\n");
+    PretrainConfig c = PretrainConfig.load(flat, Map.of());
+    assertEquals(16, c.lora().r());
+    assertEquals(32.0, c.lora().alpha());
+    assertEquals(0.1, c.lora().dropout());
+    assertEquals(List.of("q_proj", "v_proj"), c.lora().targetModules());
+    assertEquals(List.of("embed_tokens", "lm_head"), c.lora().modulesToSave());
+    assertEquals(null, c.loraR()); // the resolved config holds the section only
+    // as a list too, and through flags
+    assertEquals(
+        List.of("k_proj"),
+        PretrainConfig.load(flat, Map.of("target_modules", List.of("k_proj")))
+            .lora()
+            .targetModules());
+
+    Path both = Files.writeString(dir.resolve("both.yaml"), head + "lora_r: 16\nlora:\n  r: 8\n");
+    var e = assertThrows(RuntimeException.class, () -> PretrainConfig.load(both, Map.of()));
+    assertTrue(
+        e.getMessage().contains("'lora_r' and the 'lora:' section both set LoRA"), e.getMessage());
+
+    // --set on a key of a section, with or without the section in the file
+    Path nested = Files.writeString(dir.resolve("nested.yaml"), head + "lora:\n  r: 8\n");
+    PretrainConfig n = PretrainConfig.load(nested, Map.of("lora.r", 16, "lora.lora_alpha", 8));
+    assertEquals(16, n.lora().r());
+    assertEquals(8.0, n.lora().alpha());
+    Path none = Files.writeString(dir.resolve("none.yaml"), head);
+    assertEquals(4, PretrainConfig.load(none, Map.of("lora.r", 4)).lora().r());
+    var u =
+        assertThrows(RuntimeException.class, () -> PretrainConfig.load(none, Map.of("lora.rr", 4)));
+    assertTrue(u.getMessage().contains("unknown key 'rr'"), u.getMessage());
+  }
+
+  @Test
+  void aFlagOverridesTheFileNotItsDerivedDefaults(@TempDir Path dir) throws Exception {
+    // the eval batch follows the train batch unless set; a flag for the train batch moves both
+    Path y =
+        Files.writeString(
+            dir.resolve("a.yaml"),
+            "tokenizer: t\noutput_dir: o\ndata_dir: d\nmodel_config: c\n"
+                + "per_device_train_batch_size: 4\n");
+    PretrainConfig c = PretrainConfig.load(y, Map.of("per_device_train_batch_size", 2));
+    assertEquals(2, c.evalBatchSize());
+  }
+
+  @Test
+  void theModelFolderIsTheDefaultTokenizerAndDataGoesBesideTheRun() {
+    PretrainConfig c =
+        PretrainConfig.load(
+            null,
+            Map.of("model_name_or_path", "base", "output_dir", "out", "train_files", List.of("a")));
+    assertEquals("base", c.tokenizer());
+    assertEquals(Path.of("out", "data").toString(), c.dataDir());
   }
 }

@@ -25,7 +25,7 @@ final class DeepSpeedJson {
   static void apply(Path file, Map<String, Object> keys, List<String> notes) {
     JsonNode root;
     try {
-      root = new ObjectMapper().readTree(file.toFile());
+      root = new ObjectMapper().readTree(java.nio.file.Files.readAllBytes(file));
     } catch (NoSuchFileException e) {
       throw new IllegalArgumentException("--deepspeed " + file + ": no such file", e);
     } catch (JsonProcessingException e) {

@@ -144,14 +144,15 @@ class Llama2ChineseRunTest {
     Path repo = PretrainRunTest.repo();
     Path out = tmp.resolve("pt");
     // a slice of the demo corpus keeps the tokenization short
-    Path text = tmp.resolve("songci-head.txt");
-    Files.write(text, Files.readAllLines(repo.resolve("configs/demo/songci.txt")).subList(0, 600));
+    Path corpus = tmp.resolve("songci-head.txt");
+    Files.write(
+        corpus, Files.readAllLines(repo.resolve("configs/demo/songci.txt")).subList(0, 600));
     List<String> args = new ArrayList<>(List.of("--mode", "pretrain"));
     args.addAll(tinyModel());
     args.addAll(
         List.of(
             "--train_files",
-            repo.resolve("configs/demo/songci.txt").toString(),
+            corpus.toString(),
             "--validation_split_percentage",
             "5",
             "--max_train_samples",

@@ -4,6 +4,7 @@
 #   hanlin_java        prints the path of a java >= 25, or explains what to install and returns 3.
 #                      Looks at $JAVA_HOME, then the first `java` on PATH, then the newest
 #                      */bin/java under $HANLIN_JDK_DIRS (colon-separated; default /usr/lib/jvm).
+#   hanlin_java_home JAVA   prints the JDK folder of JAVA (for JAVA_HOME).
 #   hanlin_jar JAVA    prints the trainer jar: $HANLIN_JAR as is, else cli/target/trainer.jar,
 #                      built with Maven (using JAVA's JDK) when missing or older than a source.
 
@@ -77,6 +78,11 @@ hanlin_java() {
   return 3
 }
 
+# The JDK folder of a java binary (for JAVA_HOME).
+hanlin_java_home() {
+  dirname "$(dirname "$(readlink -f "$1")")"
+}
+
 hanlin_jar() {
   local java=$1 jar="$HANLIN_ROOT/cli/target/trainer.jar" why="" newer
   if [ -n "${HANLIN_JAR:-}" ]; then echo "$HANLIN_JAR"; return 0; fi
@@ -95,7 +101,7 @@ hanlin_jar() {
     fi
     echo "$why: building it (mvn -B -q package -DskipTests; a minute or two the first time)" >&2
     local home
-    home=$(dirname "$(dirname "$(readlink -f "$java")")")
+    home=$(hanlin_java_home "$java")
     (cd "$HANLIN_ROOT" && JAVA_HOME=$home mvn -B -q package -DskipTests ${HANLIN_MVN_OPTS:-}) >&2 \
       || { echo "the build failed (see above)" >&2; return 1; }
   fi

@@ -23,11 +23,12 @@ hanlin_java_major() {
   echo "$v"
 }
 
-# Prints the java found; says on stderr why JAVA_HOME was passed over, if it was.
+# Prints the java found; says on stderr why JAVA_HOME was passed over, if it was (an older
+# default java on PATH is the usual case and needs no word).
 hanlin_found() {
   local j=$1
   shift
-  [ $# -gt 0 ] && echo "note: $1; using $j" >&2
+  if [[ ${1:-} == JAVA_HOME=* ]]; then echo "note: $1; using $j" >&2; fi
   echo "$j"
 }
 
@@ -89,9 +90,9 @@ hanlin_jar() {
   if [ ! -f "$jar" ] || [ ! -d "$HANLIN_ROOT/cli/target/lib" ]; then
     why="$jar is not built yet"
   else
-    newer=$(cd "$HANLIN_ROOT" && find . -path ./test-data -prune -o -path '*/target' -prune -o \
-      \( -name pom.xml -o -path '*/src/main/*' -o -path './configs/*' \) -type f \
-      -newer "$jar" -print -quit)
+    # only what goes into the jar: a walk of the whole tree would read output/ and .git too
+    newer=$(cd "$HANLIN_ROOT" && find pom.xml ./*/pom.xml ./*/src/main ./configs -type f \
+      -newer "$jar" -print -quit 2>/dev/null)
     [ -n "$newer" ] && why="${newer#./} changed since $jar was built"
   fi
   if [ -n "$why" ]; then

@@ -177,10 +177,8 @@ public final class StrictYaml {
       for (JsonMappingException.Reference r : m.getPath())
         if (r.getFieldName() == null) return -1; // list elements: keep Jackson's location
     String key = keyOf(e);
-    if (key == null) return -1;
-    int line = lineOf(file, List.of(key.split("\\.")));
-    // a key the file lacks (a required one): Jackson's location, the end of the mapping
-    return line;
+    // -1 for a key the file lacks (a required one): then Jackson's location, the mapping's end
+    return key == null ? -1 : lineOf(file, List.of(key.split("\\.")));
   }
 
   /** The line of the key at {@code path} (nested field names) in {@code file}, or -1. */

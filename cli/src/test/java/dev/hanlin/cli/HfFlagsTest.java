@@ -176,4 +176,35 @@ class HfFlagsTest {
             () -> parse("--deepspeed", dir.resolve("none.json").toString()));
     assertTrue(e.getMessage().endsWith("none.json: no such file"), e.getMessage());
   }
+
+  @Test
+  void deepSpeedOptimizerAndSchedulerSectionsMapToAdamWAndTheSchedule() throws Exception {
+    Path ds =
+        Files.writeString(
+            dir.resolve("opt.json"),
+            """
+            {
+              "optimizer": {"type": "AdamW",
+                            "params": {"lr": 2e-4, "betas": [0.9, 0.95], "eps": "auto",
+                                       "weight_decay": 0.1}},
+              "scheduler": {"type": "WarmupDecayLR",
+                            "params": {"warmup_min_lr": 1e-6, "warmup_max_lr": "auto",
+                                       "warmup_num_steps": 100, "total_num_steps": "auto"}}
+            }
+            """);
+    HfFlags.Parsed p = parse("--deepspeed", ds.toString(), "--learning_rate", "2e-4");
+    Map<String, Object> k = p.keys();
+    assertEquals(2e-4, k.get("learning_rate"));
+    assertEquals(0.95, k.get("adam_beta2"));
+    assertEquals(0.1, k.get("weight_decay"));
+    assertFalse(k.containsKey("adam_epsilon"), "auto: the default");
+    assertEquals("linear", k.get("lr_scheduler_type"));
+    assertEquals(100L, k.get("warmup_steps"));
+    assertFalse(k.containsKey("max_steps"));
+    assertTrue(String.join("\n", p.notes()).contains("'scheduler.params.warmup_min_lr'"));
+    Path sgd = Files.writeString(dir.resolve("sgd.json"), "{\"optimizer\": {\"type\": \"SGD\"}}");
+    var e =
+        assertThrows(IllegalArgumentException.class, () -> parse("--deepspeed", sgd.toString()));
+    assertEquals(sgd + ": 'optimizer.type' is 'SGD': only AdamW is supported", e.getMessage());
+  }
 }

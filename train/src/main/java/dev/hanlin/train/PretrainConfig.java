@@ -1,5 +1,8 @@
 package dev.hanlin.train;
 
+import static com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.hanlin.data.SftOptions;
 import dev.hanlin.data.StrictYaml;
@@ -65,12 +68,13 @@ public record PretrainConfig(
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora,
-    // LoRA as flat keys, the way Llama2-Chinese's scripts take it; folded into 'lora' below
-    @JsonProperty("lora_r") Integer loraR,
-    @JsonProperty("lora_alpha") Double loraAlpha,
-    @JsonProperty("lora_dropout") Double loraDropout,
-    @JsonProperty("target_modules") Object targetModules,
-    @JsonProperty("modules_to_save") Object modulesToSave) {
+    // LoRA as flat keys, the way Llama2-Chinese's scripts take it; folded into 'lora' below, so
+    // the resolved config shows the section only
+    @JsonProperty("lora_r") @JsonInclude(NON_NULL) Integer loraR,
+    @JsonProperty("lora_alpha") @JsonInclude(NON_NULL) Double loraAlpha,
+    @JsonProperty("lora_dropout") @JsonInclude(NON_NULL) Double loraDropout,
+    @JsonProperty("target_modules") @JsonInclude(NON_NULL) Object targetModules,
+    @JsonProperty("modules_to_save") @JsonInclude(NON_NULL) Object modulesToSave) {
 
   public PretrainConfig {
     tokenizer = or(tokenizer, modelNameOrPath); // as HF: the model folder's own tokenizer

@@ -84,6 +84,11 @@ class PretrainConfigTest {
     assertEquals(List.of("q_proj", "v_proj"), c.lora().targetModules());
     assertEquals(List.of("embed_tokens", "lm_head"), c.lora().modulesToSave());
     assertEquals(null, c.loraR()); // the resolved config holds the section only
+    String resolved =
+        new com.fasterxml.jackson.databind.ObjectMapper(
+                new com.fasterxml.jackson.dataformat.yaml.YAMLFactory())
+            .writeValueAsString(c);
+    assertTrue(!resolved.contains("lora_r") && resolved.contains("lora:"), resolved);
     // as a list too, and through flags
     assertEquals(
         List.of("k_proj"),

@@ -195,7 +195,8 @@ class RunLifecycleCliTest {
     assertEquals(1, lines(out, "eval").size());
     Result again = pretrain(yaml);
     assertEquals(0, again.code(), again.log());
-    assertTrue(again.log().contains("had finished at step 2"), again.log());
+    assertTrue(
+        again.log().contains("had finished (checkpoint at step 2, max_steps 2)"), again.log());
     assertEquals(1, lines(out, "eval").size(), Files.readString(out.resolve("metrics.jsonl")));
     assertEquals(2, lines(out, "train").size());
   }

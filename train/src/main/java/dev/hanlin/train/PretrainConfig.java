@@ -80,7 +80,7 @@ public record PretrainConfig(
           "'config_overrides' can't be used with 'model_name_or_path' (it changes the config of a"
               + " model built from 'model_config'; a model folder's weights fix its shape): remove"
               + " 'config_overrides' "
-              + configOverrides.keySet());
+              + new java.util.TreeSet<>(configOverrides.keySet()));
     trainFiles = trainFiles == null ? List.of() : List.copyOf(trainFiles);
     validationFiles = validationFiles == null ? List.of() : List.copyOf(validationFiles);
     validationSplitPercentage = or(validationSplitPercentage, 0.0);

@@ -465,7 +465,9 @@ public final class Trainer {
       // metrics.jsonl keeps one line per evaluated step (JsonlListener)
       if (finishedBefore)
         err.printf(
-            "the run had finished at step %d: evaluating and exporting it again%n", maxSteps);
+            "the run had finished (checkpoint at step %d, max_steps %d): evaluating and exporting"
+                + " it again%n",
+            state.step(), maxSteps);
       evaluate();
       if (!saved) checkpoint();
       export();

@@ -214,6 +214,22 @@ class RunLifecycleCliTest {
     assertFalse(Files.exists(out.resolve("checkpoint-4")));
   }
 
+  @Test
+  void aModelFolderWithNanWeightsIsRefusedNamingTheTensor(@TempDir Path tmp) throws Exception {
+    Path base = tmp.resolve("base");
+    assertEquals(0, pretrain(config(base, 2, "")).code()); // exports an fp32 HF folder on CPU
+    setFirstValueToNan(base.resolve("model.safetensors"), "model.layers.1.mlp.up_proj.weight");
+    Path out = tmp.resolve("o");
+    Path yaml = config(out, 2, "model_name_or_path: " + base);
+    Files.writeString(yaml, Files.readString(yaml).replaceFirst("config_overrides: .*\n", ""));
+    Result r = pretrain(yaml);
+    assertEquals(1, r.code(), r.log());
+    assertTrue(
+        r.log().contains("model folder " + base + ": model.layers.1.mlp.up_proj.weight has 1"),
+        r.log());
+    assertFalse(Files.exists(out), "the rejected run created its output folder");
+  }
+
   /** Overwrites the first element of an F32 tensor in a safetensors file with NaN. */
   static void setFirstValueToNan(Path file, String tensor) throws IOException {
     try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {

@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -92,12 +93,21 @@ final class PretrainCommand implements Callable<Integer> {
     return out;
   }
 
-  /**
-   * Copies the embedded demo (config, text, tokenizer) to {@code output/pretrain-demo/inputs} and
-   * points the config there, so the demo runs from any directory.
-   */
+  /** Where the embedded demo runs: its own folder, not the one configs/pretrain-demo.yaml uses. */
+  static final Path DEMO_OUTPUT = Path.of("output", "pretrain-demo");
+
   static Path extractDemo(Map<String, Object> overrides) throws IOException {
-    Path inputs = Path.of("output", "pretrain-demo", "inputs");
+    return extractDemo(DEMO_OUTPUT, overrides);
+  }
+
+  /**
+   * Copies the embedded demo (config, text, tokenizer) to {@code <output>/inputs} and points the
+   * config there, so the demo runs from any directory; output and data go to {@code output} and
+   * {@code output/data}. A file whose content is already there is not rewritten: a new mtime would
+   * make prepare tokenize the text again on every run.
+   */
+  static Path extractDemo(Path output, Map<String, Object> overrides) throws IOException {
+    Path inputs = output.resolve("inputs");
     Files.createDirectories(inputs.resolve("demo"));
     for (String f : DEMO_FILES) copyResource("/configs/" + f, inputs.resolve(f));
     Path yaml = inputs.resolve(DEMO);
@@ -105,13 +115,20 @@ final class PretrainCommand implements Callable<Integer> {
     overrides.putIfAbsent("tokenizer", inputs.resolve("demo/tokenizer.model").toString());
     overrides.putIfAbsent("model_config", inputs.resolve("demo/tiny-llama.json").toString());
     overrides.putIfAbsent("train_files", List.of(inputs.resolve("demo/songci.txt").toString()));
+    overrides.putIfAbsent("output_dir", output.toString());
+    overrides.putIfAbsent("data_dir", output.resolve("data").toString());
     return yaml;
   }
 
   private static void copyResource(String name, Path to) throws IOException {
+    byte[] content;
     try (InputStream in = PretrainCommand.class.getResourceAsStream(name)) {
       if (in == null) throw new IOException("the jar lacks " + name);
-      Files.copy(in, to, StandardCopyOption.REPLACE_EXISTING);
+      content = in.readAllBytes();
     }
+    if (Files.isRegularFile(to) && Arrays.equals(Files.readAllBytes(to), content)) return;
+    Path tmp = to.resolveSibling(to.getFileName() + ".tmp");
+    Files.write(tmp, content);
+    Files.move(tmp, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
   }
 }

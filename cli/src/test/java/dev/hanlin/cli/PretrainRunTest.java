@@ -171,9 +171,21 @@ class PretrainRunTest {
     p.destroy(); // SIGTERM
     assertTrue(p.waitFor(2, TimeUnit.MINUTES));
     long step = lastStep(out);
+    String log = Files.readString(tmp.resolve("t.log"));
     assertTrue(
         Files.exists(out.resolve("checkpoint-" + step + "/trainer_state.json")),
-        "no checkpoint at the last step " + step + ": " + Files.readString(tmp.resolve("t.log")));
+        "no checkpoint at the last step " + step + ": " + log);
+    assertEquals(143, p.exitValue(), log); // 128 + SIGTERM, as a stopped process should exit
+    // the picture is drawn while the JVM shuts down: ImageIO's cache used to fail there with
+    // "Shutdown in progress" and leave a 0-byte loss.png
+    assertFalse(log.contains("error:"), log);
+    assertTrue(
+        javax.imageio.ImageIO.read(out.resolve("loss.png").toFile()) != null, "loss.png: " + log);
+    List<String> lines = log.lines().filter(l -> !l.isBlank()).toList();
+    assertTrue(
+        lines.getLast().contains("checkpoint-" + step)
+            && lines.getLast().contains("run the same command again to resume"),
+        lines.getLast());
   }
 
   @Test

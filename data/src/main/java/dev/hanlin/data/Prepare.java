@@ -237,7 +237,7 @@ public final class Prepare {
           sha256(
               String.join(
                   "\u0000",
-                  "v1",
+                  "v2", // v2: the split is decided by the document's text, not its file's path
                   tokenizer.fingerprint(),
                   String.valueOf(width),
                   cfg.textField(),
@@ -475,7 +475,7 @@ public final class Prepare {
         skip = resume.nextRecord();
       }
       final long skipRecords = skip;
-      long splitSeed = mix(cfg.seed() * 0x9E3779B97F4A7C15L + hash64(in.path().toString()));
+      long splitSeed = mix(cfg.seed() * 0x9E3779B97F4A7C15L);
       var batch =
           new Object() {
             List<String> texts = new ArrayList<>();
@@ -524,8 +524,7 @@ public final class Prepare {
               boolean val =
                   in.role() == Role.VALIDATION
                       || (cfg.validationSplitPercentage() > 0
-                          && unit(mix(splitSeed + ordinal * 0xD1B54A32D192ED03L)) * 100
-                              < cfg.validationSplitPercentage());
+                          && inValidation(splitSeed, text, cfg.validationSplitPercentage()));
               if (val) {
                 if (cfg.maxEvalSamples() != null && validationDocs >= cfg.maxEvalSamples()) {
                   c[4]++;
@@ -910,6 +909,23 @@ public final class Prepare {
   }
 
   // ---- hashing ----
+
+  /**
+   * Whether a document goes to the validation split: decided by the seed and the document's text
+   * alone, not by the file's path or the document's position, so the same corpus splits the same
+   * wherever it lies and however its files are named or ordered (and duplicates of a text all land
+   * on one side).
+   */
+  static boolean inValidation(long splitSeed, String text, double percentage) {
+    return unit(mix(splitSeed + textHash(text))) * 100 < percentage;
+  }
+
+  /** FNV-1a over the text's UTF-16 units: fast, stable across platforms and runs. */
+  static long textHash(String text) {
+    long h = 0xCBF29CE484222325L;
+    for (int i = 0; i < text.length(); i++) h = (h ^ text.charAt(i)) * 0x100000001B3L;
+    return mix(h);
+  }
 
   static String sha256(String s) {
     try {

@@ -278,7 +278,14 @@ public final class Checkpoints {
     Path statePath = dir.resolve(STATE);
     if (!Files.exists(statePath))
       throw new IOException(dir + " is not a complete checkpoint (no " + STATE + ")");
-    TrainerState state = JSON.readValue(statePath.toFile(), TrainerState.class);
+    TrainerState state;
+    try {
+      state = JSON.readValue(statePath.toFile(), TrainerState.class);
+    } catch (com.fasterxml.jackson.core.JacksonException e) {
+      throw new IOException(damaged(dir, statePath, e.getOriginalMessage()), e);
+    }
+    if (state == null || state.cursor() == null)
+      throw new IOException(damaged(dir, statePath, "no step or data cursor in it"));
     Map<String, Tensor> weights = new LinkedHashMap<>();
     if (Files.exists(dir.resolve(PeftAdapter.CONFIG))) { // a LoRA run: adapter names, no prefix
       try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS))) {
@@ -295,6 +302,31 @@ public final class Checkpoints {
     if (!rng.containsKey("cpu"))
       throw new IOException(dir.resolve("rng_state.safetensors") + " has no 'cpu' state");
     return new Loaded(dir, weights, rng, state);
+  }
+
+  /** "checkpoint X is damaged: FILE: why; resume from the one before, ...". */
+  static String damaged(Path dir, Path file, String why) {
+    String before = "";
+    try {
+      Path parent = dir.toAbsolutePath().getParent();
+      long step = stepOf(dir.getFileName());
+      before =
+          list(parent).stream()
+              .filter(p -> stepOf(p) < step)
+              .reduce((a, b) -> b)
+              .map(p -> "; resume from the one before with --resume-from " + p)
+              .orElse("; there is no earlier checkpoint in " + parent);
+    } catch (IOException | RuntimeException e) {
+      // not a checkpoint-N folder (a --resume-from elsewhere): nothing to suggest
+    }
+    return "checkpoint "
+        + dir
+        + " is damaged: "
+        + file
+        + ": "
+        + why
+        + before
+        + ", or move the damaged one away";
   }
 
   /** The complete checkpoint with the highest step, if any. */

@@ -96,6 +96,14 @@ public record PretrainConfig(
       throw new IllegalArgumentException(
           "give 'model_name_or_path' (an HF folder) or 'model_config' (a config.json to start from)");
     configOverrides = configOverrides == null ? Map.of() : Map.copyOf(configOverrides);
+    // as HF's run_clm: the overrides shape a model built from model_config; a model folder's
+    // weights already have their shape
+    if (modelNameOrPath != null && !configOverrides.isEmpty())
+      throw new IllegalArgumentException(
+          "'config_overrides' can't be used with 'model_name_or_path' (it changes the config of a"
+              + " model built from 'model_config'; a model folder's weights fix its shape): remove"
+              + " 'config_overrides' "
+              + new java.util.TreeSet<>(configOverrides.keySet()));
     trainFiles = trainFiles == null ? List.of() : List.copyOf(trainFiles);
     validationFiles = validationFiles == null ? List.of() : List.copyOf(validationFiles);
     validationSplitPercentage = or(validationSplitPercentage, 0.0);

@@ -105,8 +105,20 @@ public final class Trainer {
     return Device.cuda(dist.localRank() % Math.max(1, Torch.cudaDeviceCount()));
   }
 
+  /**
+   * Everything that can reject the run (config, tokenizer, data, model folder and shapes, the
+   * checkpoint to resume, the schedule) happens before {@link #setUpOutput} touches {@code
+   * output_dir}, so a rejected run leaves that folder as it was.
+   */
   private TrainerState runInGroup() throws IOException {
-    Path resumeFrom = setUpOutput();
+    Path resumeFrom = resumePoint();
+    if (cfg.modelNameOrPath() != null) requireModelFolder();
+    if (cfg.modelNameOrPath() != null
+        && out.toAbsolutePath().normalize().equals(modelFolder().toAbsolutePath().normalize()))
+      throw new IllegalArgumentException(
+          "output_dir is the model folder model_name_or_path ("
+              + out
+              + "): the run would overwrite the model it starts from; choose another output_dir");
     Torch.manualSeed(cfg.seed());
     if (!device.isCuda())
       Torch.setNumThreads(
@@ -115,6 +127,16 @@ public final class Trainer {
     openData();
     Checkpoints.Loaded ck =
         resumeFrom == null ? null : Checkpoints.load(resumeFrom, DType.F32, device);
+    if (ck != null) {
+      ResumeCheck.check(
+          ck.dir(),
+          cfg.lora() == null ? expectedModelConfig() : null,
+          resolvedYaml,
+          cfg,
+          tokenizer,
+          err);
+      FiniteWeights.require(ck.weights(), "checkpoint " + ck.dir());
+    }
     model =
         sft != null && cfg.lora() != null
             ? sft.withLora(buildModel(null), ck, device, bf16)
@@ -138,24 +160,83 @@ public final class Trainer {
       if (device.isCuda() && ck.rng().containsKey("cuda"))
         Torch.setRngState(device, ck.rng().get("cuda"));
       state = ck.state();
-      err.printf("resuming from %s (step %d)%n", resumeFrom, state.step());
     }
-    try (StopSignal stop = new StopSignal(300)) {
-      return train(stop);
+    try (LabelledBatch.Source loader = openLoader()) {
+      plan(loader); // a bad schedule fails here, before output_dir is touched
+      setUpOutput();
+      if (ck != null) err.printf("resuming from %s (step %d)%n", resumeFrom, state.step());
+      try (StopSignal stop = new StopSignal(300)) {
+        return train(loader, stop);
+      }
     }
   }
 
-  /** Decides between a fresh run and a resume; writes the resolved config. */
-  private Path setUpOutput() throws IOException {
+  /**
+   * The checkpoint to resume, or null for a fresh run; reads {@code output_dir}, changes nothing.
+   */
+  private Path resumePoint() throws IOException {
+    if (cfg.resumeFromCheckpoint() != null) return Path.of(cfg.resumeFromCheckpoint());
+    return cfg.overwriteOutputDir() ? null : Checkpoints.latest(out).orElse(null);
+  }
+
+  /**
+   * Prepares {@code output_dir} once the run is known to be valid: with {@code
+   * overwrite_output_dir} it removes what an earlier run wrote there ({@link RunOutputs}); it drops
+   * half-written checkpoints and writes the resolved config.
+   */
+  private void setUpOutput() throws IOException {
+    if (!dist.isMain()) return; // output_dir is shared: the main rank tends it
     Files.createDirectories(out);
-    Path resume = null;
-    if (cfg.resumeFromCheckpoint() != null) resume = Path.of(cfg.resumeFromCheckpoint());
-    else if (!cfg.overwriteOutputDir()) resume = Checkpoints.latest(out).orElse(null);
-    else if (dist.isMain()) for (Path p : Checkpoints.list(out)) Checkpoints.deleteTree(p);
-    if (!dist.isMain()) return resume; // output_dir is shared: the main rank tends it
+    if (cfg.overwriteOutputDir() && cfg.resumeFromCheckpoint() == null) {
+      int n = RunOutputs.clear(out);
+      if (n > 0)
+        err.printf(
+            "overwrite_output_dir: removed %d checkpoints and files of the earlier run from %s"
+                + " (other files there are left as they are)%n",
+            n, out);
+    }
     Checkpoints.prune(out, 0); // half-written checkpoints of a killed run
     Checkpoints.write(out.resolve("config.yaml"), resolvedYaml);
-    return resume;
+  }
+
+  private Path modelFolder() {
+    return Path.of(cfg.modelNameOrPath());
+  }
+
+  /**
+   * Fails with a message that says what to do when the model folder is missing: the SFT example
+   * starts from the pretraining demo's output, which exists only once the demo has run.
+   */
+  private void requireModelFolder() {
+    Path f = modelFolder();
+    if (Files.isDirectory(f) && Files.exists(f.resolve("config.json"))) return;
+    String what =
+        Files.isDirectory(f)
+            ? "model_name_or_path " + f + " has no config.json (is it a finished run's output?)"
+            : "model_name_or_path " + f + " does not exist";
+    if (f.normalize().endsWith(Path.of("output", "pretrain-demo")))
+      what +=
+          "; it is the pretraining demo's model: run the demo to the end first (java -jar"
+              + " cli/target/trainer.jar --mode pretrain)";
+    throw new IllegalArgumentException(what);
+  }
+
+  /** The model config this run builds (before master weights), for checking a checkpoint. */
+  private LlamaConfig expectedModelConfig() throws IOException {
+    LlamaConfig c;
+    if (cfg.modelNameOrPath() != null) {
+      requireModelFolder();
+      c = LlamaConfig.read(modelFolder().resolve("config.json"));
+    } else c = LlamaConfig.fromJson(modelConfigJson());
+    return tokenizer.vocabSize() > c.vocabSize() ? c.withVocabSize(tokenizer.vocabSize()) : c;
+  }
+
+  /** {@code model_config}'s JSON with {@code config_overrides} applied. */
+  private ObjectNode modelConfigJson() throws IOException {
+    ObjectNode n =
+        (ObjectNode) new ObjectMapper().readTree(Files.readString(Path.of(cfg.modelConfig())));
+    cfg.configOverrides().forEach((k, v) -> n.set(k, new ObjectMapper().valueToTree(v)));
+    return n;
   }
 
   private void openData() throws IOException {
@@ -198,24 +279,14 @@ public final class Trainer {
   private LlamaModel buildModel(Checkpoints.Loaded ck) throws IOException {
     LlamaModel m;
     if (ck != null) {
-      LlamaConfig c =
-          LlamaConfig.fromJson(
-              new ObjectMapper()
-                  .readTree(
-                      Files.readString(
-                          Path.of(
-                                  cfg.resumeFromCheckpoint() != null
-                                      ? cfg.resumeFromCheckpoint()
-                                      : Checkpoints.latest(out).orElseThrow().toString())
-                              .resolve("config.json"))));
+      LlamaConfig c = LlamaConfig.read(ck.dir().resolve("config.json"));
       m = LlamaModel.fromWeights(c.withDtype(DType.F32), ck.weights());
     } else if (cfg.modelNameOrPath() != null) {
-      m = HfCheckpoint.load(Path.of(cfg.modelNameOrPath()), DType.F32, device);
+      requireModelFolder();
+      m = HfCheckpoint.load(modelFolder(), DType.F32, device);
+      FiniteWeights.require(m.weights(), "model folder " + modelFolder());
     } else {
-      ObjectNode n =
-          (ObjectNode) new ObjectMapper().readTree(Files.readString(Path.of(cfg.modelConfig())));
-      cfg.configOverrides().forEach((k, v) -> n.set(k, new ObjectMapper().valueToTree(v)));
-      m = LlamaModel.init(LlamaConfig.fromJson(n), cfg.seed(), DType.F32, device);
+      m = LlamaModel.init(LlamaConfig.fromJson(modelConfigJson()), cfg.seed(), DType.F32, device);
     }
     if (tokenizer.vocabSize() > m.config().vocabSize()) m = grow(m);
     if (cfg.masterWeights() && bf16 && cfg.lora() == null) {
@@ -331,73 +402,98 @@ public final class Trainer {
         });
   }
 
-  private TrainerState train(StopSignal stop) throws IOException {
+  private LabelledBatch.Source openLoader() throws IOException {
     LoaderOptions lo =
         LoaderOptions.of(block, cfg.trainBatchSize(), cfg.seed())
             .withDevice(device)
             .withRank(dist.rank(), dist.worldSize());
-    try (LabelledBatch.Source loader =
-        sft != null
-            ? sft.loader(cfg, block, dist.rank(), dist.worldSize(), device, state.cursor())
-            : new PackedSource(new DataLoader(train, lo, state.cursor()))) {
-      long perEpoch = Math.max(1, loader.stepsPerEpoch() / cfg.gradientAccumulationSteps());
-      maxSteps =
-          cfg.maxSteps() != null
-              ? cfg.maxSteps()
-              : (long) Math.ceil(cfg.numTrainEpochs() * perEpoch);
-      schedule =
-          new LrSchedule(
-              cfg.learningRate(),
-              cfg.minLr(),
-              cfg.warmupStepsFor(maxSteps),
-              maxSteps,
-              LrSchedule.Shape.parse(cfg.lrSchedulerType()));
-      flopsPerToken = Mfu.flopsPerToken(model.config(), block);
-      peak = device.isCuda() ? Mfu.peakFlopsPerSecond("H100") : Double.NaN;
-      listeners =
-          !dist.isMain()
-              ? Listeners.of()
-              : Listeners.of(
-                  ProgressListener.toStderr(cfg.loggingSteps()),
-                  new JsonlListener(),
-                  new TensorBoardListener(),
-                  new PlotListener());
-      listeners.onStart(
-          new RunInfo(
-              out.getFileName().toString(), maxSteps, state.step(), out, peak, flopsPerToken));
-      long stopAt =
-          cfg.stopAfterSteps() != null
-              ? Math.min(maxSteps, state.step() + cfg.stopAfterSteps())
-              : maxSteps;
-      while (state.step() < stopAt && !group.any(stop.requested())) { // all ranks stop together
-        state = step(loader);
-        long n = state.step();
-        boolean eval = cfg.evalSteps() > 0 && n % cfg.evalSteps() == 0 && n < maxSteps;
-        boolean save = cfg.saveSteps() > 0 && n % cfg.saveSteps() == 0;
-        // all values back before a pause; otherwise the host stays one step ahead of the GPU
-        readBack(eval || save || n >= stopAt || WAIT_EVERY_STEP ? 0 : 1);
-        if (eval) evaluate();
-        if (save) checkpoint();
-        if (eval || save) forgetLastRead(); // the pause is not the next step's time
-      }
-      readBack(0);
-      forgetLastRead();
-      boolean saved = cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0;
-      if (state.step() >= maxSteps) {
-        evaluate();
-        if (!saved) checkpoint();
-        export();
-      } else if (!saved) {
-        checkpoint(); // stopped early (signal or stop_after_steps): keep the progress
-      }
-      listeners.onEnd();
-      if (device.isCuda())
-        err.printf(
-            "peak CUDA memory: %.2f GiB allocated, %.2f GiB reserved%n",
-            Cuda.peakAllocatedBytes(device.index()) / 1073741824.0,
-            Cuda.peakReservedBytes(device.index()) / 1073741824.0);
-      return state;
+    return sft != null
+        ? sft.loader(cfg, block, dist.rank(), dist.worldSize(), device, state.cursor())
+        : new PackedSource(new DataLoader(train, lo, state.cursor()));
+  }
+
+  /** The number of steps and the learning-rate schedule. */
+  private void plan(LabelledBatch.Source loader) {
+    long perEpoch = Math.max(1, loader.stepsPerEpoch() / cfg.gradientAccumulationSteps());
+    maxSteps =
+        cfg.maxSteps() != null ? cfg.maxSteps() : (long) Math.ceil(cfg.numTrainEpochs() * perEpoch);
+    schedule =
+        new LrSchedule(
+            cfg.learningRate(),
+            cfg.minLr(),
+            cfg.warmupStepsFor(maxSteps),
+            maxSteps,
+            LrSchedule.Shape.parse(cfg.lrSchedulerType()));
+  }
+
+  private TrainerState train(LabelledBatch.Source loader, StopSignal stop) throws IOException {
+    boolean finishedBefore = state.step() >= maxSteps && state.step() > 0;
+    flopsPerToken = Mfu.flopsPerToken(model.config(), block);
+    peak = device.isCuda() ? Mfu.peakFlopsPerSecond("H100") : Double.NaN;
+    listeners =
+        !dist.isMain()
+            ? Listeners.of()
+            : Listeners.of(
+                ProgressListener.toStderr(cfg.loggingSteps()),
+                new JsonlListener(),
+                new TensorBoardListener(),
+                new PlotListener());
+    listeners.onStart(
+        new RunInfo(
+            out.getFileName().toString(), maxSteps, state.step(), out, peak, flopsPerToken));
+    long stopAt =
+        cfg.stopAfterSteps() != null
+            ? Math.min(maxSteps, state.step() + cfg.stopAfterSteps())
+            : maxSteps;
+    while (state.step() < stopAt && !group.any(stop.requested())) { // all ranks stop together
+      state = step(loader);
+      long n = state.step();
+      boolean eval = cfg.evalSteps() > 0 && n % cfg.evalSteps() == 0 && n < maxSteps;
+      boolean save = cfg.saveSteps() > 0 && n % cfg.saveSteps() == 0;
+      // all values back before a pause; otherwise the host stays one step ahead of the GPU
+      readBack(eval || save || n >= stopAt || WAIT_EVERY_STEP ? 0 : 1);
+      if (eval) evaluate();
+      if (save) checkpoint();
+      if (eval || save) forgetLastRead(); // the pause is not the next step's time
     }
+    readBack(0);
+    forgetLastRead();
+    boolean saved = finishedBefore || cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0;
+    boolean failing = state.nonfiniteStreak() > 0; // the last steps were all skipped
+    if (state.step() >= maxSteps && !failing) {
+      // a finished run resumed (perhaps killed during its export) evaluates and exports again;
+      // metrics.jsonl keeps one line per evaluated step (JsonlListener)
+      if (finishedBefore)
+        err.printf(
+            "the run had finished (checkpoint at step %d, max_steps %d): evaluating and exporting"
+                + " it again%n",
+            state.step(), maxSteps);
+      evaluate();
+      if (!saved) checkpoint();
+      export();
+    } else if (!saved) {
+      checkpoint(); // stopped early (signal, stop_after_steps, skipped steps): keep the progress
+    }
+    listeners.onEnd();
+    if (device.isCuda())
+      err.printf(
+          "peak CUDA memory: %.2f GiB allocated, %.2f GiB reserved%n",
+          Cuda.peakAllocatedBytes(device.index()) / 1073741824.0,
+          Cuda.peakReservedBytes(device.index()) / 1073741824.0);
+    if (failing)
+      throw new IllegalStateException(
+          "the run ended with "
+              + state.nonfiniteStreak()
+              + " skipped steps in a row (non-finite loss or gradient norm) since the last good"
+              + " one; the model was not exported. Lower learning_rate or check the data, then"
+              + " resume from "
+              + Checkpoints.latest(out).map(Path::toString).orElse(out.toString()));
+    if (stop.requested() && state.step() < maxSteps && dist.isMain())
+      err.printf(
+          "stopped at step %d of %d; the checkpoint is %s: run the same command again to resume"
+              + "%n",
+          state.step(), maxSteps, out.resolve("checkpoint-" + state.step()));
+    return state;
   }
 
   /**
@@ -647,6 +743,9 @@ public final class Trainer {
   /** The final HF folder in {@code output_dir}: weights, config, generation config, tokenizer. */
   private void export() throws IOException {
     if (!dist.isMain()) return;
+    FiniteWeights.require(
+        model.lora() != null ? model.lora().weights() : weightsModel().weights(),
+        "the trained model, not exported to " + out);
     if (model.lora() != null) {
       Sft.exportAdapter(model.lora(), cfg, out);
       exportTokenizer(Path.of(cfg.tokenizer()), out);

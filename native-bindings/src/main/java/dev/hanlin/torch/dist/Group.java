@@ -43,6 +43,13 @@ public final class Group implements AutoCloseable {
   private final Backend backend;
   private final ProcessGroup pg;
 
+  /**
+   * Under torchrun, the TCPStore that {@link #store} (a PrefixStore) wraps. Nothing else in Java
+   * refers to it, and once the GC freed it, PrefixStore::set crashed the JVM (SIGSEGV): held for
+   * the group's life.
+   */
+  private Store wrapped;
+
   private Group(
       Dist dist, Device device, Duration timeout, Store store, Backend backend, ProcessGroup pg) {
     this.dist = dist;
@@ -70,14 +77,14 @@ public final class Group implements AutoCloseable {
     // under torchrun the agent already serves MASTER_PORT: every rank is a client there, and keys
     // are prefixed per restart, as torch.distributed's env:// rendezvous does
     boolean agent = "True".equals(System.getenv("TORCHELASTIC_USE_AGENT_STORE"));
-    Store store;
+    Store store, tcp;
     try {
       TCPStoreOptions so = new TCPStoreOptions();
       so.port((short) dist.masterPort())
           .isServer(dist.isMain() && !agent)
           .waitWorkers(false)
           .timeout(ms);
-      store = new TCPStore(dist.masterAddr(), so);
+      store = tcp = new TCPStore(dist.masterAddr(), so);
       if (agent) {
         String attempt = System.getenv().getOrDefault("TORCHELASTIC_RESTART_COUNT", "0");
         store = new PrefixStore("/worker/attempt_" + attempt, store);
@@ -110,6 +117,7 @@ public final class Group implements AutoCloseable {
         pg.setDefaultBackend(ProcessGroup.BackendType.GLOO);
       }
       Group g = new Group(dist, device, timeout, store, backend, pg);
+      g.wrapped = tcp;
       g.barrier();
       return g;
     } catch (RuntimeException e) {

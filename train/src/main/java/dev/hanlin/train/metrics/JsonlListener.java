@@ -33,6 +33,8 @@ public final class JsonlListener implements TrainingListener {
   private final DoubleSupplier wallClock;
   private Path file;
   private BufferedWriter writer;
+  private final java.util.Set<Long> evaluated =
+      new java.util.HashSet<>(); // steps with an eval line
 
   /** Lines stamped with the system clock (Unix seconds). */
   public JsonlListener() {
@@ -54,8 +56,12 @@ public final class JsonlListener implements TrainingListener {
     file = info.outputDir().resolve(FILE_NAME);
     try {
       Files.createDirectories(info.outputDir());
+      evaluated.clear();
       if (info.resumed()) {
-        if (Files.exists(file)) truncateAfter(file, info.startStep());
+        if (Files.exists(file)) {
+          truncateAfter(file, info.startStep());
+          evaluated.addAll(evalSteps(file));
+        }
         writer =
             Files.newBufferedWriter(
                 file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
@@ -70,9 +76,25 @@ public final class JsonlListener implements TrainingListener {
     write(trainLine(m, wallClock.getAsDouble()));
   }
 
+  /**
+   * Writes the evaluation's line, unless the file has one for that step already: a finished run
+   * that is resumed evaluates its last step again, with the same weights and the same result.
+   */
   @Override
   public void onEval(EvalMetrics m) {
-    write(evalLine(m, wallClock.getAsDouble()));
+    if (evaluated.add(m.step())) write(evalLine(m, wallClock.getAsDouble()));
+  }
+
+  private static final Pattern EVAL = Pattern.compile("\"type\":\"eval\"");
+
+  /** The steps of the eval lines in {@code file}. */
+  static java.util.Set<Long> evalSteps(Path file) throws IOException {
+    java.util.Set<Long> steps = new java.util.HashSet<>();
+    for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+      Matcher s = STEP.matcher(line);
+      if (EVAL.matcher(line).find() && s.find()) steps.add(Long.parseLong(s.group(1)));
+    }
+    return steps;
   }
 
   @Override

@@ -5,13 +5,17 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.geom.Ellipse2D;
+import java.io.BufferedOutputStream;
 import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
+import javax.imageio.ImageIO;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
@@ -90,7 +94,19 @@ public final class LossPlot {
 
     Path parent = png.toAbsolutePath().getParent();
     if (parent != null) Files.createDirectories(parent);
-    ChartUtils.saveChartAsPNG(png.toFile(), chart, width, height);
+    // ImageIO's disk cache registers a JVM shutdown hook on first use, which throws "Shutdown in
+    // progress" when the picture is drawn after SIGTERM/Ctrl-C (the stop hook waits for the final
+    // checkpoint and picture): encode in memory. A temporary file renamed into place means a
+    // failure never leaves a truncated loss.png.
+    ImageIO.setUseCache(false);
+    Path tmp = png.resolveSibling(png.getFileName() + ".tmp");
+    try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(tmp))) {
+      ChartUtils.writeChartAsPNG(out, chart, width, height);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(tmp);
+      throw e;
+    }
+    Files.move(tmp, png, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
   }
 
   /** Reads the train and eval losses of a {@code metrics.jsonl} ({@link JsonlListener}). */

@@ -67,7 +67,9 @@ public final class PlotListener implements TrainingListener {
 
   @Override
   public void onEval(EvalMetrics m) {
-    eval.add(new LossPlot.Point(m.step(), m.loss()));
+    // a resumed finished run evaluates its last step again: one point
+    if (eval.stream().noneMatch(p -> p.step() == m.step()))
+      eval.add(new LossPlot.Point(m.step(), m.loss()));
   }
 
   @Override

@@ -7,14 +7,17 @@ import java.util.Locale;
 import java.util.function.LongSupplier;
 
 /**
- * The live progress line: step, smoothed loss, lr, gradient norm, tokens/s, MFU, elapsed time and
- * ETA. On a terminal the line is redrawn in place (carriage return); in a log file it is printed at
- * every multiple of {@code everySteps}, after {@code interval} without a line, at the first and
- * last step and at a skipped step.
+ * The live progress line: step, loss and its moving average, lr, gradient norm, tokens/s, MFU,
+ * elapsed time and ETA. On a terminal the line is redrawn in place (carriage return); in a log file
+ * it is printed at every multiple of {@code everySteps}, after {@code interval} without a line, at
+ * the first and last step and at a skipped step.
  */
 public final class ProgressListener implements TrainingListener {
-  /** Smoothing of the shown loss: about the last 10 steps. */
+  /** Smoothing of the shown average loss: an EMA over about the last {@link #LOSS_STEPS} steps. */
   static final double LOSS_BETA = 0.9;
+
+  /** The average's span in steps, 1 / (1 - {@link #LOSS_BETA}), as the line labels it. */
+  static final int LOSS_STEPS = 10;
 
   private final PrintStream out;
   private final boolean interactive;
@@ -109,14 +112,17 @@ public final class ProgressListener implements TrainingListener {
   }
 
   /**
-   * One progress line, e.g. {@code step 120/1000 | loss 3.4512 | lr 3.00e-04 | grad 1.234 | 12.3k
-   * tok/s | MFU 41.2% | 0:01:23 | ETA 0:10:05}. MFU and unknown values show as "-".
+   * One progress line, e.g. {@code step 120/1000 | loss 3.3981 (avg10 3.4512) | lr 3.00e-04 | grad
+   * 1.234 | 12.3k tok/s | MFU 41.2% | 0:01:23 | ETA 0:10:05}: the step's loss, then its moving
+   * average over about the last 10 steps (a bias-corrected EMA). MFU and unknown values show as
+   * "-".
    */
   public static String format(
       StepMetrics m, double smoothedLoss, double elapsedSeconds, double etaSeconds) {
     StringBuilder b = new StringBuilder();
     b.append("step ").append(m.step()).append('/').append(m.maxSteps());
-    b.append(" | loss ").append(fixed(smoothedLoss, 4));
+    b.append(" | loss ").append(fixed(m.loss(), 4));
+    b.append(" (avg").append(LOSS_STEPS).append(' ').append(fixed(smoothedLoss, 4)).append(')');
     b.append(" | lr ")
         .append(Double.isFinite(m.lr()) ? String.format(Locale.ROOT, "%.2e", m.lr()) : "-");
     b.append(" | grad ").append(fixed(m.gradNorm(), 3));
@@ -170,13 +176,17 @@ public final class ProgressListener implements TrainingListener {
     return Double.isFinite(v) ? String.format(Locale.ROOT, "%." + decimals + "f", v) : "-";
   }
 
-  /** Prints a whole line, ending an in-place progress line first. */
+  /**
+   * Prints a whole line below an in-place progress line, which is ended first and so stays on the
+   * screen (the last step's numbers are not overwritten by the checkpoint or eval line).
+   */
   private void message(String text) {
     if (interactive && linePending) {
-      out.print("\r" + pad(text) + "\n");
+      out.print("\n");
       linePending = false;
       lastLineLength = 0;
-    } else out.println(text);
+    }
+    out.println(text);
     out.flush();
   }
 

@@ -20,7 +20,7 @@ class ProgressListenerTest {
   @Test
   void formatsAStepLine() {
     assertEquals(
-        "step 120/1000 | loss 3.4512 | lr 3.00e-04 | grad 1.234 | 12.3k tok/s | MFU 41.2%"
+        "step 120/1000 | loss 9.0000 (avg10 3.4512) | lr 3.00e-04 | grad 1.234 | 12.3k tok/s | MFU 41.2%"
             + " | 0:01:23 | ETA 2:46:40",
         ProgressListener.format(step(120, 1000, 9, 0.41234), 3.45119, 83.4, 10000));
   }
@@ -34,7 +34,7 @@ class ProgressListenerTest {
             0,
             Double.NaN);
     assertEquals(
-        "step 1/10 | loss - | lr 1.00e-03 | grad - | 950 tok/s | MFU - | 0:00:00 | ETA -"
+        "step 1/10 | loss - (avg10 -) | lr 1.00e-03 | grad - | 950 tok/s | MFU - | 0:00:00 | ETA -"
             + " | step skipped (non-finite loss or gradient)",
         line);
   }
@@ -70,7 +70,7 @@ class ProgressListenerTest {
     String[] lines = buf.toString(StandardCharsets.UTF_8).split("\n");
     assertEquals("demo: resuming after step 10, 110 steps, output out", lines[0]);
     // bias-corrected EMA(0.9) of 4, 2: (0.1*0.9*4 + 0.1*2) / (1 - 0.81) = 2.947...
-    assertTrue(lines[2].startsWith("step 12/110 | loss 2.9474 |"), lines[2]);
+    assertTrue(lines[2].startsWith("step 12/110 | loss 2.0000 (avg10 2.9474) |"), lines[2]);
     assertTrue(lines[2].endsWith("| 0:00:02 | ETA 0:01:38"), lines[2]);
   }
 
@@ -121,6 +121,13 @@ class ProgressListenerTest {
     assertTrue(parts[1].startsWith("\rstep 1/2"), parts[1]);
     assertTrue(parts[1].contains("\rstep 2/2"), parts[1]);
     assertTrue(parts[1].contains("MFU 50.0%"), parts[1]);
-    assertTrue(parts[1].stripTrailing().endsWith("tokens"), parts[1]); // eval ends the redrawn line
+    // the eval line goes below the last step's line, which stays visible
+    assertTrue(parts[1].stripTrailing().endsWith("ETA 0:00:00"), parts[1]);
+    assertTrue(parts[2].startsWith("eval @ step 2 |"), parts[2]);
+    p.onStep(step(3, 3, 3, 0.5));
+    p.onCheckpoint(3, Path.of("out/checkpoint-3"));
+    String[] after = buf.toString(StandardCharsets.UTF_8).split("\n");
+    assertTrue(after[3].startsWith("\rstep 3/3"), after[3]);
+    assertEquals("checkpoint @ step 3 -> out/checkpoint-3", after[4]);
   }
 }

@@ -19,7 +19,8 @@ record CompletionRequest(
     List<String> stops,
     Long seed, // null: a random one
     boolean stream,
-    boolean includeUsage) {
+    boolean includeUsage,
+    boolean ignoreEos) { // vLLM's extension: generate max_tokens whatever comes (for benchmarks)
 
   static CompletionRequest parse(JsonNode body, boolean chat) {
     if (body == null || !body.isObject())
@@ -65,7 +66,8 @@ record CompletionRequest(
         stops(body),
         seed,
         stream,
-        includeUsage);
+        includeUsage,
+        bool(body, "ignore_eos"));
   }
 
   private static List<ChatTemplate.Turn> messages(JsonNode body) {

@@ -229,7 +229,7 @@ public final class OpenAiServer {
             req.topP(),
             1.0,
             seed,
-            engine.model().config().eosTokenIds());
+            req.ignoreEos() ? List.of() : engine.model().config().eosTokenIds());
     TextStream text = new TextStream(tok, req.stops());
     LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
     BatchEngine.Handle h;

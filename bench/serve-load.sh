@@ -10,7 +10,7 @@
 # Needs the built jars (mvn -B -q package -DskipTests) and the Llama 2 tokenizer (test-data/tokenizer/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-JAVA=${JAVA:-java}
+JAVA=${JAVA:-${JAVA_HOME:+$JAVA_HOME/bin/}java}
 CP=${CP:-"cli/target/trainer.jar:cli/target/lib/*"}
 SHAPE=${SHAPE:-bench/serve/tiny-cpu.json}
 DEVICE=${DEVICE:-cpu}

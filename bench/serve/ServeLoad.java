@@ -26,8 +26,9 @@ import java.util.regex.Pattern;
 public class ServeLoad {
   static final HttpClient HTTP = HttpClient.newHttpClient();
   static final Pattern COMPLETION = Pattern.compile("\"completion_tokens\":(\\d+)");
+  static final Pattern PROMPT = Pattern.compile("\"prompt_tokens\":(\\d+)");
 
-  record Result(int tokens, double ttftMs, boolean complete) {}
+  record Result(int tokens, int promptTokens, double ttftMs, boolean complete) {}
 
   static Result request(String url, String model, int maxTokens, int i) throws Exception {
     String body =
@@ -46,7 +47,7 @@ public class ServeLoad {
     if (r.statusCode() != 200)
       throw new IllegalStateException("HTTP " + r.statusCode() + ": " + new String(r.body().readAllBytes()));
     double ttft = -1;
-    int tokens = -1;
+    int tokens = -1, promptTokens = -1;
     boolean done = false;
     try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
       for (String line; (line = in.readLine()) != null; ) {
@@ -54,10 +55,12 @@ public class ServeLoad {
         if (ttft < 0 && line.contains("\"text\"")) ttft = (System.nanoTime() - t0) / 1e6;
         Matcher m = COMPLETION.matcher(line);
         if (m.find()) tokens = Integer.parseInt(m.group(1));
+        Matcher p = PROMPT.matcher(line);
+        if (p.find()) promptTokens = Integer.parseInt(p.group(1));
         if (line.equals("data: [DONE]")) done = true;
       }
     }
-    return new Result(tokens, ttft, done && tokens == maxTokens);
+    return new Result(tokens, promptTokens, ttft, done && tokens == maxTokens);
   }
 
   public static void main(String[] a) throws Exception {
@@ -81,11 +84,12 @@ public class ServeLoad {
         for (var f : fs) all.addAll(f.get());
         double s = (System.nanoTime() - t0) / 1e9;
         long tokens = all.stream().mapToLong(Result::tokens).sum();
+        long prompt = all.stream().mapToLong(Result::promptTokens).sum();
         long complete = all.stream().filter(Result::complete).count();
         double[] ttft = all.stream().mapToDouble(Result::ttftMs).sorted().toArray();
         System.out.printf(
-            "RESULT clients=%d requests=%d complete=%d seconds=%.2f requests_per_s=%.2f tokens_per_s=%.1f ttft_ms_p50=%.0f%n",
-            clients, all.size(), complete, s, all.size() / s, tokens / s, ttft[ttft.length / 2]);
+            "RESULT clients=%d requests=%d complete=%d seconds=%.2f requests_per_s=%.2f tokens_per_s=%.1f prompt_tokens_per_s=%.1f ttft_ms_p50=%.0f%n",
+            clients, all.size(), complete, s, all.size() / s, tokens / s, prompt / s, ttft[ttft.length / 2]);
       }
     }
   }

@@ -98,6 +98,10 @@ public final class BatchEngine implements AutoCloseable {
    */
   public BatchEngine(LlamaModel model, int maxBatch, int capacity, int maxQueue) {
     if (maxQueue < 0) throw new IllegalArgumentException("max-queue must be >= 0");
+    if (model.config().ropeScaling() instanceof RopeScaling.Dynamic)
+      throw new IllegalArgumentException(
+          "dynamic RoPE scaling is not supported by the batch engine: its angles change with each"
+              + " sequence's length, which differs between the rows of a step");
     this.model = model;
     this.cache = new SlotKvCache(model.config(), maxBatch, capacity, model.dtype(), model.device());
     this.maxQueue = maxQueue;
@@ -317,7 +321,7 @@ public final class BatchEngine implements AutoCloseable {
     try (Scope s = Scope.open()) {
       Tensor x = Torch.fromLongs(ids, b, 1).to(model.device());
       Tensor out = model.forwardSlots(x, pos, slots, cache); // (B, 1, V)
-      all = out.toFloat().toFloatArray(); // one read back for the whole batch
+      all = out.toFloatArray(); // one read back for the whole batch, as float32
     }
     int v = all.length / b;
     lock.lock();

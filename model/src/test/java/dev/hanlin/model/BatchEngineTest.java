@@ -84,6 +84,13 @@ class BatchEngineTest {
   }
 
   @Test
+  void dynamicRopeIsRefusedAtTheStart() throws Exception {
+    LlamaModel dyn =
+        HfCheckpoint.load(TestData.dir("parity").resolve("dynamic"), DType.F32, Device.CPU);
+    assertThrows(IllegalArgumentException.class, () -> new BatchEngine(dyn, 2, 32, 2));
+  }
+
+  @Test
   void slotPrefillEqualsThePlainForward() {
     long[] a = {1, 17, 99, 250, 3, 8, 9};
     SlotKvCache cache = new SlotKvCache(m.config(), 3, 32, DType.F32, Device.CPU);

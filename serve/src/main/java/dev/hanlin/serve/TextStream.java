@@ -48,15 +48,17 @@ public final class TextStream {
   }
 
   private String take(String text, int end, boolean last) {
+    // the earliest stop string wins; text before `emitted` held no stop string's start
+    int first = -1;
     for (String s : stops) {
-      // text before `emitted` held no stop string's start (see heldForStop)
       int at = text.indexOf(s, emitted);
-      if (at >= 0 && at + s.length() <= end) {
-        stopped = true;
-        String out = text.substring(emitted, at);
-        emitted = at;
-        return out;
-      }
+      if (at >= 0 && at + s.length() <= end && (first < 0 || at < first)) first = at;
+    }
+    if (first >= 0) {
+      stopped = true;
+      String out = text.substring(emitted, first);
+      emitted = first;
+      return out;
     }
     if (!last) end -= heldForStop(text, end);
     if (end <= emitted) return "";

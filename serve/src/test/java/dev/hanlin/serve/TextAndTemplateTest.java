@@ -67,6 +67,8 @@ class TextAndTemplateTest {
     assertTrue(ts[0].stopped());
     // a stop string that starts inside a byte-encoded character's token run, and one never seen
     assertEquals("床前明月光，疑是地上", String.join("", stream(ids, List.of("霜。"), ts)));
+    // two stop strings completed by the same token (光): the earlier in the text wins
+    assertEquals("床前", String.join("", stream(ids, List.of("月光", "明月光"), ts)));
     assertEquals("床前明月光，疑是地上霜。举头望明月", String.join("", stream(ids, List.of("月亮"), ts)));
     assertFalse(ts[0].stopped());
   }

@@ -301,8 +301,7 @@ public final class BatchEngine implements AutoCloseable {
     float[] logits;
     try (Scope s = Scope.open()) {
       Tensor x = Torch.fromLongs(ids, 1, n).to(model.device());
-      Tensor out = model.forwardSlots(x, pos, new long[] {h.slot}, cache); // (1, T, V)
-      logits = out.select(1, n - 1).toFloatArray();
+      logits = model.forwardSlots(x, pos, new long[] {h.slot}, cache).toFloatArray(); // (1, 1, V)
     }
     accept(h, logits);
   }

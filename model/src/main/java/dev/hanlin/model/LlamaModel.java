@@ -186,11 +186,12 @@ public final class LlamaModel {
   }
 
   /**
-   * Logits (B, T, V) for rows that each continue their own sequence in a slot of {@code cache}: row
-   * {@code i}'s ids (B, T) go at {@code positions} (B·T, row-major; consecutive, starting at the
-   * slot's length) of slot {@code slots[i]}, and attend to that slot's earlier tokens and to
-   * themselves causally. One prompt (B = 1, T = its length) or one decode step of many sequences (T
-   * = 1). Positions come as Java longs so that the step needs no read back from the device.
+   * Logits (B, 1, V) of each row's last token, for rows that each continue their own sequence in a
+   * slot of {@code cache}: row {@code i}'s ids (B, T) go at {@code positions} (B·T, row-major;
+   * consecutive, starting at the slot's length) of slot {@code slots[i]}, and attend to that slot's
+   * earlier tokens and to themselves causally. One prompt (B = 1, T = its length) or one decode
+   * step of many sequences (T = 1). Positions come as Java longs so that the step needs no read
+   * back from the device.
    */
   public Tensor forwardSlots(Tensor ids, long[] pos, long[] slots, SlotKvCache cache) {
     if (config.ropeScaling() instanceof RopeScaling.Dynamic)
@@ -229,7 +230,9 @@ public final class LlamaModel {
         x = s.keep(layer.forwardSlots(x, cos, sin, cache, step, mask));
       }
     }
-    return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
+    // only the last token's logits choose the next one; a prompt's other T-1 rows of the
+    // vocabulary-sized head would be wasted (half the work of a 30-token prompt and 32 tokens)
+    return Torch.linear(norm.forward(x.narrow(1, t - 1, 1)), lmHead, null); // (B, 1, V)
   }
 
   /**

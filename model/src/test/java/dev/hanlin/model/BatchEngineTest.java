@@ -98,7 +98,7 @@ class BatchEngineTest {
         Grad.Guard g = Grad.inference()) {
       long[] pos = {0, 1, 2, 3, 4, 5, 6};
       Tensor slot = m.forwardSlots(Torch.fromLongs(a, 1, a.length), pos, new long[] {2}, cache);
-      Tensor plain = m.forward(Torch.fromLongs(a, 1, a.length), null);
+      Tensor plain = m.forward(Torch.fromLongs(a, 1, a.length), null).narrow(1, a.length - 1, 1);
       double d = slot.sub(plain).abs().max().item();
       assertTrue(d < 1e-5, "slot forward differs from the plain one by " + d);
     } finally {

@@ -102,6 +102,10 @@ public final class OpenAiServer {
   private void handle(HttpExchange ex, String method, Action action) {
     try (ex) {
       try {
+        // a context matches every path it prefixes; only the exact path is an endpoint
+        String path = ex.getRequestURI().getPath();
+        if (method != null && !path.equals(ex.getHttpContext().getPath()))
+          throw new ApiError(404, "invalid_request_error", null, "not_found", "no route " + path);
         if (method != null && !method.equals(ex.getRequestMethod()))
           throw new ApiError(
               405,

@@ -157,6 +157,7 @@ class ServerLoadTest {
         {"POST", "/v1/completions", "{\"model\":\"x\",\"prompt\":\"a\"}", "400", "model"},
         {"GET", "/v1/completions", null, "405", null},
         {"GET", "/v2/nothing", null, "404", null},
+        {"GET", "/health/more", null, "404", null},
       };
       for (String[] c : cases) {
         Sse.Reply r = Sse.call(port, c[0], c[1], c[2]);

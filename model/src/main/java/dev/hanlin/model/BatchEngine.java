@@ -329,12 +329,27 @@ public final class BatchEngine implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    for (int i = 0; i < b; i++) accept(batch.get(i), Arrays.copyOfRange(all, i * v, (i + 1) * v));
+    // Sampling sorts the vocabulary per row (milliseconds each), so rows pick in parallel when some
+    // sample; each row has its own generator, so the order of picking does not matter.
+    int[] next = new int[b];
+    java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, b);
+    if (batch.stream().anyMatch(h -> !h.options.greedy())) rows = rows.parallel();
+    rows.forEach(
+        i -> {
+          Handle h = batch.get(i);
+          float[] z = Arrays.copyOfRange(all, i * v, (i + 1) * v);
+          next[i] = TextGeneration.pick(z, h.ids, h.length, h.options, h.rng);
+        });
+    for (int i = 0; i < b; i++) accept(batch.get(i), next[i]);
   }
 
-  /** Picks the next token of {@code h} and tells its listener, finishing it when due. */
+  /** Picks the next token of {@code h} from {@code logits}; see {@link #accept(Handle, int)}. */
   private void accept(Handle h, float[] logits) {
-    int next = TextGeneration.pick(logits, h.ids, h.length, h.options, h.rng);
+    accept(h, TextGeneration.pick(logits, h.ids, h.length, h.options, h.rng));
+  }
+
+  /** Appends {@code next} to {@code h} and tells its listener, finishing it when due. */
+  private void accept(Handle h, int next) {
     h.ids[h.length++] = next;
     lock.lock();
     try {

@@ -16,7 +16,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,9 +34,6 @@ class ServerLoadTest {
   static void model() throws Exception {
     tiny = TinyModel.create(tmp.resolve("tiny"), 4096);
   }
-
-  @AfterAll
-  static void done() {}
 
   static String completion(String prompt, int maxTokens, double temperature, long seed) {
     return """

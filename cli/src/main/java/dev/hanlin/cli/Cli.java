@@ -23,6 +23,8 @@ import picocli.CommandLine.Command;
     commandListHeading = "%nModes:%n",
     subcommands = {
       GenerateCommand.class,
+      ChatCommand.class,
+      ServeCommand.class,
       TokenizeCommand.class,
       ExtendVocabCommand.class,
       PrepareCommand.class,

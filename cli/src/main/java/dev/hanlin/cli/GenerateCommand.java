@@ -6,12 +6,14 @@ import dev.hanlin.model.GenerationOptions;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.TextGeneration;
+import dev.hanlin.serve.ChatTemplate;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -90,6 +92,11 @@ final class GenerateCommand implements Callable<Integer> {
   String dtype;
 
   @Option(
+      names = "--chat",
+      description = "Wrap --prompt in the chat template (<s>Human: ...\\n</s><s>Assistant:).")
+  boolean chat;
+
+  @Option(
       names = "--json",
       description = "Print {\"prompt_ids\":[...],\"output_ids\":[...],\"text\":...}.")
   boolean json;
@@ -99,7 +106,18 @@ final class GenerateCommand implements Callable<Integer> {
     Device dev = Device.parse(device);
     DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
     Tokenizer tok = tokenizer(prompt.text != null);
-    int[] promptIds = prompt.ids != null ? prompt.ids : tok.encode(prompt.text, true, false);
+    if (chat && prompt.text == null) throw new IllegalArgumentException("--chat needs --prompt");
+    int[] promptIds =
+        prompt.ids != null
+            ? prompt.ids
+            : chat
+                ? new ChatTemplate(tok)
+                    .prompt(
+                        List.of(new ChatTemplate.Turn(ChatTemplate.Role.HUMAN, prompt.text)),
+                        Integer.MAX_VALUE,
+                        0)
+                    .ids()
+                : tok.encode(prompt.text, true, false);
     LlamaModel m = HfCheckpoint.load(model, dt, dev);
     var options =
         new GenerationOptions(

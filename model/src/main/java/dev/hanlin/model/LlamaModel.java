@@ -186,6 +186,56 @@ public final class LlamaModel {
   }
 
   /**
+   * Logits (B, 1, V) of each row's last token, for rows that each continue their own sequence in a
+   * slot of {@code cache}: row {@code i}'s ids (B, T) go at {@code positions} (B·T, row-major;
+   * consecutive, starting at the slot's length) of slot {@code slots[i]}, and attend to that slot's
+   * earlier tokens and to themselves causally. One prompt (B = 1, T = its length) or one decode
+   * step of many sequences (T = 1). Positions come as Java longs so that the step needs no read
+   * back from the device.
+   */
+  public Tensor forwardSlots(Tensor ids, long[] pos, long[] slots, SlotKvCache cache) {
+    if (config.ropeScaling() instanceof RopeScaling.Dynamic)
+      throw new UnsupportedOperationException(
+          "dynamic RoPE scaling changes every position's angle as the sequence grows; the slot"
+              + " cache does not support it");
+    long b = ids.size(0), t = ids.size(1);
+    if (pos.length != b * t || slots.length != b)
+      throw new IllegalArgumentException("need B·T positions and B slots");
+    long readLength = 0;
+    long[] rows = new long[pos.length];
+    for (int i = 0; i < b; i++)
+      for (int j = 0; j < t; j++) {
+        long p = pos[(int) (i * t + j)];
+        if (p < 0 || p >= cache.capacity())
+          throw new IllegalArgumentException(
+              "position " + p + " is outside the slot capacity " + cache.capacity());
+        rows[(int) (i * t + j)] = slots[i] * (long) cache.capacity() + p;
+        readLength = Math.max(readLength, p + 1);
+      }
+    Device dev = device();
+    Tensor positions = Torch.fromLongs(pos, b, t).to(dev);
+    var step =
+        new SlotKvCache.Step(
+            Torch.fromLongs(rows, rows.length).to(dev),
+            Torch.fromLongs(slots, slots.length).to(dev),
+            readLength);
+    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
+    Tensor[] cs = rotary.cosSin(0, readLength, x.dtype(), x.device()); // (L, D) each
+    Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
+    Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
+    Tensor keyPos = Torch.arange(0, readLength, 1, DType.I64, dev).view(1, 1, readLength);
+    Tensor mask = positions.unsqueeze(2).ge(keyPos).unsqueeze(1); // (B, 1, T, L)
+    for (TransformerBlock layer : layers) {
+      try (Scope s = Scope.open()) {
+        x = s.keep(layer.forwardSlots(x, cos, sin, cache, step, mask));
+      }
+    }
+    // only the last token's logits choose the next one; a prompt's other T-1 rows of the
+    // vocabulary-sized head would be wasted (half the work of a 30-token prompt and 32 tokens)
+    return Torch.linear(norm.forward(x.narrow(1, t - 1, 1)), lmHead, null); // (B, 1, V)
+  }
+
+  /**
    * Logits (B, T, V) for rows that pack several samples: {@code positions} (B, T) restart at 0 at
    * each sample, and {@code segments} (B, T) number the samples of a row, so that a token attends
    * only to earlier tokens of its own sample. Each sample's logits equal those of the sample alone.

@@ -54,7 +54,8 @@ public final class TextGeneration {
   }
 
   /** Chooses the next token from {@code logits}, given the {@code n} ids so far. */
-  static int pick(float[] logits, int[] ids, int n, GenerationOptions o, SplittableRandom rng) {
+  public static int pick(
+      float[] logits, int[] ids, int n, GenerationOptions o, SplittableRandom rng) {
     float[] z = logits.clone();
     if (o.repetitionPenalty() != 1) {
       boolean[] seen = new boolean[z.length];

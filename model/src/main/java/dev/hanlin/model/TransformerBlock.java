@@ -9,6 +9,13 @@ record TransformerBlock(
     return forward(x, cos, sin, cache, null);
   }
 
+  /** For rows in {@link SlotKvCache} slots; see {@link Attention#forwardSlots}. */
+  Tensor forwardSlots(
+      Tensor x, Tensor cos, Tensor sin, SlotKvCache cache, SlotKvCache.Step step, Tensor mask) {
+    x = x.add(attention.forwardSlots(inputNorm.forward(x), cos, sin, cache, step, index, mask));
+    return x.add(mlp.forward(postAttentionNorm.forward(x)));
+  }
+
   /** With {@code mask} (bool, (B, 1, T, T)) in place of the causal mask, for packed rows. */
   Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache cache, Tensor mask) {
     x = x.add(attention.forward(inputNorm.forward(x), cos, sin, cache, index, mask));

@@ -287,6 +287,12 @@ public final class Tensor implements AutoCloseable {
     return this;
   }
 
+  /** Copies the rows of {@code src} into the positions {@code index} (int64) along {@code dim}. */
+  public Tensor indexCopy_(int dim, Tensor index, Tensor src) {
+    t.index_copy_(dim, index.t, src.t);
+    return this;
+  }
+
   public Tensor zero_() {
     t.zero_();
     return this;

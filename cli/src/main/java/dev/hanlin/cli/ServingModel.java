@@ -1,0 +1,52 @@
+package dev.hanlin.cli;
+
+import dev.hanlin.model.HfCheckpoint;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.PeftAdapter;
+import dev.hanlin.tokenizer.Tokenizer;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import java.io.IOException;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** The options that pick the model to talk to ({@code chat}, {@code serve}), and its loading. */
+final class ServingModel {
+  @Option(
+      names = "--model",
+      required = true,
+      description = "HF model folder (config.json, safetensors, tokenizer).")
+  Path model;
+
+  @Option(names = "--adapter", description = "A PEFT LoRA adapter folder to apply to the model.")
+  Path adapter;
+
+  @Option(
+      names = "--tokenizer",
+      description = "tokenizer.model / tokenizer.json (default: the model folder's).")
+  Path tokenizer;
+
+  @Option(
+      names = "--device",
+      defaultValue = "auto",
+      description = "cpu, cuda, cuda:N or auto (default).")
+  String device;
+
+  @Option(
+      names = "--dtype",
+      description = "float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA).")
+  String dtype;
+
+  /** The model with its adapter applied, if any: the one place an adapter is loaded for serving. */
+  LlamaModel load() throws IOException {
+    Device dev = Device.parse(device);
+    DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
+    LlamaModel m = HfCheckpoint.load(model, dt, dev);
+    if (adapter != null) m = PeftAdapter.load(adapter, m.config(), dev).applyTo(m);
+    return m;
+  }
+
+  Tokenizer tokenizer() {
+    return Tokenizer.load(tokenizer != null ? tokenizer : model);
+  }
+}

@@ -28,6 +28,7 @@ import picocli.CommandLine.Command;
       PretrainCommand.class,
       SftCommand.class,
       MergeLoraCommand.class,
+      ResizeVocabCommand.class,
       EvalCommand.class
     })
 public final class Cli implements Runnable {

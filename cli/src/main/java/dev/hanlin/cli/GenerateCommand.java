@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.hanlin.model.GenerationOptions;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.model.TextGeneration;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
@@ -42,8 +43,11 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(
       names = "--tokenizer",
-      description = "tokenizer.model / tokenizer.json (default: the model folder's).")
+      description = "tokenizer.model / tokenizer.json (default: the adapter's, else the model's).")
   Path tokenizer;
+
+  @Option(names = "--adapter", description = "A PEFT LoRA adapter folder to apply to the model.")
+  Path adapter;
 
   @Option(
       names = "--max-new-tokens",
@@ -100,7 +104,11 @@ final class GenerateCommand implements Callable<Integer> {
     DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
     Tokenizer tok = tokenizer(prompt.text != null);
     int[] promptIds = prompt.ids != null ? prompt.ids : tok.encode(prompt.text, true, false);
-    LlamaModel m = HfCheckpoint.load(model, dt, dev);
+    LlamaModel m = HfCheckpoint.load(model, adapter != null ? DType.F32 : dt, dev);
+    if (adapter != null) { // merged in fp32, as merge-lora does, then cast
+      m = PeftAdapter.loadOnto(adapter, m, dev);
+      m = m.lora().merge(m).withDtype(dt);
+    }
     var options =
         new GenerationOptions(
             maxNewTokens,
@@ -128,11 +136,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   /** The tokenizer, or null when none is given, none is in the model folder and none is needed. */
   private Tokenizer tokenizer(boolean required) {
-    Path p = tokenizer != null ? tokenizer : model;
-    boolean present =
-        tokenizer != null
-            || Files.exists(model.resolve("tokenizer.model"))
-            || Files.exists(model.resolve("tokenizer.json"));
+    Path p = tokenizer != null ? tokenizer : hasTokenizer(adapter) ? adapter : model;
+    boolean present = tokenizer != null || hasTokenizer(p);
     if (!present) {
       if (required)
         throw new IllegalArgumentException(
@@ -141,5 +146,11 @@ final class GenerateCommand implements Callable<Integer> {
       return null;
     }
     return Tokenizer.load(p);
+  }
+
+  private static boolean hasTokenizer(Path dir) {
+    return dir != null
+        && (Files.exists(dir.resolve("tokenizer.model"))
+            || Files.exists(dir.resolve("tokenizer.json")));
   }
 }

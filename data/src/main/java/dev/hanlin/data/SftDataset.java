@@ -33,6 +33,7 @@ public final class SftDataset {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern TURN =
       Pattern.compile("<s>(Human|Assistant):(.*?)</s>", Pattern.DOTALL);
+  private static final Pattern SPECIAL = Pattern.compile("</?s>");
 
   private final List<SftExample> examples;
   private final Stats stats;
@@ -224,7 +225,8 @@ public final class SftDataset {
     SftExample toExample(Map<String, String> rec, String where) {
       return switch (o.kind()) {
         case TEXT -> {
-          int[] ids = tok.encode(field(rec, o.textField(), where), true, true);
+          // every token trained, as Llama2-Chinese trains its text records
+          int[] ids = encodeMarked(field(rec, o.textField(), where)).ids();
           yield new SftExample(ids, ids.clone());
         }
         case PROMPT_RESPONSE ->
@@ -246,16 +248,60 @@ public final class SftDataset {
     }
 
     /**
-     * {@code encode(prompt + response, bos, eos)}, one text as Llama2-Chinese tokenizes {@code
-     * input + target} (encoding the two apart gave every response a leading ▁); labels −100 on each
-     * token whose text starts before the response does. A token that straddles the boundary (a
-     * piece merging the prompt's last characters with the response's first) starts in the prompt,
-     * so it is masked: exact by character offset, where Llama2-Chinese's count of the prompt's own
-     * tokens can be off by one there. {@code </s>} is appended (Llama2-Chinese's targets carry it
-     * as text) and trained.
+     * A text's ids and where each token's text starts, read as HF's Llama tokenizer reads
+     * Llama2-Chinese's data ({@code <s>Human: ...\n</s><s>Assistant: ...\n</s>}): the literal
+     * {@code <s>} and {@code </s>} are the special ids (at their offsets), each stretch between
+     * them is encoded on its own. {@code <s>} is put first (offset 0) and {@code </s>} last (offset
+     * {@code text.length()}) unless the text has them there; HF would put a second {@code <s>}
+     * before a text that starts with one.
+     */
+    Tokenizer.Encoding encodeMarked(String text) {
+      List<Tokenizer.Encoding> parts = new ArrayList<>();
+      if (!text.startsWith("<s>")) parts.add(special(tok.bosId(), 0));
+      Matcher m = SPECIAL.matcher(text);
+      int end = 0;
+      while (m.find()) {
+        if (m.start() > end) parts.add(stretch(text, end, m.start()));
+        parts.add(special(m.group().equals("<s>") ? tok.bosId() : tok.eosId(), m.start()));
+        end = m.end();
+      }
+      if (end < text.length()) parts.add(stretch(text, end, text.length()));
+      if (!text.endsWith("</s>")) parts.add(special(tok.eosId(), text.length()));
+      int n = parts.stream().mapToInt(p -> p.ids().length).sum();
+      int[] ids = new int[n], starts = new int[n];
+      int at = 0;
+      for (Tokenizer.Encoding p : parts) {
+        System.arraycopy(p.ids(), 0, ids, at, p.ids().length);
+        System.arraycopy(p.starts(), 0, starts, at, p.ids().length);
+        at += p.ids().length;
+      }
+      return new Tokenizer.Encoding(ids, starts);
+    }
+
+    private static Tokenizer.Encoding special(int id, int at) {
+      return new Tokenizer.Encoding(new int[] {id}, new int[] {at});
+    }
+
+    /** {@code text[from, to)} encoded, its offsets counted in {@code text}. */
+    private Tokenizer.Encoding stretch(String text, int from, int to) {
+      Tokenizer.Encoding e = tok.encodeWithOffsets(text.substring(from, to), false, false);
+      int[] starts = e.starts().clone();
+      for (int i = 0; i < starts.length; i++) starts[i] += from;
+      return new Tokenizer.Encoding(e.ids(), starts);
+    }
+
+    /**
+     * {@code prompt + response} encoded as one text, as Llama2-Chinese tokenizes {@code input +
+     * target} (encoding the two apart gave every response a leading ▁), with its {@code <s>} and
+     * {@code </s>} markers ({@link #encodeMarked}); labels −100 on each token whose text starts
+     * before the response does. A token that straddles the boundary (a piece merging the prompt's
+     * last characters with the response's first) starts in the prompt, so it is masked: exact by
+     * character offset, where Llama2-Chinese's count of the prompt's own tokens can be off by one
+     * there. {@code </s>} ends the sample (appended unless the response ends with it) and is
+     * trained.
      */
     SftExample promptResponse(String prompt, String response) {
-      Tokenizer.Encoding e = tok.encodeWithOffsets(prompt + response, true, true);
+      Tokenizer.Encoding e = encodeMarked(prompt + response);
       int[] ids = e.ids();
       int[] labels = ids.clone();
       if (!o.trainOnInputs())

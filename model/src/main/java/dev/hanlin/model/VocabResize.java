@@ -78,8 +78,9 @@ public final class VocabResize {
     } catch (IllegalArgumentException e) {
       throw new ConfigException(extendedPath + ": " + e.getMessage(), e);
     }
-    DType saved = LlamaConfig.read(baseDir.resolve("config.json")).dtype();
-    int baseRows = LlamaConfig.read(baseDir.resolve("config.json")).vocabSize();
+    LlamaConfig config = LlamaConfig.read(baseDir.resolve("config.json"));
+    DType saved = config.dtype(); // written back as the base was saved
+    int baseRows = config.vocabSize();
     if (extended.vocabSize() <= baseRows)
       throw new ConfigException(
           extendedPath

@@ -32,6 +32,7 @@ import picocli.CommandLine.Command;
       PretrainCommand.class,
       SftCommand.class,
       MergeLoraCommand.class,
+      ResizeVocabCommand.class,
       EvalCommand.class
     })
 public final class Cli implements Runnable {

@@ -109,12 +109,12 @@ final class EvalCommand implements Callable<Integer> {
       throw new IllegalArgumentException("give either --data (prepared) or --sft-data (records)");
     Device dev = Device.parse(device);
     LlamaModel m = HfCheckpoint.load(model, DType.F32, dev);
-    if (adapter != null) m = PeftAdapter.load(adapter, m.config(), dev).applyTo(m);
-    Path tok = tokenizer != null ? tokenizer : model;
+    if (adapter != null) m = PeftAdapter.loadOnto(adapter, m, dev);
+    Path tok = tokenizer != null ? tokenizer : tokenizerFolder();
     String fingerprint =
         tokenizer != null
-                || Files.exists(model.resolve("tokenizer.model"))
-                || Files.exists(model.resolve("tokenizer.json"))
+                || Files.exists(tok.resolve("tokenizer.model"))
+                || Files.exists(tok.resolve("tokenizer.json"))
             ? Tokenizer.load(tok).fingerprint()
             : null;
     int block = BlockSize.resolve(blockSize, m.config().maxPositionEmbeddings());
@@ -159,5 +159,13 @@ final class EvalCommand implements Callable<Integer> {
           r.loss(), r.perplexity(), r.accuracy(), r.tokens());
     }
     return 0;
+  }
+
+  /** The adapter's tokenizer when it has one (a run on an extended vocabulary saves it there). */
+  private Path tokenizerFolder() {
+    if (adapter != null
+        && (Files.exists(adapter.resolve("tokenizer.model"))
+            || Files.exists(adapter.resolve("tokenizer.json")))) return adapter;
+    return model;
   }
 }

@@ -5,12 +5,12 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.hanlin.model.GenerationOptions;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.model.TextGeneration;
 import dev.hanlin.serve.ChatTemplate;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -44,8 +44,11 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(
       names = "--tokenizer",
-      description = "tokenizer.model / tokenizer.json (default: the model folder's).")
+      description = "tokenizer.model / tokenizer.json (default: the adapter's, else the model's).")
   Path tokenizer;
+
+  @Option(names = "--adapter", description = "A PEFT LoRA adapter folder to apply to the model.")
+  Path adapter;
 
   @Option(
       names = "--max-new-tokens",
@@ -105,6 +108,7 @@ final class GenerateCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     Device dev = Device.parse(device);
     DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
+    ModelFolders.requireModel(model);
     Tokenizer tok = tokenizer(prompt.text != null);
     if (chat && prompt.text == null) throw new IllegalArgumentException("--chat needs --prompt");
     int[] promptIds =
@@ -118,7 +122,11 @@ final class GenerateCommand implements Callable<Integer> {
                         0)
                     .ids()
                 : tok.encode(prompt.text, true, false);
-    LlamaModel m = HfCheckpoint.load(model, dt, dev);
+    LlamaModel m = HfCheckpoint.load(model, adapter != null ? DType.F32 : dt, dev);
+    if (adapter != null) { // merged in fp32, as merge-lora does, then cast
+      m = PeftAdapter.loadOnto(adapter, m, dev);
+      m = m.lora().merge(m).withDtype(dt);
+    }
     var options =
         new GenerationOptions(
             maxNewTokens,
@@ -146,11 +154,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   /** The tokenizer, or null when none is given, none is in the model folder and none is needed. */
   private Tokenizer tokenizer(boolean required) {
-    Path p = tokenizer != null ? tokenizer : model;
-    boolean present =
-        tokenizer != null
-            || Files.exists(model.resolve("tokenizer.model"))
-            || Files.exists(model.resolve("tokenizer.json"));
+    Path p = tokenizer != null ? tokenizer : ModelFolders.hasTokenizer(adapter) ? adapter : model;
+    boolean present = tokenizer != null || ModelFolders.hasTokenizer(p);
     if (!present) {
       if (required)
         throw new IllegalArgumentException(

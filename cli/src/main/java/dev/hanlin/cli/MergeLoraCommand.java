@@ -5,15 +5,12 @@ import dev.hanlin.model.LlamaConfig;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.LoraAdapters;
 import dev.hanlin.model.PeftAdapter;
+import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
-import dev.hanlin.torch.Tensor;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -36,24 +33,18 @@ final class MergeLoraCommand implements Callable<Integer> {
   @Option(names = "--output", required = true, description = "Where to write the merged model.")
   Path output;
 
-  static final List<String> TOKENIZER_FILES =
-      List.of(
-          "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json");
-
   @Override
   public Integer call() throws Exception {
     LlamaModel base = HfCheckpoint.load(model, DType.F32, Device.CPU);
     DType saved = LlamaConfig.read(model.resolve("config.json")).dtype(); // as the base was saved
-    LoraAdapters a = PeftAdapter.load(adapter, base.config(), Device.CPU);
-    LlamaModel merged = a.merge(base);
-    if (saved != DType.F32) {
-      Map<String, Tensor> w = new LinkedHashMap<>();
-      merged.weights().forEach((k, v) -> w.put(k, v.to(saved).retain()));
-      merged = LlamaModel.fromWeights(merged.config().withDtype(saved), w);
-    }
+    // grown to the adapter's saved embed_tokens/lm_head rows when it was trained on a larger vocab
+    LlamaModel adapted = PeftAdapter.loadOnto(adapter, base, Device.CPU);
+    LoraAdapters a = adapted.lora();
+    LlamaModel merged = a.merge(adapted);
+    merged = merged.withDtype(saved);
     HfCheckpoint.save(merged, output, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
     // the adapter's tokenizer wins: a run with an extended vocabulary exports it there
-    for (String f : TOKENIZER_FILES) {
+    for (String f : Tools.TOKENIZER_FILES) {
       Path src = Files.exists(adapter.resolve(f)) ? adapter.resolve(f) : model.resolve(f);
       if (Files.exists(src))
         Files.copy(src, output.resolve(f), StandardCopyOption.REPLACE_EXISTING);

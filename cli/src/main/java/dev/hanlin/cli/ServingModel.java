@@ -41,12 +41,19 @@ final class ServingModel {
   LlamaModel load() throws IOException {
     Device dev = Device.parse(device);
     DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
-    LlamaModel m = HfCheckpoint.load(model, dt, dev);
-    if (adapter != null) m = PeftAdapter.load(adapter, m.config(), dev).applyTo(m);
+    ModelFolders.requireModel(model);
+    LlamaModel m = HfCheckpoint.load(model, adapter != null ? DType.F32 : dt, dev);
+    if (adapter != null) { // merged in fp32, as merge-lora and generate do, then cast
+      m = PeftAdapter.loadOnto(adapter, m, dev);
+      m = m.lora().merge(m).withDtype(dt);
+    }
     return m;
   }
 
+  /** --tokenizer, else the adapter's (an extended vocabulary travels with it), else the model's. */
   Tokenizer tokenizer() {
-    return Tokenizer.load(tokenizer != null ? tokenizer : model);
+    ModelFolders.requireModel(model);
+    if (tokenizer != null) return Tokenizer.load(tokenizer);
+    return Tokenizer.load(ModelFolders.hasTokenizer(adapter) ? adapter : model);
   }
 }

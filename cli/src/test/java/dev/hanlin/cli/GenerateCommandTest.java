@@ -86,4 +86,27 @@ class GenerateCommandTest {
         2, Cli.run("--mode", "generate", "--model", "x", "--prompt-ids", "1", "--top-p", "abc"));
     assertEquals(1, Cli.run("--mode", "generate", "--model", "/nonexistent", "--prompt-ids", "1"));
   }
+
+  /** Issue 13: {@code generate --model output/nope --prompt X} blamed the tokenizer. */
+  @Test
+  void aMissingModelFolderIsNamedAsSuch(@org.junit.jupiter.api.io.TempDir Path tmp) {
+    for (String mode : new String[] {"generate", "chat"}) {
+      PrintStream old = System.err;
+      ByteArrayOutputStream buf = new ByteArrayOutputStream();
+      System.setErr(new PrintStream(buf, true, StandardCharsets.UTF_8));
+      try {
+        Path nope = tmp.resolve("nope");
+        String[] args =
+            mode.equals("generate")
+                ? new String[] {"--mode", mode, "--model", nope.toString(), "--prompt", "春风"}
+                : new String[] {"--mode", mode, "--model", nope.toString()};
+        assertEquals(1, Cli.run(args), mode);
+      } finally {
+        System.setErr(old);
+      }
+      String msg = buf.toString(StandardCharsets.UTF_8);
+      assertTrue(msg.contains("nope: no such folder"), mode + ": " + msg);
+      assertTrue(!msg.contains("tokenizer"), mode + ": " + msg);
+    }
+  }
 }

@@ -23,16 +23,17 @@ import java.util.zip.GZIPInputStream;
 
 /**
  * Instruction-tuning samples read from jsonl / json / csv files and tokenized in memory. Samples
- * are never concatenated. Where a prompt and a response meet, the ids are exactly {@code
- * encode(prompt, bos) ++ encode(response, eos)} and the labels are −100 over the prompt's part
- * (unless {@code train_on_inputs}), so the mask cannot be off by one. Samples longer than {@code
- * maxLength} are cut at the end and counted; samples left with no trained token are dropped and
- * counted.
+ * are never concatenated. A prompt and its response are encoded as one text, as Llama2-Chinese
+ * does, and the labels are −100 on the tokens that start before the response's first character
+ * (unless {@code train_on_inputs}), so the mask follows the text, not a token count. Samples longer
+ * than {@code maxLength} are cut at the end and counted; samples left with no trained token are
+ * dropped and counted.
  */
 public final class SftDataset {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern TURN =
       Pattern.compile("<s>(Human|Assistant):(.*?)</s>", Pattern.DOTALL);
+  private static final Pattern SPECIAL = Pattern.compile("</?s>");
 
   private final List<SftExample> examples;
   private final Stats stats;
@@ -224,7 +225,8 @@ public final class SftDataset {
     SftExample toExample(Map<String, String> rec, String where) {
       return switch (o.kind()) {
         case TEXT -> {
-          int[] ids = tok.encode(field(rec, o.textField(), where), true, true);
+          // every token trained, as Llama2-Chinese trains its text records
+          int[] ids = encodeMarked(field(rec, o.textField(), where)).ids();
           yield new SftExample(ids, ids.clone());
         }
         case PROMPT_RESPONSE ->
@@ -245,23 +247,75 @@ public final class SftDataset {
       };
     }
 
-    /** {@code encode(prompt, bos) ++ encode(response, eos)}; labels −100 over the prompt. */
+    /**
+     * A text's ids and where each token's text starts, read as HF's Llama tokenizer reads
+     * Llama2-Chinese's data ({@code <s>Human: ...\n</s><s>Assistant: ...\n</s>}): the literal
+     * {@code <s>} and {@code </s>} are the special ids (at their offsets), each stretch between
+     * them is encoded on its own. {@code <s>} is put first (offset 0) and {@code </s>} last (offset
+     * {@code text.length()}) unless the text has them there; HF would put a second {@code <s>}
+     * before a text that starts with one.
+     */
+    Tokenizer.Encoding encodeMarked(String text) {
+      List<Tokenizer.Encoding> parts = new ArrayList<>();
+      if (!text.startsWith("<s>")) parts.add(special(tok.bosId(), 0));
+      Matcher m = SPECIAL.matcher(text);
+      int end = 0;
+      while (m.find()) {
+        if (m.start() > end) parts.add(stretch(text, end, m.start()));
+        parts.add(special(m.group().equals("<s>") ? tok.bosId() : tok.eosId(), m.start()));
+        end = m.end();
+      }
+      if (end < text.length()) parts.add(stretch(text, end, text.length()));
+      if (!text.endsWith("</s>")) parts.add(special(tok.eosId(), text.length()));
+      int n = parts.stream().mapToInt(p -> p.ids().length).sum();
+      int[] ids = new int[n], starts = new int[n];
+      int at = 0;
+      for (Tokenizer.Encoding p : parts) {
+        System.arraycopy(p.ids(), 0, ids, at, p.ids().length);
+        System.arraycopy(p.starts(), 0, starts, at, p.ids().length);
+        at += p.ids().length;
+      }
+      return new Tokenizer.Encoding(ids, starts);
+    }
+
+    private static Tokenizer.Encoding special(int id, int at) {
+      return new Tokenizer.Encoding(new int[] {id}, new int[] {at});
+    }
+
+    /** {@code text[from, to)} encoded, its offsets counted in {@code text}. */
+    private Tokenizer.Encoding stretch(String text, int from, int to) {
+      Tokenizer.Encoding e = tok.encodeWithOffsets(text.substring(from, to), false, false);
+      int[] starts = e.starts().clone();
+      for (int i = 0; i < starts.length; i++) starts[i] += from;
+      return new Tokenizer.Encoding(e.ids(), starts);
+    }
+
+    /**
+     * {@code prompt + response} encoded as one text, as Llama2-Chinese tokenizes {@code input +
+     * target} (encoding the two apart gave every response a leading ▁), with its {@code <s>} and
+     * {@code </s>} markers ({@link #encodeMarked}); labels −100 on each token whose text starts
+     * before the response does. A token that straddles the boundary (a piece merging the prompt's
+     * last characters with the response's first) starts in the prompt, so it is masked: exact by
+     * character offset, where Llama2-Chinese's count of the prompt's own tokens can be off by one
+     * there. {@code </s>} ends the sample (appended unless the response ends with it) and is
+     * trained.
+     */
     SftExample promptResponse(String prompt, String response) {
-      int[] p = tok.encode(prompt, true, false);
-      int[] r = tok.encode(response, false, true);
-      int[] ids = new int[p.length + r.length];
-      System.arraycopy(p, 0, ids, 0, p.length);
-      System.arraycopy(r, 0, ids, p.length, r.length);
+      Tokenizer.Encoding e = encodeMarked(prompt + response);
+      int[] ids = e.ids();
       int[] labels = ids.clone();
-      if (!o.trainOnInputs()) Arrays.fill(labels, 0, p.length, SftExample.IGNORE);
+      if (!o.trainOnInputs())
+        for (int i = 0; i < ids.length; i++)
+          if (e.starts()[i] < prompt.length()) labels[i] = SftExample.IGNORE;
       return new SftExample(ids, labels);
     }
 
     /**
-     * Each turn {@code <s>Role: content</s>} becomes {@code bos ++ encode("Role:") ++
-     * encode(content) ++ eos}. Assistant turns train their content and {@code </s>} (all of them,
-     * or only the last with {@code last_turn_only}); the {@code <s>Assistant:} header and human
-     * turns are masked unless {@code train_on_inputs}.
+     * Each turn {@code <s>Role: content</s>} becomes {@code bos ++ encode("Role: content") ++ eos}
+     * (Llama2-Chinese's format, encoded as HF's tokenizer does between special tokens). Assistant
+     * turns train their content and {@code </s>} (all of them, or only the last with {@code
+     * last_turn_only}); the {@code <s>Assistant:} header and human turns are masked unless {@code
+     * train_on_inputs}.
      */
     SftExample chat(String text, String where) {
       Matcher m = TURN.matcher(text);
@@ -277,12 +331,18 @@ public final class SftDataset {
                   + "'");
         end = m.end();
         boolean assistant = m.group(1).equals("Assistant");
-        int[] header = tok.encode(m.group(1) + ":", false, false);
-        int[] content = tok.encode(m.group(2).stripLeading(), false, false);
-        idParts.add(concat(new int[] {tok.bosId()}, header));
+        // the turn's text between <s> and </s> as one piece of text, as HF's Llama tokenizer
+        // encodes the segments between special tokens; the header is what starts before the
+        // content (the space after the colon belongs to the content)
+        String role = m.group(1) + ":";
+        Tokenizer.Encoding e = tok.encodeWithOffsets(role + m.group(2), false, false);
+        int h = 0;
+        while (h < e.ids().length && e.starts()[h] < role.length()) h++;
+        idParts.add(concat(new int[] {tok.bosId()}, Arrays.copyOf(e.ids(), h)));
         trainedParts.add(false);
         if (assistant) lastAssistant = idParts.size();
-        idParts.add(concat(content, new int[] {tok.eosId()}));
+        idParts.add(
+            concat(Arrays.copyOfRange(e.ids(), h, e.ids().length), new int[] {tok.eosId()}));
         trainedParts.add(assistant);
       }
       if (!text.substring(end).isBlank())

@@ -132,6 +132,21 @@ final class Fixtures {
     }
 
     @Override
+    public Encoding encodeWithOffsets(String text, boolean addBos, boolean addEos) {
+      int[] ids = encode(text, addBos, addEos);
+      int[] starts = new int[ids.length];
+      int k = addBos ? 1 : 0;
+      for (int i = 0; i < text.length(); ) {
+        int cp = text.codePointAt(i);
+        int n = new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8).length;
+        for (int j = 0; j < n; j++) starts[k++] = i;
+        i += Character.charCount(cp);
+      }
+      if (addEos) starts[k] = text.length();
+      return new Encoding(ids, starts);
+    }
+
+    @Override
     public String decode(int[] ids) {
       byte[] b = new byte[ids.length];
       int k = 0;

@@ -10,7 +10,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.Device;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -135,11 +134,12 @@ class SftDataTest {
         "<s>Human: hi\\n</s><s>Assistant: yo\\n</s><s>Human: ok?\\n</s><s>Assistant: no\\n</s>";
     String line = "{\"text\": \"" + chat + "\"}\n";
     SftExample e = load("c.jsonl", line, Map.of("format", "chat"), 256).get(0);
-    int[] h1 = cat(new int[] {1}, bytesOf("Human:"), bytesOf("hi\n"), new int[] {2});
+    // each turn's text is encoded whole: the space after the colon starts the content
+    int[] h1 = cat(new int[] {1}, bytesOf("Human:"), bytesOf(" hi\n"), new int[] {2});
     int[] a1h = cat(new int[] {1}, bytesOf("Assistant:"));
-    int[] a1 = cat(bytesOf("yo\n"), new int[] {2});
-    int[] h2 = cat(new int[] {1}, bytesOf("Human:"), bytesOf("ok?\n"), new int[] {2});
-    int[] a2 = cat(bytesOf("no\n"), new int[] {2});
+    int[] a1 = cat(bytesOf(" yo\n"), new int[] {2});
+    int[] h2 = cat(new int[] {1}, bytesOf("Human:"), bytesOf(" ok?\n"), new int[] {2});
+    int[] a2 = cat(bytesOf(" no\n"), new int[] {2});
     assertArrayEquals(cat(h1, a1h, a1, h2, a1h, a2), e.ids());
     assertArrayEquals(
         cat(ignore(h1.length + a1h.length), a1, ignore(h2.length + a1h.length), a2), e.labels());
@@ -164,12 +164,12 @@ class SftDataTest {
   void chatTruncationKeepsEarlierTurns() throws IOException {
     String line =
         "{\"text\": \"<s>Human: a</s><s>Assistant: bb</s><s>Human: c</s><s>Assistant: dd</s>\"}\n";
-    // turn 1: 1 H u m a n : a 2 (9), header 1 A s s i s t a n t : (11), b b 2 (3) = 23 tokens
-    SftDataset d = load("t.jsonl", line, Map.of("format", "chat"), 23);
+    // turn 1: 1 H u m a n : ␠ a 2 (10), header 1 A s s i s t a n t : (11), ␠ b b 2 (4) = 25
+    SftDataset d = load("t.jsonl", line, Map.of("format", "chat"), 25);
     assertEquals(1, d.stats().truncated());
     SftExample e = d.get(0);
-    assertEquals(23, e.length());
-    assertArrayEquals(cat(ignore(20), new int[] {101, 101, 2}), e.labels());
+    assertEquals(25, e.length());
+    assertArrayEquals(cat(ignore(21), new int[] {35, 101, 101, 2}), e.labels());
   }
 
   @Test
@@ -290,18 +290,5 @@ class SftDataTest {
         assertEquals(new Cursor(0, 3), x.cursor());
       }
     }
-  }
-
-  @Test
-  void realTokenizerBoundaryIsConcatenation() throws IOException {
-    Path repo = Fixtures.testData().getParent();
-    Tokenizer tok = Tokenizer.load(repo.resolve("configs/demo/tokenizer.model"));
-    Path f =
-        Fixtures.write(tmp.resolve("r.jsonl"), "{\"input\": \"床前明月光，\", \"target\": \"疑是地上霜。\"}\n");
-    SftExample e = SftDataset.load(List.of(f), tok, SftOptions.DEFAULT, 512).get(0);
-    int[] p = tok.encode("床前明月光，", true, false), r = tok.encode("疑是地上霜。", false, true);
-    assertArrayEquals(cat(p, r), e.ids());
-    assertArrayEquals(cat(ignore(p.length), r), e.labels());
-    assertTrue(Files.exists(f));
   }
 }

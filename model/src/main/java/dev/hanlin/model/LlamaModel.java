@@ -147,6 +147,17 @@ public final class LlamaModel {
     return new LlamaModel(config, w, adapters);
   }
 
+  /** This model with every weight cast to {@code dtype} (itself when it is that dtype already). */
+  public LlamaModel withDtype(DType dtype) {
+    if (lora == null && weights.values().stream().allMatch(t -> t.dtype() == dtype)) return this;
+    if (lora != null) throw new IllegalStateException("merge the LoRA adapters before casting");
+    Map<String, Tensor> w = new LinkedHashMap<>();
+    try (Scope s = Scope.open()) {
+      weights.forEach((k, v) -> w.put(k, v.detach().to(dtype).contiguous().retain()));
+    }
+    return new LlamaModel(config.withDtype(dtype), w);
+  }
+
   /** The LoRA adapters applied to this model, or null. */
   public LoraAdapters lora() {
     return lora;

@@ -54,6 +54,27 @@ public record LoraConfig(
     return useRslora ? alpha / Math.sqrt(r) : alpha / r;
   }
 
+  /**
+   * For a run whose tokenizer has more pieces than the base model has rows: the grown embedding and
+   * head must be trained and saved with the adapter, or the adapter is useless beside the extended
+   * tokenizer (Chinese-LLaMA-Alpaca's recipe saves both).
+   *
+   * @throws ConfigException naming what to add
+   */
+  public void requireGrownModulesSaved(boolean tied, int tokenizerVocab, int modelVocab) {
+    List<String> need = tied ? List.of("embed_tokens") : List.of("embed_tokens", "lm_head");
+    if (modulesToSave.containsAll(need)) return;
+    throw new ConfigException(
+        "the tokenizer has "
+            + tokenizerVocab
+            + " pieces, the base model "
+            + modelVocab
+            + " embedding rows: with LoRA the grown rows must be trained and saved in the"
+            + " adapter; add modules_to_save: ["
+            + String.join(", ", need)
+            + "] to the lora section (as Chinese-LLaMA-Alpaca's recipe does)");
+  }
+
   /** HF weight names of the modules to save ({@code model.embed_tokens.weight}, ...). */
   public List<String> savedWeightNames() {
     return modulesToSave.stream()

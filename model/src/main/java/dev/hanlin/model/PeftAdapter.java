@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
@@ -106,7 +107,65 @@ public final class PeftAdapter {
 
   /** Loads an adapter folder for a model of config {@code c}, as fp32 tensors on {@code device}. */
   public static LoraAdapters load(Path dir, LlamaConfig c, Device device) throws IOException {
+    return fromWeights(dir, readConfig(dir), c, readWeights(dir, device));
+  }
+
+  /**
+   * The base model with the adapter of {@code dir} applied, the one way every mode loads an
+   * adapter. When the adapter saved {@code embed_tokens} (and an untied {@code lm_head}, PEFT's
+   * {@code modules_to_save}) with more rows than the base has, as a LoRA run on an extended
+   * tokenizer does, the base is grown to that vocabulary first (its new rows are replaced by the
+   * saved ones). An adapter folder holding a tokenizer larger than the model it would give is an
+   * error, so nothing writes a model beside a tokenizer it cannot embed.
+   */
+  public static LlamaModel loadOnto(Path dir, LlamaModel base, Device device) throws IOException {
     LoraConfig lc = readConfig(dir);
+    Map<String, Tensor> w = readWeights(dir, device);
+    LlamaConfig c = base.config();
+    Tensor embed = w.get("model.embed_tokens.weight");
+    int rows = c.vocabSize();
+    if (embed != null && embed.dim() == 2 && embed.size(0) > rows) {
+      int grown = Math.toIntExact(embed.size(0));
+      boolean headSaved = c.tieWordEmbeddings() || w.containsKey("lm_head.weight");
+      if (!headSaved)
+        throw new ConfigException(
+            dir
+                + ": the adapter's embed_tokens has "
+                + grown
+                + " rows, the base "
+                + rows
+                + ", but it saves no lm_head, whose new rows were trained and lost; retrain"
+                + " with modules_to_save: [embed_tokens, lm_head]");
+      base = base.resizeTokenEmbeddings(grown); // the saved modules replace the new rows
+      c = base.config();
+    }
+    Tokenizer tok = adapterTokenizer(dir);
+    if (tok != null && tok.vocabSize() > c.vocabSize())
+      throw new ConfigException(
+          dir
+              + ": its tokenizer has "
+              + tok.vocabSize()
+              + " pieces, the base model and adapter "
+              + c.vocabSize()
+              + " embedding rows: the adapter was trained without saving the grown embeddings;"
+              + " retrain with modules_to_save: [embed_tokens, lm_head]"
+              + (c.tieWordEmbeddings() ? " (embed_tokens: the head is tied)" : "")
+              + ", or resize the base first (--mode resize-vocab)");
+    return fromWeights(dir, lc, c, w).applyTo(base);
+  }
+
+  private static Tokenizer adapterTokenizer(Path dir) {
+    if (!Files.exists(dir.resolve("tokenizer.model"))
+        && !Files.exists(dir.resolve("tokenizer.json"))) return null;
+    try {
+      return Tokenizer.load(dir);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(dir + ": cannot read its tokenizer: " + e.getMessage(), e);
+    }
+  }
+
+  /** The adapter's tensors under HF names (PEFT's prefix removed), fp32 on {@code device}. */
+  private static Map<String, Tensor> readWeights(Path dir, Device device) throws IOException {
     Map<String, Tensor> w = new LinkedHashMap<>();
     Path f = dir.resolve(WEIGHTS);
     if (!Files.exists(f)) throw new ConfigException(dir + ": no " + WEIGHTS);
@@ -119,10 +178,15 @@ public final class PeftAdapter {
         }
       }
     }
+    return w;
+  }
+
+  private static LoraAdapters fromWeights(
+      Path dir, LoraConfig lc, LlamaConfig c, Map<String, Tensor> w) {
     try {
       return LoraAdapters.fromWeights(c, lc, w);
     } catch (ConfigException e) {
-      throw new ConfigException(f + ": " + e.getMessage(), e);
+      throw new ConfigException(dir.resolve(WEIGHTS) + ": " + e.getMessage(), e);
     }
   }
 }

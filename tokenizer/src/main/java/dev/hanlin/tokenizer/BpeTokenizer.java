@@ -241,6 +241,97 @@ public final class BpeTokenizer implements Tokenizer {
     return out.toArray();
   }
 
+  @Override
+  public Encoding encodeWithOffsets(String text, boolean addBos, boolean addEos) {
+    IntList origin = new IntList();
+    String norm = normalizeMapped(text, origin);
+    origin.add(text.length()); // past the end
+    Scratch s = scratch.get();
+    IntList out = s.out;
+    out.clear();
+    s.unkRunFrom = 0;
+    encodeInto(norm, s, out);
+    int[] body = out.toArray();
+    int n = body.length + (addBos && bosId >= 0 ? 1 : 0) + (addEos && eosId >= 0 ? 1 : 0);
+    int[] ids = new int[n], starts = new int[n];
+    int k = 0;
+    if (addBos && bosId >= 0) ids[k++] = bosId; // start 0
+    int pos = 0, charStart = 0, bytesLeft = 0;
+    for (int i = 0; i < body.length; i++, k++) {
+      int id = body[i];
+      ids[k] = id;
+      if (types[id] == Type.BYTE) {
+        if (bytesLeft == 0) { // the first byte of the character at pos
+          charStart = pos;
+          char c = norm.charAt(pos);
+          boolean pair =
+              Character.isHighSurrogate(c)
+                  && pos + 1 < norm.length()
+                  && Character.isLowSurrogate(norm.charAt(pos + 1));
+          int cp = pair ? norm.codePointAt(pos) : Character.isSurrogate(c) ? 0xFFFD : c;
+          bytesLeft = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+          pos += pair ? 2 : 1;
+        }
+        starts[k] = origin.get(charStart);
+        bytesLeft--;
+      } else if (types[id] == Type.UNKNOWN) {
+        // a run of unknown characters: up to where the next token's piece begins
+        starts[k] = origin.get(pos);
+        String next =
+            i + 1 < body.length && types[body[i + 1]] != Type.BYTE ? pieces[body[i + 1]] : null;
+        pos++;
+        while (pos < norm.length() && (next == null || !norm.startsWith(next, pos))) pos++;
+      } else {
+        if (!norm.startsWith(pieces[id], pos))
+          throw new IllegalStateException(
+              "offsets lost at " + pos + " of '" + norm + "': piece '" + pieces[id] + "'");
+        starts[k] = origin.get(pos);
+        pos += pieces[id].length();
+      }
+    }
+    if (addEos && eosId >= 0) {
+      ids[k] = eosId;
+      starts[k] = text.length();
+    }
+    return new Encoding(ids, starts);
+  }
+
+  /**
+   * {@link #normalize} (kept apart so that encoding's hot path stays as it is; a test checks the
+   * two agree) that also records, for each char of the result, the index in {@code text} it comes
+   * from; the dummy prefix comes from index 0.
+   */
+  String normalizeMapped(String text, IntList origin) {
+    StringBuilder b = new StringBuilder(text.length() + 1);
+    if (removeExtraWhitespaces) {
+      boolean space = true; // drops leading spaces
+      for (int i = 0; i < text.length(); i++) {
+        char c = text.charAt(i);
+        if (c == ' ' && space) continue;
+        b.append(c);
+        origin.add(i);
+        space = c == ' ';
+      }
+      while (!b.isEmpty() && b.charAt(b.length() - 1) == ' ') {
+        b.setLength(b.length() - 1);
+        origin.size--;
+      }
+    } else {
+      b.append(text);
+      for (int i = 0; i < text.length(); i++) origin.add(i);
+    }
+    if (b.isEmpty()) return "";
+    if (addDummyPrefix) {
+      b.insert(0, ' ');
+      int[] shifted = origin.toArray();
+      origin.clear();
+      origin.add(0);
+      for (int o : shifted) origin.add(o);
+    }
+    String t = b.toString();
+    return escapeWhitespaces ? t.replace(' ', SPACE_SYMBOL) : t;
+  }
+
   /**
    * Encodes text that is already in normalized form (whitespace as ▁, no dummy prefix added), as a
    * piece's own text is. {@code encodeNormalized(piece(id))} is {@code [id]} for every piece that

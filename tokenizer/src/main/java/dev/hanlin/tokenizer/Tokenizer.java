@@ -12,6 +12,19 @@ public interface Tokenizer {
   /** The ids of {@code text}, with {@code <s>} before and {@code </s>} after when asked. */
   int[] encode(String text, boolean addBos, boolean addEos);
 
+  /**
+   * Ids with, for each, where in {@code text} (a char index) the text it stands for begins.
+   *
+   * @param ids as {@link #encode} gives them
+   * @param starts {@code <s>} at 0, {@code </s>} at {@code text.length()}; a piece that begins with
+   *     the dummy prefix or a space ▁ at that space (the prefix at 0); each byte-fallback token of
+   *     a character at that character
+   */
+  record Encoding(int[] ids, int[] starts) {}
+
+  /** {@link #encode} with each token's start offset in {@code text}. */
+  Encoding encodeWithOffsets(String text, boolean addBos, boolean addEos);
+
   /** The text of {@code ids}, as SentencePiece's {@code DecodeIds} returns it. */
   String decode(int[] ids);
 

@@ -27,6 +27,29 @@ public final class Tools {
     out.flush();
   }
 
+  /** The files of an HF tokenizer folder, as the trainer and the model tools copy them. */
+  public static final List<String> TOKENIZER_FILES =
+      List.of(
+          "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json");
+
+  /**
+   * Puts the tokenizer at {@code src} (a folder, a {@code tokenizer.model} or a {@code
+   * tokenizer.json}) into the model folder {@code out} as HF tokenizer files.
+   */
+  public static void exportTokenizer(Path src, Path out) throws IOException {
+    if (Files.isDirectory(src)) {
+      for (String f : TOKENIZER_FILES)
+        if (Files.exists(src.resolve(f)))
+          Files.copy(
+              src.resolve(f), out.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    } else if (src.getFileName().toString().endsWith(".model")) {
+      HfTokenizerJson.writeFolder(SentencePieceModel.read(src), out);
+    } else {
+      Files.copy(
+          src, out.resolve("tokenizer.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+  }
+
   /** The lines of a UTF-8 file, one text each. */
   public static List<String> readLines(Path file) {
     try {

@@ -13,9 +13,9 @@ import dev.hanlin.data.TokenDataset;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaConfig;
 import dev.hanlin.model.LlamaModel;
-import dev.hanlin.tokenizer.HfTokenizerJson;
-import dev.hanlin.tokenizer.SentencePieceModel;
+import dev.hanlin.model.VocabResize;
 import dev.hanlin.tokenizer.Tokenizer;
+import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.torch.Autocast;
 import dev.hanlin.torch.Cuda;
 import dev.hanlin.torch.DType;
@@ -288,7 +288,13 @@ public final class Trainer {
     } else {
       m = LlamaModel.init(LlamaConfig.fromJson(modelConfigJson()), cfg.seed(), DType.F32, device);
     }
-    if (tokenizer.vocabSize() > m.config().vocabSize()) m = grow(m);
+    if (tokenizer.vocabSize() > m.config().vocabSize()) {
+      if (cfg.lora() != null)
+        cfg.lora()
+            .requireGrownModulesSaved(
+                m.config().tieWordEmbeddings(), tokenizer.vocabSize(), m.config().vocabSize());
+      m = grow(m);
+    }
     if (cfg.masterWeights() && bf16 && cfg.lora() == null) {
       // the model computes in bf16; the optimizer updates fp32 masters and copies them back
       masters = m.weights();
@@ -331,29 +337,30 @@ public final class Trainer {
   /**
    * Grows the embeddings for a tokenizer larger than the model. When the model folder has the
    * tokenizer it was trained with and the run's tokenizer extends it, each new token starts as the
-   * mean of the tokens its text used to be split into; otherwise as the mean token.
+   * mean of the tokens its text used to be split into ({@link VocabResize}, as {@code --mode
+   * resize-vocab} does); otherwise as the mean token.
    */
   private LlamaModel grow(LlamaModel m) {
     int old = m.config().vocabSize(), size = tokenizer.vocabSize();
-    int[][] rows = new int[size - old][];
-    String how = "the mean of all embeddings";
     Path folder = cfg.modelNameOrPath() == null ? null : Path.of(cfg.modelNameOrPath());
+    LlamaModel grown = null;
     if (folder != null
         && (Files.exists(folder.resolve("tokenizer.model"))
             || Files.exists(folder.resolve("tokenizer.json")))) {
       try {
-        Tokenizer base = Tokenizer.load(folder);
-        if (base.vocabSize() == old) {
-          rows = Tokenizer.baseIdsOfNewPieces(base, tokenizer);
-          how = "the mean of the base tokens each new piece encoded to";
-        }
-      } catch (IllegalArgumentException e) {
-        err.println("the run's tokenizer does not extend the model's (" + e.getMessage() + ")");
+        grown = VocabResize.grow(m, Tokenizer.load(folder), tokenizer);
+      } catch (dev.hanlin.model.ConfigException e) {
+        err.println(e.getMessage());
       }
     }
     err.printf(
-        "tokenizer has %d pieces, the model %d: new embeddings start as %s%n", size, old, how);
-    return m.resizeTokenEmbeddings(size, rows);
+        "tokenizer has %d pieces, the model %d: new embeddings start as %s%n",
+        size,
+        old,
+        grown != null
+            ? "the mean of the base tokens each new piece encoded to"
+            : "the mean of all embeddings");
+    return grown != null ? grown : m.resizeTokenEmbeddings(size);
   }
 
   /** What the optimizer updates: every weight, or with LoRA the adapters and modules to save. */
@@ -748,7 +755,7 @@ public final class Trainer {
         "the trained model, not exported to " + out);
     if (model.lora() != null) {
       Sft.exportAdapter(model.lora(), cfg, out);
-      exportTokenizer(Path.of(cfg.tokenizer()), out);
+      Tools.exportTokenizer(Path.of(cfg.tokenizer()), out);
       err.println("exported a PEFT adapter folder to " + out.toAbsolutePath());
       return;
     }
@@ -756,28 +763,8 @@ public final class Trainer {
     if (bf16)
       m = LlamaModel.fromWeights(model.config().withDtype(DType.BF16), bf16Copies(model.weights()));
     HfCheckpoint.save(m, out, cfg.maxShardSize());
-    exportTokenizer(Path.of(cfg.tokenizer()), out);
+    Tools.exportTokenizer(Path.of(cfg.tokenizer()), out);
     err.println("exported an HF model folder to " + out.toAbsolutePath());
-  }
-
-  static void exportTokenizer(Path src, Path out) throws IOException {
-    if (Files.isDirectory(src)) {
-      for (String f :
-          List.of(
-              "tokenizer.model",
-              "tokenizer.json",
-              "tokenizer_config.json",
-              "special_tokens_map.json")) {
-        if (Files.exists(src.resolve(f)))
-          Files.copy(
-              src.resolve(f), out.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-      }
-    } else if (src.getFileName().toString().endsWith(".model")) {
-      HfTokenizerJson.writeFolder(SentencePieceModel.read(src), out);
-    } else {
-      Files.copy(
-          src, out.resolve("tokenizer.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-    }
   }
 
   public LlamaModel model() {

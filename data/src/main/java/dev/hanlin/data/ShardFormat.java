@@ -40,6 +40,7 @@ import java.util.zip.CRC32C;
  * CRC and token range the first time the chunk is read, so training never uses a token that was not
  * verified and never pays a whole pass over the corpus up front. Version 1 has no chunk table: its
  * whole data CRC is checked once at open instead. {@link ShardReader#verify} checks everything.
+ * Every check throws {@link DataException} on malformed input, naming the file and byte offset.
  */
 final class ShardFormat {
   private ShardFormat() {}

@@ -8,8 +8,6 @@ import dev.hanlin.tokenizer.Tokenizer;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -122,23 +120,25 @@ public final class SftDataset {
   }
 
   private static void readJsonl(Path f, Builder b) throws IOException {
-    try (BufferedReader r =
-        new BufferedReader(new InputStreamReader(open(f), StandardCharsets.UTF_8))) {
+    try (Utf8Reader u = new Utf8Reader(open(f));
+        BufferedReader r = new BufferedReader(u)) {
       long line = 0;
       for (String s; (s = r.readLine()) != null; ) {
         line++;
+        noInvalidUtf8(u, f);
         if (s.isBlank()) continue;
         JsonNode n;
         try (JsonParser p = JSON.createParser(s)) {
           n = p.readValueAsTree();
-          if (p.nextToken() != null) // a second record or stray text on the line: not dropped
-          throw new DataException(
+          if (p.nextToken() != null) { // a second record or stray text on the line: not dropped
+            throw new DataException(
                 f
                     + ":"
                     + line
                     + ": malformed JSON: more after the JSON value at column "
                     + p.currentTokenLocation().getColumnNr()
                     + " (JSON Lines holds one value per line)");
+          }
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
           throw new DataException(f + ":" + line + ": malformed JSON: " + e.getOriginalMessage());
         }
@@ -165,13 +165,15 @@ public final class SftDataset {
   }
 
   private static void readCsv(Path f, Builder b) throws IOException {
-    try (var r = new InputStreamReader(open(f), StandardCharsets.UTF_8)) {
+    try (Utf8Reader r = new Utf8Reader(open(f))) {
       Csv csv = new Csv(r);
       List<String> header = csv.next();
+      noInvalidUtf8(r, f);
       if (header == null) return;
       if (!header.isEmpty() && header.getFirst().startsWith("\uFEFF"))
         header.set(0, header.getFirst().substring(1));
       for (List<String> row; (row = csv.next()) != null; ) {
+        noInvalidUtf8(r, f);
         long line = csv.recordLine();
         if (row.size() == 1 && row.getFirst().isEmpty()) continue;
         if (row.size() != header.size())
@@ -181,6 +183,23 @@ public final class SftDataset {
         for (int i = 0; i < header.size(); i++) m.put(header.get(i), row.get(i));
         b.add(m, f, line);
       }
+    }
+  }
+
+  /**
+   * SFT samples are trained on as they are, so invalid UTF-8 is an error naming where it starts,
+   * not a silent U+FFFD (the .json reader's parser refuses it by itself).
+   */
+  private static void noInvalidUtf8(Utf8Reader r, Path f) {
+    if (r.invalidSequences() > 0) {
+      throw new DataException(
+          f
+              + ":"
+              + r.firstInvalidLine()
+              + ": invalid UTF-8 at byte "
+              + r.firstInvalidByte()
+              + (InputFormat.isGzip(f) ? " (uncompressed)" : "")
+              + "; save the file as UTF-8");
     }
   }
 

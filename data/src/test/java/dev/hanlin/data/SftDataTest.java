@@ -110,6 +110,35 @@ class SftDataTest {
         num.getMessage());
   }
 
+  /** Issue 13 item 9: invalid UTF-8 in SFT data names file:line and byte, in every format. */
+  @Test
+  void invalidUtf8IsAnErrorNamingLineAndByte() throws IOException {
+    byte[] jsonl =
+        "{\"input\": \"a\", \"target\": \"b\"}\n{\"input\": \"a\", \"target\": \"b?\"}\n"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    jsonl[57] = (byte) 0xC3; // the '?' becomes a lone lead byte
+    byte[] csv = "input,target\nx,y\nx,?\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    csv[19] = (byte) 0xFF; // the '?'
+    byte[] json =
+        "[{\"input\": \"a\",\n \"target\": \"?\"}]"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    json[json.length - 4] = (byte) 0xFF;
+    for (var c :
+        List.of(Map.entry("u.jsonl", jsonl), Map.entry("u.csv", csv), Map.entry("u.json", json))) {
+      Path f = Files.write(tmp.resolve(c.getKey()), c.getValue());
+      DataException e =
+          assertThrows(
+              DataException.class, () -> SftDataset.load(List.of(f), bytes, options(Map.of()), 64));
+      String want =
+          switch (c.getKey()) {
+            case "u.jsonl" -> f + ":2: invalid UTF-8 at byte 57";
+            case "u.csv" -> f + ":3: invalid UTF-8 at byte 19";
+            default -> f + ":2: malformed JSON: Invalid UTF-8";
+          };
+      assertTrue(e.getMessage().startsWith(want), e.getMessage());
+    }
+  }
+
   /** Other fields may be anything, and Alpaca's optional input may be null (no input). */
   @Test
   void unreadFieldsAndANullAlpacaInputAreAccepted() throws IOException {

@@ -94,5 +94,25 @@ class CorruptShardRunTest {
       assertFalse(Files.exists(out.resolve("checkpoint-1")), "no step was taken");
       assertFalse(Files.exists(out.resolve("model.safetensors")), "nothing was exported");
     }
+    Files.write(shard, original);
+
+    // A validation shard with a damaged header stops the run too; it used to be dropped silently,
+    // leaving a run without evaluation. (With train_files set, prepare would see the damage and
+    // prepare the source again; a run over prepared data alone, without them, does not.)
+    Path val =
+        data.resolve(manifest.get("sources").get(0).get("validation").get(0).get("file").asText());
+    try (RandomAccessFile f = new RandomAccessFile(val.toFile(), "rw")) {
+      f.seek(16); // the token count
+      int b = f.read();
+      f.seek(16);
+      f.write(b ^ 1);
+    }
+    Path log = tmp.resolve("badval.log");
+    Path yaml = config(tmp, data, tmp.resolve("badval"));
+    Files.writeString(yaml, Files.readString(yaml).replaceAll("(?m)^train_files: .*\n", ""));
+    assertEquals(1, run(yaml, log));
+    String text = Files.readString(log);
+    assertTrue(text.contains("error: corrupt token shard " + val), text);
+    assertTrue(text.contains("header checksum mismatch"), text);
   }
 }

@@ -363,7 +363,9 @@ public final class Prepare {
       }
     }
 
-    /** The shards of {@code e} are all present and sound (cheap header checks). */
+    /**
+     * The shards of {@code e} are all present and sound (header checks; version 1: a full read).
+     */
     private boolean usable(SourceEntry e) {
       List<ShardEntry> all = new ArrayList<>();
       if (e.train() != null) all.addAll(e.train());

@@ -98,6 +98,7 @@ public final class HfTokenizerJson {
     added.forEach((id, a) -> text[id] = a.path("content").asText());
     for (int i = 0; i < size; i++) {
       if (text[i] == null) throw bad(file, "model.vocab", "no token has id " + i);
+      if (text[i].isEmpty()) throw bad(file, "model.vocab", "token " + i + " is empty");
     }
     if (!m.path("merges").isMissingNode() && !m.path("merges").isArray())
       throw bad(file, "model.merges", "not an array");

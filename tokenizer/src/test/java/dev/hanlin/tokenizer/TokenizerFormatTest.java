@@ -136,6 +136,13 @@ class TokenizerFormatTest {
     e = assertThrows(TokenizerFormatException.class, () -> HfTokenizerJson.read(merge));
     assertEquals(merge + ": model.merges[3]: not a pair of strings: [\"▁\"]", e.getMessage());
 
+    tree = (com.fasterxml.jackson.databind.node.ObjectNode) new ObjectMapper().readTree(good);
+    var vocab = (com.fasterxml.jackson.databind.node.ObjectNode) tree.get("model").get("vocab");
+    vocab.put("", vocab.remove("a").asInt());
+    Path empty = json("empty.json", tree.toString());
+    e = assertThrows(TokenizerFormatException.class, () -> HfTokenizerJson.read(empty));
+    assertTrue(e.getMessage().startsWith(empty + ": model.vocab: token "), e.getMessage());
+
     Path root = json("root.json", "[]");
     e = assertThrows(TokenizerFormatException.class, () -> HfTokenizerJson.read(root));
     assertEquals(root + ": (root): not a JSON object", e.getMessage());

@@ -76,6 +76,8 @@ public final class DataLoader implements AutoCloseable {
       throw new DataException("interrupted while waiting for data", e);
     }
     if (o instanceof Failure f) {
+      // A corrupt shard's message already says what and where; keep it as the message.
+      if (f.error() instanceof DataException d) throw new DataException(d.getMessage(), d);
       throw new DataException("the data prefetch thread failed: " + f.error(), f.error());
     }
     Ready r = (Ready) o;

@@ -105,6 +105,15 @@ public final class DocumentReader {
     return text.invalidSequences();
   }
 
+  /**
+   * Where the first malformed UTF-8 sequence was, as {@code "path:line (byte N)"}, or null if none
+   * so far; the byte offset counts decompressed bytes for a gzipped file.
+   */
+  String firstInvalidUtf8() {
+    if (text.invalidSequences() == 0) return null;
+    return path + ":" + text.firstInvalidLine() + " (byte " + text.firstInvalidByte() + ")";
+  }
+
   /** Reads every document into {@code sink}, then closes the file. */
   void readAll(Sink sink) throws IOException {
     try (text) {
@@ -142,8 +151,19 @@ public final class DocumentReader {
         continue;
       }
       JsonNode node;
-      try {
-        node = JSON.readTree(s);
+      try (JsonParser p = JSON.createParser(s)) {
+        node = p.readValueAsTree();
+        // One value per line: anything after it (a second record, stray text) would otherwise be
+        // dropped without a word.
+        if (p.nextToken() != null) {
+          sink.bad(
+              Bad.MALFORMED,
+              line,
+              "more after the JSON value at column "
+                  + p.currentTokenLocation().getColumnNr()
+                  + " (JSON Lines holds one value per line)");
+          continue;
+        }
       } catch (JsonProcessingException e) {
         sink.bad(Bad.MALFORMED, line, e.getOriginalMessage());
         continue;

@@ -363,7 +363,9 @@ public final class Prepare {
       }
     }
 
-    /** The shards of {@code e} are all present and sound (cheap header checks). */
+    /**
+     * The shards of {@code e} are all present and sound (header checks; version 1: a full read).
+     */
     private boolean usable(SourceEntry e) {
       List<ShardEntry> all = new ArrayList<>();
       if (e.train() != null) all.addAll(e.train());
@@ -580,6 +582,13 @@ public final class Prepare {
         throw e;
       }
       flush.run();
+      if (dr.invalidUtf8() > 0 && srcProblems.size() < MAX_SOURCE_PROBLEMS) {
+        srcProblems.add(
+            dr.firstInvalidUtf8()
+                + ": invalid UTF-8, the first of "
+                + dr.invalidUtf8()
+                + " malformed sequences in this file replaced by U+FFFD");
+      }
       long rest = dr.bytesRead() - batch.bytesAtLastFlush;
       put(
           new End(
@@ -778,7 +787,9 @@ public final class Prepare {
       }
       if (total.invalidUtf8() > 0) {
         for (SourceEntry e : done) {
-          if (e.counts().invalidUtf8() > 0 && problems.size() < MAX_PROBLEMS) {
+          // Sources read by this build say where (above); ones from an older manifest only count.
+          boolean located = e.problems().stream().anyMatch(p -> p.contains(": invalid UTF-8,"));
+          if (e.counts().invalidUtf8() > 0 && !located && problems.size() < MAX_PROBLEMS) {
             problems.add(
                 e.path()
                     + ": "

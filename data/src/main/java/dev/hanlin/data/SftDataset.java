@@ -8,8 +8,6 @@ import dev.hanlin.tokenizer.Tokenizer;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -123,19 +121,29 @@ public final class SftDataset {
   }
 
   private static void readJsonl(Path f, Builder b) throws IOException {
-    try (BufferedReader r =
-        new BufferedReader(new InputStreamReader(open(f), StandardCharsets.UTF_8))) {
+    try (Utf8Reader u = new Utf8Reader(open(f));
+        BufferedReader r = new BufferedReader(u)) {
       long line = 0;
       for (String s; (s = r.readLine()) != null; ) {
         line++;
+        noInvalidUtf8(u, f);
         if (s.isBlank()) continue;
         JsonNode n;
-        try {
-          n = JSON.readTree(s);
+        try (JsonParser p = JSON.createParser(s)) {
+          n = p.readValueAsTree();
+          if (p.nextToken() != null) { // a second record or stray text on the line: not dropped
+            throw new DataException(
+                f
+                    + ":"
+                    + line
+                    + ": malformed JSON: more after the JSON value at column "
+                    + p.currentTokenLocation().getColumnNr()
+                    + " (JSON Lines holds one value per line)");
+          }
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
           throw new DataException(f + ":" + line + ": malformed JSON: " + e.getOriginalMessage());
         }
-        b.add(fields(n, f, line), f, line);
+        b.add(fields(n, f, line, b.o), f, line);
       }
     }
   }
@@ -148,7 +156,7 @@ public final class SftDataset {
       while (t != null && t != JsonToken.END_ARRAY) {
         long line = p.currentTokenLocation().getLineNr();
         JsonNode n = JSON.readTree(p);
-        b.add(fields(n, f, line), f, line);
+        b.add(fields(n, f, line, b.o), f, line);
         t = p.nextToken();
       }
     } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -158,13 +166,15 @@ public final class SftDataset {
   }
 
   private static void readCsv(Path f, Builder b) throws IOException {
-    try (var r = new InputStreamReader(open(f), StandardCharsets.UTF_8)) {
+    try (Utf8Reader r = new Utf8Reader(open(f))) {
       Csv csv = new Csv(r);
       List<String> header = csv.next();
+      noInvalidUtf8(r, f);
       if (header == null) return;
       if (!header.isEmpty() && header.getFirst().startsWith("\uFEFF"))
         header.set(0, header.getFirst().substring(1));
       for (List<String> row; (row = csv.next()) != null; ) {
+        noInvalidUtf8(r, f);
         long line = csv.recordLine();
         if (row.size() == 1 && row.getFirst().isEmpty()) continue;
         if (row.size() != header.size())
@@ -177,14 +187,72 @@ public final class SftDataset {
     }
   }
 
-  private static Map<String, String> fields(JsonNode n, Path f, long line) {
+  /**
+   * SFT samples are trained on as they are, so invalid UTF-8 is an error naming where it starts,
+   * not a silent U+FFFD (the .json reader's parser refuses it by itself).
+   */
+  private static void noInvalidUtf8(Utf8Reader r, Path f) {
+    if (r.invalidSequences() > 0) {
+      throw new DataException(
+          f
+              + ":"
+              + r.firstInvalidLine()
+              + ": invalid UTF-8 at byte "
+              + r.firstInvalidByte()
+              + (InputFormat.isGzip(f) ? " (uncompressed)" : "")
+              + "; save the file as UTF-8");
+    }
+  }
+
+  /**
+   * A JSON record's fields as text. The fields the format reads must be strings: a null or a number
+   * there is an error naming file:line and field (a null is not "missing", and 5 is not the text
+   * "5"); the optional input field may also be null (no input). Other fields are kept as JSON.
+   */
+  private static Map<String, String> fields(JsonNode n, Path f, long line, SftOptions o) {
     if (!n.isObject()) throw new DataException(f + ":" + line + ": expected a JSON object");
+    List<String> read = textFields(o);
     Map<String, String> m = new LinkedHashMap<>();
     for (var e : n.properties()) {
       JsonNode v = e.getValue();
-      m.put(e.getKey(), v.isNull() ? null : v.isTextual() ? v.asText() : v.toString());
+      String name = e.getKey();
+      boolean optionalInput = o.kind() == SftOptions.Format.ALPACA && name.equals(o.inputField());
+      if (!v.isTextual() && read.contains(name) && !(v.isNull() && optionalInput)) {
+        throw new DataException(
+            f
+                + ":"
+                + line
+                + ": field '"
+                + name
+                + "' is "
+                + (v.isNull() ? "null" : describe(v))
+                + "; it must be a string");
+      }
+      m.put(name, v.isNull() ? null : v.isTextual() ? v.asText() : v.toString());
     }
     return m;
+  }
+
+  /** The fields that {@code o}'s format reads as text. */
+  private static List<String> textFields(SftOptions o) {
+    return switch (o.kind()) {
+      case TEXT, CHAT -> List.of(o.textField());
+      case PROMPT_RESPONSE -> List.of(o.promptField(), o.responseField());
+      case ALPACA -> List.of(o.instructionField(), o.inputField(), o.outputField());
+    };
+  }
+
+  private static String describe(JsonNode v) {
+    String json = v.toString();
+    String type =
+        switch (v.getNodeType()) {
+          case NUMBER -> "a number";
+          case BOOLEAN -> "a boolean";
+          case ARRAY -> "an array";
+          case OBJECT -> "an object";
+          default -> v.getNodeType().toString().toLowerCase(java.util.Locale.ROOT);
+        };
+    return type + " (" + (json.length() <= 40 ? json : json.substring(0, 40) + "...") + ")";
   }
 
   /** Turns records into examples under the options. */

@@ -10,7 +10,8 @@ import java.util.List;
 /**
  * One split of a prepared dataset as a single token stream: its shards, memory-mapped, in manifest
  * order. Opening checks that prepare finished, that the tokenizer is the run's, and each shard's
- * header; the tokens are never copied until a block is assembled.
+ * header; the tokens are never copied until a block is assembled, and each shard verifies a chunk
+ * of tokens the first time it is read ({@link ShardReader}).
  */
 public final class TokenDataset implements AutoCloseable {
   private final Manifest manifest;
@@ -71,6 +72,21 @@ public final class TokenDataset implements AutoCloseable {
     } catch (IOException | RuntimeException e) {
       for (ShardReader r : readers) r.close();
       throw e;
+    }
+    long legacy = readers.stream().filter(r -> r.formatVersion() == ShardFormat.VERSION_1).count();
+    if (legacy > 0) {
+      System.err.println(
+          "note: "
+              + legacy
+              + " of "
+              + readers.size()
+              + " "
+              + split
+              + " shards in "
+              + dir
+              + " are format version 1, without per-chunk checksums, so each was read whole at"
+              + " open to check it; run --mode prepare again to have them checked as they are"
+              + " read");
     }
     return new TokenDataset(m, readers);
   }

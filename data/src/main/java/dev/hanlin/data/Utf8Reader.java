@@ -12,7 +12,8 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * Decodes UTF-8, replacing every malformed sequence with U+FFFD and counting it, so that invalid
- * input is neither fatal nor silent. A leading byte-order mark is dropped.
+ * input is neither fatal nor silent; the first one's line and byte offset are kept for the report.
+ * A leading byte-order mark is dropped.
  */
 final class Utf8Reader extends Reader {
   private final InputStream in;
@@ -28,6 +29,10 @@ final class Utf8Reader extends Reader {
   private boolean pendingReplacement;
   private boolean first = true;
   private long invalid;
+  private long base; // bytes of the input before bb's first byte
+  private long lines; // newlines decoded in the fills before the current one
+  private long firstInvalidLine;
+  private long firstInvalidByte = -1;
 
   Utf8Reader(InputStream in) {
     this.in = in;
@@ -38,6 +43,16 @@ final class Utf8Reader extends Reader {
   /** Malformed UTF-8 sequences replaced so far. */
   long invalidSequences() {
     return invalid;
+  }
+
+  /** The 1-based line of the first malformed sequence (lines end at \n), or 0 if none. */
+  long firstInvalidLine() {
+    return firstInvalidLine;
+  }
+
+  /** The byte offset in the (decompressed) input of the first malformed sequence, or -1. */
+  long firstInvalidByte() {
+    return firstInvalidByte;
   }
 
   @Override
@@ -69,6 +84,10 @@ final class Utf8Reader extends Reader {
       if (!eof && bb.remaining() < 8) readMore();
       CoderResult r = dec.decode(bb, cb, eof);
       if (r.isError()) {
+        if (invalid == 0) {
+          firstInvalidByte = base + bb.position();
+          firstInvalidLine = lines + newlines(cb.array(), 0, cb.position()) + 1;
+        }
         invalid++;
         bb.position(bb.position() + r.length());
         if (cb.hasRemaining()) {
@@ -88,10 +107,18 @@ final class Utf8Reader extends Reader {
       }
     }
     cb.flip();
+    lines += newlines(cb.array(), 0, cb.limit());
     return cb.hasRemaining();
   }
 
+  private static long newlines(char[] a, int from, int to) {
+    long n = 0;
+    for (int i = from; i < to; i++) if (a[i] == '\n') n++;
+    return n;
+  }
+
   private void readMore() throws IOException {
+    base += bb.position();
     bb.compact();
     int r = in.read(bb.array(), bb.position(), bb.remaining());
     if (r < 0) eof = true;

@@ -142,6 +142,76 @@ class DocumentReaderTest {
     assertTrue(r.bad().get(2).startsWith("MISSING_FIELD@4"), r.bad().toString());
   }
 
+  /** Issue 13 item 5: a second value or stray text after the first one on a line. */
+  @Test
+  void contentAfterTheFirstJsonValueOnALineIsMalformed() throws Exception {
+    Path p =
+        Fixtures.write(
+            dir.resolve("a.jsonl"),
+            "{\"text\":\"A\"}{\"text\":\"B\"}\n{\"text\":\"x\"} xyz\n{\"text\":\"y\"}  \n"
+                + "{\"text\":\"z\"} 7\n");
+    Read r = read(p, LINES);
+    assertEquals(List.of("y"), r.texts());
+    assertEquals(3, r.bad().size(), r.bad().toString());
+    assertEquals(
+        "MALFORMED@1: more after the JSON value at column 13 (JSON Lines holds one value per"
+            + " line)",
+        r.bad().get(0));
+    assertTrue(r.bad().get(1).startsWith("MALFORMED@2: "), r.bad().toString());
+    assertTrue(
+        r.bad().get(2).startsWith("MALFORMED@4: more after the JSON value"), r.bad().toString());
+  }
+
+  /** Issue 13 item 9: the first invalid UTF-8 sequence is located by line and byte. */
+  @Test
+  void firstInvalidUtf8IsLocatedByLineAndByte() throws Exception {
+    byte[] head = "好\nfine\nok".getBytes(java.nio.charset.StandardCharsets.UTF_8); // 11 bytes
+    byte[] bytes = java.util.Arrays.copyOf(head, head.length + 4);
+    bytes[head.length] = (byte) 0xFF;
+    bytes[head.length + 1] = '\n';
+    bytes[head.length + 2] = (byte) 0xFE;
+    bytes[head.length + 3] = '\n';
+    for (String name : new String[] {"bad.txt", "bad.txt.gz"}) {
+      Path p = dir.resolve(name);
+      if (name.endsWith(".gz")) {
+        try (var o = new java.util.zip.GZIPOutputStream(Files.newOutputStream(p))) {
+          o.write(bytes);
+        }
+      } else Files.write(p, bytes);
+      DocumentReader dr = new DocumentReader(p, LINES);
+      List<String> docs = new ArrayList<>();
+      dr.readAll(
+          new DocumentReader.Sink() {
+            @Override
+            public void document(String text, long line) {
+              docs.add(text);
+            }
+
+            @Override
+            public void bad(DocumentReader.Bad kind, long line, String detail) {}
+          });
+      assertEquals(List.of("好", "fine", "ok\uFFFD", "\uFFFD"), docs);
+      assertEquals(2, dr.invalidUtf8());
+      assertEquals(p + ":3 (byte 11)", dr.firstInvalidUtf8());
+    }
+    // Past the decoder's 64 KiB buffers too.
+    byte[] big = new byte[200_001];
+    java.util.Arrays.fill(big, (byte) 'a');
+    for (int i = 999; i < big.length; i += 1000) big[i] = '\n';
+    big[150_500] = (byte) 0x80;
+    Path p = Files.write(dir.resolve("big.txt"), big);
+    DocumentReader dr = new DocumentReader(p, LINES);
+    dr.readAll(
+        new DocumentReader.Sink() {
+          @Override
+          public void document(String text, long line) {}
+
+          @Override
+          public void bad(DocumentReader.Bad kind, long line, String detail) {}
+        });
+    assertEquals(p + ":151 (byte 150500)", dr.firstInvalidUtf8());
+  }
+
   @Test
   void brokenJsonArrayStopsWithOneMalformedRecord() throws Exception {
     Path p = Fixtures.write(dir.resolve("a.json"), "[{\"text\": \"ok\"},\n{\"text\": oops}]");

@@ -172,6 +172,15 @@ class PrepareTest {
     assertTrue(r.manifest().problems().stream().anyMatch(p -> p.startsWith(bad + ":4: ")));
     assertTrue(r.manifest().problems().stream().anyMatch(p -> p.startsWith(bad + ":5: ")));
     assertTrue(r.summary().contains("invalid UTF-8 sequences replaced 1"), r.summary());
+    String badTxt = dir.resolve("bad.txt").toString();
+    assertTrue(
+        r.manifest()
+            .problems()
+            .contains(
+                badTxt
+                    + ":1 (byte 2): invalid UTF-8, the first of 1 malformed sequences in this file"
+                    + " replaced by U+FFFD"),
+        r.manifest().problems().toString());
     assertTrue(r.summary().contains("empty documents skipped 3"), r.summary());
     assertTrue(r.summary().contains(bad + ":4: malformed record"), r.summary());
     assertEquals(

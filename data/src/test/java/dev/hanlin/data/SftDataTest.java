@@ -85,6 +85,100 @@ class SftDataTest {
     assertTrue(csv.getMessage().contains("bad.csv:2: missing field 'target'"), csv.getMessage());
   }
 
+  /** Issue 13 item 9: a null target is not "missing", and a number is not text. */
+  @Test
+  void nullAndNonStringFieldsAreNamedWithTheirType() {
+    DataException nul =
+        assertThrows(
+            DataException.class,
+            () -> load("n.jsonl", "{\"input\": \"a\", \"target\": null}\n", Map.of(), 64));
+    assertTrue(
+        nul.getMessage().contains("n.jsonl:1: field 'target' is null; it must be a string"),
+        nul.getMessage());
+    DataException num =
+        assertThrows(
+            DataException.class,
+            () ->
+                load(
+                    "m.json",
+                    "[{\"input\": \"a\", \"target\": \"b\"},\n {\"input\": \"a\", \"target\": 5}]",
+                    Map.of(),
+                    64));
+    assertTrue(
+        num.getMessage().contains("m.json:2: field 'target' is a number (5); it must be a string"),
+        num.getMessage());
+  }
+
+  /** Issue 13 item 9: invalid UTF-8 in SFT data names file:line and byte, in every format. */
+  @Test
+  void invalidUtf8IsAnErrorNamingLineAndByte() throws IOException {
+    byte[] jsonl =
+        "{\"input\": \"a\", \"target\": \"b\"}\n{\"input\": \"a\", \"target\": \"b?\"}\n"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    jsonl[57] = (byte) 0xC3; // the '?' becomes a lone lead byte
+    byte[] csv = "input,target\nx,y\nx,?\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    csv[19] = (byte) 0xFF; // the '?'
+    byte[] json =
+        "[{\"input\": \"a\",\n \"target\": \"?\"}]"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    json[json.length - 4] = (byte) 0xFF;
+    for (var c :
+        List.of(Map.entry("u.jsonl", jsonl), Map.entry("u.csv", csv), Map.entry("u.json", json))) {
+      Path f = Files.write(tmp.resolve(c.getKey()), c.getValue());
+      DataException e =
+          assertThrows(
+              DataException.class, () -> SftDataset.load(List.of(f), bytes, options(Map.of()), 64));
+      String want =
+          switch (c.getKey()) {
+            case "u.jsonl" -> f + ":2: invalid UTF-8 at byte 57";
+            case "u.csv" -> f + ":3: invalid UTF-8 at byte 19";
+            default -> f + ":2: malformed JSON: Invalid UTF-8";
+          };
+      assertTrue(e.getMessage().startsWith(want), e.getMessage());
+    }
+  }
+
+  /** Other fields may be anything, and Alpaca's optional input may be null (no input). */
+  @Test
+  void unreadFieldsAndANullAlpacaInputAreAccepted() throws IOException {
+    SftDataset d =
+        load(
+            "a.jsonl",
+            "{\"id\": 7, \"input\": \"hi\", \"target\": \"ok\", \"tags\": null}\n",
+            Map.of(),
+            64);
+    assertEquals(1, d.size());
+    SftDataset alpaca =
+        load(
+            "b.jsonl",
+            "{\"instruction\": \"hi\", \"input\": null, \"output\": \"ok\"}\n",
+            Map.of("format", "alpaca"),
+            256);
+    assertEquals(1, alpaca.size());
+  }
+
+  /** Issue 13 item 5: JSON Lines holds one value per line; a second one is not dropped. */
+  @Test
+  void contentAfterTheJsonValueOnALineIsAnError() {
+    DataException e =
+        assertThrows(
+            DataException.class,
+            () ->
+                load(
+                    "t.jsonl",
+                    "{\"input\": \"a\", \"target\": \"b\"}\n{\"input\":\"A\",\"target\":\"B\"}{\"input\":\"C\",\"target\":\"D\"}\n",
+                    Map.of(),
+                    64));
+    assertTrue(
+        e.getMessage().contains("t.jsonl:2: malformed JSON: more after the JSON value at column"),
+        e.getMessage());
+    DataException junk =
+        assertThrows(
+            DataException.class,
+            () -> load("u.jsonl", "{\"input\": \"a\", \"target\": \"b\"} xyz\n", Map.of(), 64));
+    assertTrue(junk.getMessage().contains("u.jsonl:1: malformed JSON"), junk.getMessage());
+  }
+
   @Test
   void textFormatTrainsEverythingAndIsTruncated() throws IOException {
     SftDataset d =

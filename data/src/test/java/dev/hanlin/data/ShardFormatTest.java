@@ -44,7 +44,9 @@ class ShardFormatTest {
         assertArrayEquals(new long[] {5, big, 2, 1}, t.toLongArray());
         r.verify(1, 2);
       }
-      assertEquals(ShardFormat.fileSize(7, 2, ShardFormat.widthFor(vocab)), Files.size(p));
+      assertEquals(
+          ShardFormat.fileSize(7, 2, ShardFormat.widthFor(vocab), ShardFormat.CHUNK_BYTES),
+          Files.size(p));
     }
   }
 

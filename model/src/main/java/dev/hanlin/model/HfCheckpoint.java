@@ -37,6 +37,9 @@ public final class HfCheckpoint {
     LlamaConfig config = LlamaConfig.read(dir.resolve("config.json"));
     Map<String, Tensor> weights = new LinkedHashMap<>();
     var expected = LlamaModel.expectedShapes(config).keySet();
+    // Tensors the config has no place for (e.g. layer 1 under num_hidden_layers: 1) are an error,
+    // not dropped: a model that silently loses layers still generates and evaluates.
+    Map<String, String> unexpected = new java.util.TreeMap<>(); // name -> file
     boolean hasSafetensors =
         Files.exists(dir.resolve(ShardedCheckpoint.SINGLE_FILE))
             || Files.exists(dir.resolve(ShardedCheckpoint.INDEX_FILE));
@@ -46,7 +49,7 @@ public final class HfCheckpoint {
         for (String name : ck.names()) {
           if (skippable(name, config)) continue;
           if (!expected.contains(name)) {
-            weights.put(name, null); // reported as unexpected below
+            unexpected.put(name, ck.fileOf(name).path().getFileName().toString());
             continue;
           }
           try (Scope s = Scope.open()) {
@@ -57,7 +60,15 @@ public final class HfCheckpoint {
     } else if (Files.exists(bin) || Files.exists(dir.resolve(BIN_INDEX))) {
       for (Path file : binFiles(dir)) {
         for (var e : TorchPickle.loadStateDict(file).entrySet()) {
-          if (skippable(e.getKey(), config)) continue;
+          if (skippable(e.getKey(), config)) {
+            e.getValue().release();
+            continue;
+          }
+          if (!expected.contains(e.getKey())) {
+            unexpected.put(e.getKey(), file.getFileName().toString());
+            e.getValue().release();
+            continue;
+          }
           try (Scope s = Scope.open()) {
             weights.put(e.getKey(), e.getValue().to(device, dtype, false).retain());
           }
@@ -69,12 +80,40 @@ public final class HfCheckpoint {
           dir
               + ": no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)");
     }
-    weights.values().removeIf(java.util.Objects::isNull);
+    if (!unexpected.isEmpty()) {
+      weights.values().forEach(Tensor::release);
+      throw new ConfigException(unexpectedMessage(dir, config, unexpected));
+    }
     try {
       return LlamaModel.fromWeights(config.withDtype(dtype), weights);
     } catch (ConfigException e) {
       throw new ConfigException(dir + ": " + e.getMessage(), e);
     }
+  }
+
+  /** Names the first few unexpected tensors with their files, and what config.json says. */
+  private static String unexpectedMessage(
+      Path dir, LlamaConfig config, Map<String, String> unexpected) {
+    StringBuilder b = new StringBuilder();
+    int shown = 0;
+    for (var e : unexpected.entrySet()) {
+      if (shown++ == 6) {
+        b.append(" and ").append(unexpected.size() - 6).append(" more");
+        break;
+      }
+      b.append(shown == 1 ? "" : ", ").append(e.getKey()).append(" (").append(e.getValue());
+      b.append(')');
+    }
+    return dir
+        + ": "
+        + unexpected.size()
+        + " tensor(s) that config.json (num_hidden_layers "
+        + config.numHiddenLayers()
+        + ", vocab_size "
+        + config.vocabSize()
+        + ") has no place for: "
+        + b
+        + "; the config does not describe these weights";
   }
 
   static final String BIN_INDEX = "pytorch_model.bin.index.json";

@@ -58,6 +58,48 @@ class CheckpointTest {
     assertTrue(z.getMessage().contains("plain.bin"), z.getMessage());
   }
 
+  /**
+   * config.json with fewer layers than the weights hold (issue 13 item 2): the extra layer is an
+   * error naming its tensors and file, for safetensors and pytorch_model.bin alike, not dropped.
+   */
+  @Test
+  void tensorsTheConfigHasNoPlaceForAreAnError(@TempDir Path tmp) throws Exception {
+    for (String src : List.of("mha", "mha_bin")) {
+      Path dir = tmp.resolve(src);
+      Files.createDirectories(dir);
+      try (var files = Files.list(PARITY.resolve(src))) {
+        for (Path f : files.toList()) Files.copy(f, dir.resolve(f.getFileName()));
+      }
+      Path config = dir.resolve("config.json");
+      String json = Files.readString(config);
+      assertTrue(json.contains("\"num_hidden_layers\": 2"), json);
+      Files.writeString(
+          config, json.replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"));
+      var e =
+          assertThrows(ConfigException.class, () -> HfCheckpoint.load(dir, DType.F32, Device.CPU));
+      String file = src.equals("mha") ? "model.safetensors" : "pytorch_model.bin";
+      assertTrue(e.getMessage().contains(dir.toString()), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("model.layers.1.input_layernorm.weight (" + file + ")"),
+          e.getMessage());
+      assertTrue(e.getMessage().contains("num_hidden_layers 1"), e.getMessage());
+    }
+  }
+
+  /** HF's own leftovers (rotary inv_freq buffers) are still accepted, as transformers does. */
+  @Test
+  void rotaryInvFreqBuffersAreStillIgnored(@TempDir Path tmp) throws Exception {
+    LlamaModel m = HfCheckpoint.load(PARITY.resolve("mha"), DType.F32, Device.CPU);
+    var w = new LinkedHashMap<String, Tensor>(m.weights());
+    try (Scope s = Scope.open()) {
+      w.put("model.layers.0.self_attn.rotary_emb.inv_freq", Torch.ones(DType.F32, Device.CPU, 8));
+      dev.hanlin.torch.safetensors.ShardedCheckpoint.save(tmp, w, Long.MAX_VALUE);
+    }
+    Files.copy(PARITY.resolve("mha/config.json"), tmp.resolve("config.json"));
+    LlamaModel back = HfCheckpoint.load(tmp, DType.F32, Device.CPU);
+    assertEquals(m.weights().keySet(), back.weights().keySet());
+  }
+
   @Test
   void bf16LoadStaysCloseToFp32() throws Exception {
     LlamaModel m = HfCheckpoint.load(PARITY.resolve("gqa"), DType.BF16, Device.CPU);

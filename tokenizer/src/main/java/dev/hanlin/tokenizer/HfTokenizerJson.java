@@ -1,5 +1,7 @@
 package dev.hanlin.tokenizer;
 
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -33,51 +35,92 @@ public final class HfTokenizerJson {
 
   private HfTokenizerJson() {}
 
-  /** Reads a tokenizer.json with a BPE model into a SentencePiece model of the same behaviour. */
-  public static SentencePieceModel read(Path file) {
+  /**
+   * Reads a tokenizer.json with a BPE model into a SentencePiece model of the same behaviour.
+   * Throws {@link TokenizerFormatException} on malformed input, naming the file and the byte offset
+   * (JSON syntax) or the key (a wrong value), and no other exception.
+   */
+  public static SentencePieceModel read(Path file) throws IOException {
     JsonNode root;
     try {
       root = JSON.readTree(file.toFile());
+    } catch (JsonProcessingException e) {
+      JsonLocation at = e.getLocation();
+      long offset = at == null ? -1 : Math.max(at.getByteOffset(), at.getCharOffset());
+      throw new TokenizerFormatException(
+          file
+              + (at == null
+                  ? ""
+                  : " at byte "
+                      + offset
+                      + " (line "
+                      + at.getLineNr()
+                      + ", column "
+                      + at.getColumnNr()
+                      + ")")
+              + ": malformed JSON: "
+              + e.getOriginalMessage(),
+          e);
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot read " + file, e);
+      throw new IOException("cannot read " + file + ": " + e.getMessage(), e);
     }
+    if (root == null || !root.isObject()) throw bad(file, "(root)", "not a JSON object");
     JsonNode m = root.path("model");
     if (!"BPE".equals(m.path("type").asText())) {
-      throw new IllegalArgumentException(
-          file + ": model.type is '" + m.path("type").asText() + "', only BPE is supported");
+      throw bad(file, "model.type", "'" + m.path("type").asText() + "', only BPE is supported");
     }
+    if (!m.path("vocab").isObject()) throw bad(file, "model.vocab", "not an object");
+    JsonNode addedTokens = root.path("added_tokens");
+    if (!addedTokens.isMissingNode() && !addedTokens.isArray())
+      throw bad(file, "added_tokens", "not an array");
+    // Ids run 0..n-1 over the vocabulary and the added tokens; one outside is an error before any
+    // array is sized by it.
+    int limit = m.path("vocab").size() + addedTokens.size();
     Map<String, Integer> vocab = new HashMap<>();
     int size = 0;
     for (Iterator<Map.Entry<String, JsonNode>> it = m.path("vocab").fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
-      vocab.put(e.getKey(), e.getValue().asInt());
-      size = Math.max(size, e.getValue().asInt() + 1);
+      int id = id(file, "model.vocab[\"" + e.getKey() + "\"]", e.getValue(), limit);
+      vocab.put(e.getKey(), id);
+      size = Math.max(size, id + 1);
     }
     Map<Integer, JsonNode> added = new HashMap<>();
-    for (JsonNode a : root.path("added_tokens")) {
-      added.put(a.path("id").asInt(), a);
-      size = Math.max(size, a.path("id").asInt() + 1);
+    int k = 0;
+    for (JsonNode a : addedTokens) {
+      String key = "added_tokens[" + k++ + "]";
+      int id = id(file, key + ".id", a.path("id"), limit);
+      if (!a.path("content").isTextual()) throw bad(file, key + ".content", "not a string");
+      added.put(id, a);
+      size = Math.max(size, id + 1);
     }
     String[] text = new String[size];
-    vocab.forEach((k, v) -> text[v] = k);
+    vocab.forEach((t, v) -> text[v] = t);
     added.forEach((id, a) -> text[id] = a.path("content").asText());
     for (int i = 0; i < size; i++) {
-      if (text[i] == null) throw new IllegalArgumentException(file + ": no token has id " + i);
+      if (text[i] == null) throw bad(file, "model.vocab", "no token has id " + i);
+      if (text[i].isEmpty()) throw bad(file, "model.vocab", "token " + i + " is empty");
     }
+    if (!m.path("merges").isMissingNode() && !m.path("merges").isArray())
+      throw bad(file, "model.merges", "not an array");
     float[] score = new float[size];
     Arrays.fill(score, Float.NaN);
     int rank = 0;
     for (JsonNode mg : m.path("merges")) {
+      String key = "model.merges[" + rank + "]";
       String l, r;
       if (mg.isArray()) {
+        if (mg.size() != 2 || !mg.get(0).isTextual() || !mg.get(1).isTextual())
+          throw bad(file, key, "not a pair of strings: " + abbreviate(mg.toString()));
         l = mg.get(0).asText();
         r = mg.get(1).asText();
-      } else {
+      } else if (mg.isTextual()) {
         String s = mg.asText();
         int sp = s.indexOf(' ', 1);
-        if (sp < 0) throw new IllegalArgumentException(file + ": bad merge '" + s + "'");
+        if (sp < 0) throw bad(file, key, "'" + abbreviate(s) + "' is not 'left right'");
         l = s.substring(0, sp);
         r = s.substring(sp + 1);
+      } else {
+        throw bad(file, key, "not a string or a pair: " + abbreviate(mg.toString()));
       }
       Integer id = vocab.get(l + r);
       if (id != null && Float.isNaN(score[id])) score[id] = -rank;
@@ -109,9 +152,32 @@ public final class HfTokenizerJson {
       if (Float.isNaN(s)) s = type == Type.NORMAL ? -(rank + id) : 0f;
       pieces.add(new Piece(t, s, type));
     }
-    if (unk < 0)
-      throw new IllegalArgumentException(file + ": unk_token " + unkToken + " not found");
+    if (unk < 0) throw bad(file, "model.unk_token", "'" + unkToken + "' is not a token");
     return SentencePieceModel.llamaStyle(pieces, unk, bos, eos, byteFallback, hasDummyPrefix(root));
+  }
+
+  private static TokenizerFormatException bad(Path file, String key, String problem) {
+    return new TokenizerFormatException(file + ": " + key + ": " + problem);
+  }
+
+  /** A token id: an integer in [0, limit). */
+  private static int id(Path file, String key, JsonNode v, int limit)
+      throws TokenizerFormatException {
+    if (!v.canConvertToInt() || !v.isIntegralNumber() || v.asInt() < 0 || v.asInt() >= limit) {
+      throw bad(
+          file,
+          key,
+          "id "
+              + abbreviate(v.toString())
+              + " is not an integer in 0.."
+              + (limit - 1)
+              + " (ids run over the vocabulary and the added tokens)");
+    }
+    return v.asInt();
+  }
+
+  private static String abbreviate(String s) {
+    return s.length() <= 40 ? s : s.substring(0, 40) + "...";
   }
 
   private static boolean hasDummyPrefix(JsonNode root) {

@@ -7,12 +7,18 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A SentencePiece {@code ModelProto} ({@code tokenizer.model}): the pieces with their scores and
  * types, and the trainer and normalizer settings that change how text is encoded. Fields Hanlin
  * does not interpret are kept as read, so {@link #withPieces} writes back everything else
  * unchanged.
+ *
+ * <p>{@link #read} and {@link #parse} throw {@link TokenizerFormatException} on malformed input,
+ * and no other exception, naming the file and byte offset: a broken wire format, a field of the
+ * wrong wire type, an unknown piece type, a piece without text, a special id outside the
+ * vocabulary.
  *
  * @param pieces the vocabulary in id order
  * @param trainer {@code trainer_spec} fields as read
@@ -31,15 +37,16 @@ public record SentencePieceModel(
     UNUSED,
     BYTE;
 
-    static Type ofProto(int v, String what) {
-      return switch (v) {
+    static Type ofProto(Field f, String what) throws TokenizerFormatException {
+      return switch ((int) f.bits()) {
         case 1 -> NORMAL;
         case 2 -> UNKNOWN;
         case 3 -> CONTROL;
         case 4 -> USER_DEFINED;
         case 5 -> UNUSED;
         case 6 -> BYTE;
-        default -> throw new IllegalArgumentException(what + ": unknown piece type " + v);
+        default ->
+            throw TokenizerFormatException.at(what, f.offset(), "unknown piece type " + f.bits());
       };
     }
   }
@@ -65,16 +72,19 @@ public record SentencePieceModel(
   }
 
   /** Reads a {@code tokenizer.model} file. */
-  public static SentencePieceModel read(Path file) {
+  public static SentencePieceModel read(Path file) throws IOException {
+    byte[] bytes;
     try {
-      return parse(Files.readAllBytes(file), file.toString());
+      bytes = Files.readAllBytes(file);
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot read " + file, e);
+      throw new IOException("cannot read " + file + ": " + e.getMessage(), e);
     }
+    return parse(bytes, file.toString());
   }
 
   /** Parses a serialized {@code ModelProto}; {@code what} names the source in errors. */
-  public static SentencePieceModel parse(byte[] bytes, String what) {
+  public static SentencePieceModel parse(byte[] bytes, String what)
+      throws TokenizerFormatException {
     List<Piece> pieces = new ArrayList<>();
     List<Field> trainer = List.of();
     List<Field> normalizer = List.of();
@@ -83,31 +93,89 @@ public record SentencePieceModel(
       switch (f.number()) {
         case MODEL_PIECES -> {
           String w = what + ": piece " + pieces.size();
+          expect(f, Protobuf.LEN, what + ": pieces");
           String text = null;
           float score = 0;
           Type type = Type.NORMAL;
-          for (Field pf : Protobuf.parse(f.bytes(), 0, f.bytes().length, w)) {
+          for (Field pf : Protobuf.parseNested(f, w)) {
             switch (pf.number()) {
-              case 1 -> text = pf.asString();
-              case 2 -> score = pf.asFloat();
-              case 3 -> type = Type.ofProto(pf.asInt(), w);
+              case 1 -> text = expect(pf, Protobuf.LEN, w + " text").asString();
+              case 2 -> score = expect(pf, Protobuf.FIXED32, w + " score").asFloat();
+              case 3 -> type = Type.ofProto(expect(pf, Protobuf.VARINT, w + " type"), w);
               default -> {}
             }
           }
           if (text == null || text.isEmpty())
-            throw new IllegalArgumentException(w + " has no text");
+            throw TokenizerFormatException.at(w, f.offset(), "the piece has no text");
           pieces.add(new Piece(text, score, type));
         }
-        case MODEL_TRAINER -> trainer = Protobuf.parse(f.bytes(), 0, f.bytes().length, what);
-        case MODEL_NORMALIZER -> normalizer = Protobuf.parse(f.bytes(), 0, f.bytes().length, what);
+        case MODEL_TRAINER ->
+            trainer = checked(f, what + ": trainer_spec", TRAINER_LEN, TRAINER_VARINT);
+        case MODEL_NORMALIZER ->
+            normalizer = checked(f, what + ": normalizer_spec", NORMALIZER_LEN, NORMALIZER_VARINT);
         case MODEL_SELF_TEST -> {} // self-test samples are only valid for the vocabulary they came
         // with
         default -> other.add(f);
       }
     }
     if (pieces.isEmpty())
-      throw new IllegalArgumentException(what + ": no pieces (not a tokenizer.model?)");
-    return new SentencePieceModel(pieces, trainer, normalizer, other);
+      throw TokenizerFormatException.at(what, 0, "no pieces (not a tokenizer.model?)");
+    var m = new SentencePieceModel(pieces, trainer, normalizer, other);
+    checkId(m, T_UNK_ID, m.unkId(), false, what);
+    checkId(m, T_BOS_ID, m.bosId(), true, what);
+    checkId(m, T_EOS_ID, m.eosId(), true, what);
+    checkId(m, T_PAD_ID, (int) m.trainerLong(T_PAD_ID, -1), true, what);
+    return m;
+  }
+
+  // The fields this class interprets, by the wire type they must have.
+  private static final Set<Integer> TRAINER_LEN = Set.of(T_UNK_SURFACE);
+  private static final Set<Integer> TRAINER_VARINT =
+      Set.of(
+          T_MODEL_TYPE,
+          T_VOCAB_SIZE,
+          T_WS_SUFFIX,
+          T_SPLIT_DIGITS,
+          T_BYTE_FALLBACK,
+          T_UNK_ID,
+          T_BOS_ID,
+          T_EOS_ID,
+          T_PAD_ID);
+  private static final Set<Integer> NORMALIZER_LEN = Set.of(N_NAME, N_CHARSMAP);
+  private static final Set<Integer> NORMALIZER_VARINT =
+      Set.of(N_DUMMY_PREFIX, N_EXTRA_WS, N_ESCAPE_WS);
+
+  /** A nested message whose interpreted fields have the right wire types. */
+  private static List<Field> checked(Field f, String what, Set<Integer> len, Set<Integer> varint)
+      throws TokenizerFormatException {
+    expect(f, Protobuf.LEN, what);
+    List<Field> fields = Protobuf.parseNested(f, what);
+    for (Field x : fields) {
+      if (len.contains(x.number())) expect(x, Protobuf.LEN, what + " field " + x.number());
+      if (varint.contains(x.number())) expect(x, Protobuf.VARINT, what + " field " + x.number());
+    }
+    return fields;
+  }
+
+  private static Field expect(Field f, int wireType, String what) throws TokenizerFormatException {
+    if (f.wireType() != wireType) {
+      throw TokenizerFormatException.at(
+          what, f.offset(), "wire type " + f.wireType() + ", expected " + wireType);
+    }
+    return f;
+  }
+
+  /** A special id from trainer_spec is a piece (or -1 where the id is optional). */
+  private static void checkId(
+      SentencePieceModel m, int field, int id, boolean optional, String what)
+      throws TokenizerFormatException {
+    if ((optional && id == -1) || (id >= 0 && id < m.pieces().size())) return;
+    long offset = 0;
+    for (Field f : m.trainer()) if (f.number() == field) offset = f.offset();
+    throw TokenizerFormatException.at(
+        what + ": trainer_spec field " + field,
+        offset,
+        "special id " + id + " is not a piece (" + m.pieces().size() + " pieces)");
   }
 
   /** A Llama-style model (BPE, byte fallback, dummy prefix, identity normalizer) for pieces. */

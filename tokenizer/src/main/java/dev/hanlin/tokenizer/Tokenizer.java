@@ -1,5 +1,7 @@
 package dev.hanlin.tokenizer;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -45,6 +47,9 @@ public interface Tokenizer {
   /**
    * Loads a {@code tokenizer.model}, a {@code tokenizer.json}, or a folder holding either (the
    * {@code tokenizer.model} wins when both are there, since it keeps SentencePiece's scores).
+   * Throws {@link IllegalArgumentException} when there is no such file, and {@link
+   * UncheckedIOException} for one that cannot be read or is malformed (its cause then a {@link
+   * TokenizerFormatException} naming the file and offset).
    */
   static Tokenizer load(Path path) {
     if (Files.isDirectory(path)) {
@@ -58,10 +63,21 @@ public interface Tokenizer {
     if (!Files.isRegularFile(path)) {
       throw new IllegalArgumentException("tokenizer not found: " + path.toAbsolutePath());
     }
-    if (path.getFileName().toString().endsWith(".json")) {
-      return new BpeTokenizer(HfTokenizerJson.read(path));
+    SentencePieceModel model;
+    try {
+      model =
+          path.getFileName().toString().endsWith(".json")
+              ? HfTokenizerJson.read(path)
+              : SentencePieceModel.read(path);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e.getMessage(), e);
     }
-    return new BpeTokenizer(SentencePieceModel.read(path));
+    try {
+      return new BpeTokenizer(model);
+    } catch (IllegalArgumentException e) { // a duplicate piece, no unknown piece, unsupported type
+      TokenizerFormatException bad = new TokenizerFormatException(path + ": " + e.getMessage(), e);
+      throw new UncheckedIOException(bad.getMessage(), bad);
+    }
   }
 
   /**

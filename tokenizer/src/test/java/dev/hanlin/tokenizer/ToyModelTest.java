@@ -96,7 +96,7 @@ class ToyModelTest {
   }
 
   @Test
-  void modelRoundTripsThroughBytesAndJson(@TempDir Path dir) {
+  void modelRoundTripsThroughBytesAndJson(@TempDir Path dir) throws Exception {
     BpeTokenizer t = toy("ab", -1, "abc", -2);
     SentencePieceModel again = SentencePieceModel.parse(t.model().toBytes(), "toy");
     assertEquals(t.model().pieces(), again.pieces());

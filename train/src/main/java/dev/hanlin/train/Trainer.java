@@ -268,10 +268,10 @@ public final class Trainer {
     }
     group.mainDone("prepare", Duration.ofDays(7)); // the others open what the main rank prepared
     train = TokenDataset.open(data, "train", tokenizer.fingerprint());
-    try {
-      validation = TokenDataset.open(data, "validation", tokenizer.fingerprint());
-      if (validation.tokenCount() == 0) validation = null;
-    } catch (RuntimeException e) {
+    // A corrupt validation shard is an error, as a train shard is, not a run without evaluation.
+    validation = TokenDataset.open(data, "validation", tokenizer.fingerprint());
+    if (validation.tokenCount() == 0) {
+      validation.close();
       validation = null;
     }
   }

@@ -24,7 +24,7 @@ class DemoExtensionTest {
   static BpeTokenizer extended;
 
   @BeforeAll
-  static void extend() {
+  static void extend() throws Exception {
     demo = Assets.root().getParent().resolve("configs/demo");
     SentencePieceModel committed = SentencePieceModel.read(demo.resolve("tokenizer.model"));
     // <unk>, <s>, </s>, the 256 bytes and ▁: the base the demo's README names

@@ -9,11 +9,12 @@ import java.util.List;
  * one place that chat, {@code generate --chat} and the server's chat completions build prompts.
  * {@code <s>} and {@code </s>} are inserted as the BOS/EOS ids, never encoded as text, so a user
  * who types "&lt;/s&gt;" cannot end a turn. Each turn is encoded exactly as {@code SftDataset}
- * encodes the chat records a model is tuned on ({@code bos ++ encode("Human:") ++ encode(content +
- * "\n") ++ eos}), so inference sees the ids training saw; the prompt ends with {@code bos ++
- * encode("Assistant:")} and the model writes the reply and its {@code </s>}. A system prompt is a
- * first turn of the same shape with the role {@code System} (Llama2-Chinese defines none; this is
- * the form its Atom successors use), and it is never trimmed.
+ * encodes the chat records a model is tuned on ({@code bos ++ encode("Human: " + content + "\n") ++
+ * eos}, one text between the special tokens as HF's tokenizer encodes it), so inference sees the
+ * ids training saw; the prompt ends with {@code bos ++ encode("Assistant:")} and the model writes
+ * the reply and its {@code </s>}. A system prompt is a first turn of the same shape with the role
+ * {@code System} (Llama2-Chinese defines none; this is the form its Atom successors use), and it is
+ * never trimmed.
  */
 public final class ChatTemplate {
   /** Who speaks a turn, with the label the template writes. */
@@ -42,12 +43,9 @@ public final class ChatTemplate {
 
   /** {@code <s>Role: content\n</s>} as ids. */
   public int[] turn(Turn t) {
-    String content = t.content().stripLeading() + "\n";
-    return concat(
-        new int[] {tok.bosId()},
-        tok.encode(t.role().label + ":", false, false),
-        tok.encode(content, false, false),
-        new int[] {tok.eosId()});
+    // one text between <s> and </s>, as SftDataset encodes a chat record's turn for training
+    String text = t.role().label + ": " + t.content().stripLeading() + "\n";
+    return concat(new int[] {tok.bosId()}, tok.encode(text, false, false), new int[] {tok.eosId()});
   }
 
   /** {@code <s>Assistant:}, after which the model answers. */

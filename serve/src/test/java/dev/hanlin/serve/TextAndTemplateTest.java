@@ -122,4 +122,40 @@ class TextAndTemplateTest {
       assertEquals(3, out.split("Assistant: ", -1).length - 1, out);
     }
   }
+
+  /**
+   * The prompt a served model sees is what SFT trained it on: a chat record's ids from {@code
+   * SftDataset} (format chat) equal the template's turns, and the trained reply follows the
+   * template's {@code <s>Assistant:} header. (They parted when SFT began encoding each turn as one
+   * text.)
+   */
+  @Test
+  void templateIdsAreTheIdsSftTrainsOn(@TempDir Path dir) throws Exception {
+    String q = "春风又绿江南岸，下一句是？", a = "明月何时照我还。";
+    Path f = dir.resolve("chat.jsonl");
+    java.nio.file.Files.writeString(
+        f,
+        new com.fasterxml.jackson.databind.ObjectMapper()
+                .writeValueAsString(
+                    java.util.Map.of(
+                        "text", "<s>Human: " + q + "\n</s><s>Assistant: " + a + "\n</s>"))
+            + "\n");
+    var options =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .convertValue(java.util.Map.of("format", "chat"), dev.hanlin.data.SftOptions.class);
+    int[] trained = dev.hanlin.data.SftDataset.load(List.of(f), tok, options, 4096).get(0).ids();
+    ChatTemplate t = new ChatTemplate(tok);
+    int[] prompt = t.prompt(List.of(new Turn(Role.HUMAN, q)), 4096, 0).ids();
+    assertArrayEquals(prompt, Arrays.copyOf(trained, prompt.length), "the prompt is SFT's prefix");
+    assertArrayEquals(
+        trained,
+        concat(t.turn(new Turn(Role.HUMAN, q)), t.turn(new Turn(Role.ASSISTANT, a))),
+        "whole turns");
+  }
+
+  private static int[] concat(int[] a, int[] b) {
+    int[] c = Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, c, a.length, b.length);
+    return c;
+  }
 }

@@ -5,7 +5,10 @@
 #
 #   bench/serve-load.sh                      # CPU: a tiny shape (hidden 256, 4 layers), float32
 #   SHAPE=bench/tinyllama.json DEVICE=cuda DTYPE=bfloat16 LEVELS=1,8,32,64 MAX_BATCH=64 \
-#     JAVA=.device/gpu-java CP=".gpu/lib/*" bench/serve-load.sh     # GPU: TinyLlama-1.1B shape, bf16
+#     JAVA=.device/gpu-java CP=".gpu/lib/*" BENCH_CLASSES=.gpu/classes bench/serve-load.sh  # GPU
+#
+# BENCH_CLASSES: RandomModel and ServeLoad compiled ahead (javac -d DIR bench/serve/*.java), for a
+# runtime without jdk.compiler (the GPU machine's); bench/gpu-serve.sh prepares that bundle.
 #
 # Needs the built jars (mvn -B -q package -DskipTests) and the Llama 2 tokenizer (test-data/tokenizer/setup.sh).
 set -euo pipefail
@@ -25,7 +28,11 @@ work=${WORK:-/tmp/hanlin-serve-bench}
 model="$work/$(basename "$SHAPE" .json)-$DTYPE"
 if [ ! -f "$model/config.json" ]; then
   mkdir -p "$work"
-  "$JAVA" --enable-native-access=ALL-UNNAMED -cp "$CP" bench/serve/RandomModel.java "$SHAPE" "$TOK" "$model" "$DTYPE"
+  if [ -n "${BENCH_CLASSES:-}" ]; then
+    "$JAVA" --enable-native-access=ALL-UNNAMED -cp "$CP:$BENCH_CLASSES" RandomModel "$SHAPE" "$TOK" "$model" "$DTYPE"
+  else
+    "$JAVA" --enable-native-access=ALL-UNNAMED -cp "$CP" bench/serve/RandomModel.java "$SHAPE" "$TOK" "$model" "$DTYPE"
+  fi
 fi
 echo "shape=$SHAPE device=$DEVICE dtype=$DTYPE max_batch=$MAX_BATCH levels=$LEVELS per_client=$PER_CLIENT max_tokens=$MAX_TOKENS"
 log="$work/server.log"
@@ -40,5 +47,9 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 head -1 "$log"
-"$JAVA" bench/serve/ServeLoad.java "http://127.0.0.1:$PORT" bench "$LEVELS" "$PER_CLIENT" "$MAX_TOKENS"
+if [ -n "${BENCH_CLASSES:-}" ]; then
+  "$JAVA" -cp "$BENCH_CLASSES" ServeLoad "http://127.0.0.1:$PORT" bench "$LEVELS" "$PER_CLIENT" "$MAX_TOKENS"
+else
+  "$JAVA" bench/serve/ServeLoad.java "http://127.0.0.1:$PORT" bench "$LEVELS" "$PER_CLIENT" "$MAX_TOKENS"
+fi
 curl -s "http://127.0.0.1:$PORT/health"; echo

@@ -115,6 +115,13 @@ def tokenizer_json(models):
     put(d, "wordpiece.json", json.dumps({"model": {"type": "WordPiece", "vocab": {"a": 0}}}))
     put(d, "id_gap.json", json.dumps({"model": {"type": "BPE", "vocab": {"<unk>": 0, "a": 2}}}))
     put(d, "truncated.json", json.dumps(tiny)[:70])
+    # ids that would size or index the id table wrongly, a merge pair that is not a pair
+    for name, vocab in (("negative_id", {"<unk>": 0, "a": -2}),
+                        ("huge_id", {"<unk>": 0, "a": 2000000000}),
+                        ("id_overflows_int", {"<unk>": 0, "a": 2 ** 40})):
+        put(d, "hostile_" + name + ".json", json.dumps({"model": {"type": "BPE", "vocab": vocab}}))
+    put(d, "hostile_empty_merge.json",
+        json.dumps({"model": {"type": "BPE", "vocab": {"<unk>": 0, "a": 1}, "merges": [[]]}}))
     shutil.rmtree(tmp)
 
 

@@ -46,23 +46,30 @@ public final class HfTokenizerJson {
       throw new IllegalArgumentException(
           file + ": model.type is '" + m.path("type").asText() + "', only BPE is supported");
     }
+    // ids must be dense, so none can reach the number of entries: checked before any array is
+    // sized by an id from the file
+    int entries = m.path("vocab").size() + root.path("added_tokens").size();
     Map<String, Integer> vocab = new HashMap<>();
     int size = 0;
     for (Iterator<Map.Entry<String, JsonNode>> it = m.path("vocab").fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
-      vocab.put(e.getKey(), e.getValue().asInt());
-      size = Math.max(size, e.getValue().asInt() + 1);
+      int id = id(file, "vocab entry '" + e.getKey() + "'", e.getValue(), entries);
+      vocab.put(e.getKey(), id);
+      size = Math.max(size, id + 1);
     }
     Map<Integer, JsonNode> added = new HashMap<>();
     for (JsonNode a : root.path("added_tokens")) {
-      added.put(a.path("id").asInt(), a);
-      size = Math.max(size, a.path("id").asInt() + 1);
+      int id = id(file, "added token " + a.path("content"), a.path("id"), entries);
+      added.put(id, a);
+      size = Math.max(size, id + 1);
     }
     String[] text = new String[size];
     vocab.forEach((k, v) -> text[v] = k);
     added.forEach((id, a) -> text[id] = a.path("content").asText());
     for (int i = 0; i < size; i++) {
       if (text[i] == null) throw new IllegalArgumentException(file + ": no token has id " + i);
+      if (text[i].isEmpty())
+        throw new IllegalArgumentException(file + ": token " + i + " is empty");
     }
     float[] score = new float[size];
     Arrays.fill(score, Float.NaN);
@@ -70,6 +77,7 @@ public final class HfTokenizerJson {
     for (JsonNode mg : m.path("merges")) {
       String l, r;
       if (mg.isArray()) {
+        if (mg.size() != 2) throw new IllegalArgumentException(file + ": bad merge " + mg);
         l = mg.get(0).asText();
         r = mg.get(1).asText();
       } else {
@@ -112,6 +120,16 @@ public final class HfTokenizerJson {
     if (unk < 0)
       throw new IllegalArgumentException(file + ": unk_token " + unkToken + " not found");
     return SentencePieceModel.llamaStyle(pieces, unk, bos, eos, byteFallback, hasDummyPrefix(root));
+  }
+
+  private static int id(Path file, String what, JsonNode id, int entries) {
+    if (!id.canConvertToInt()
+        || !id.isIntegralNumber()
+        || id.intValue() < 0
+        || id.intValue() >= entries)
+      throw new IllegalArgumentException(
+          file + ": " + what + " has id " + id + ", not one of 0.." + (entries - 1));
+    return id.intValue();
   }
 
   private static boolean hasDummyPrefix(JsonNode root) {

@@ -221,8 +221,10 @@ public final class TorchPickle {
       } catch (ClassCastException
           | java.util.NoSuchElementException
           | IndexOutOfBoundsException
-          | NullPointerException e) {
-        // an opcode met operands of the wrong kind or number (e.g. SETITEM on an empty stack)
+          | NullPointerException
+          | UnsupportedOperationException e) {
+        // an opcode met operands of the wrong kind or number (e.g. SETITEM on an empty stack,
+        // APPEND to a tuple)
         throw bad("malformed pickle (" + e + ")");
       }
     }

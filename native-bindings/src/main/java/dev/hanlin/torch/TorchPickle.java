@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -89,12 +90,21 @@ public final class TorchPickle {
       bytes = in.readAllBytes();
     }
     int es = r.storage().dtype().byteSize();
+    if (r.shape().length != r.stride().length || r.offset() < 0)
+      throw new IOException(
+          file + ": tensor " + name + " has a negative offset or a stride of another rank");
     long last = r.offset();
-    for (int i = 0; i < r.shape().length; i++) {
-      if (r.shape()[i] < 0 || r.stride()[i] < 0)
-        throw new IOException(file + ": tensor " + name + " has a negative size or stride");
-      if (r.shape()[i] == 0) last = -1;
-      else if (last >= 0) last += (r.shape()[i] - 1) * r.stride()[i];
+    try {
+      for (int i = 0; i < r.shape().length; i++) {
+        if (r.shape()[i] < 0 || r.stride()[i] < 0)
+          throw new IOException(file + ": tensor " + name + " has a negative size or stride");
+        if (r.shape()[i] == 0) last = -1;
+        else if (last >= 0)
+          last = Math.addExact(last, Math.multiplyExact(r.shape()[i] - 1, r.stride()[i]));
+      }
+      if (last >= 0) Math.multiplyExact(last + 1, (long) es);
+    } catch (ArithmeticException overflow) { // a hostile shape must not wrap into a "small" extent
+      throw new IOException(file + ": tensor " + name + " reaches past 2^63 bytes");
     }
     if ((last + 1) * es > bytes.length)
       throw new IOException(
@@ -156,15 +166,16 @@ public final class TorchPickle {
             case 'j' -> push(memo(in.getInt() & 0xffffffffL));
             case '(' -> marks.push(stack.size());
             case ')' -> push(List.of());
-            case 't' -> push(List.copyOf(popToMark()));
-            case 0x85 -> push(List.of(pop()));
+            // tuples may hold None (null), which List.of refuses
+            case 't' -> push(Collections.unmodifiableList(popToMark()));
+            case 0x85 -> push(Collections.singletonList(pop()));
             case 0x86 -> {
               Object b = pop(), a = pop();
-              push(List.of(a, b));
+              push(Arrays.asList(a, b));
             }
             case 0x87 -> {
               Object c = pop(), b = pop(), a = pop();
-              push(List.of(a, b, c));
+              push(Arrays.asList(a, b, c));
             }
             case '}' -> push(new LinkedHashMap<Object, Object>());
             case ']' -> push(new ArrayList<>());
@@ -178,12 +189,12 @@ public final class TorchPickle {
             }
             case 's' -> {
               Object v = pop(), k = pop();
-              dict(stack.peek()).put(k, v);
+              dict(stack.peek()).put(key(k), v);
             }
             case 'u' -> {
               List<Object> kv = popToMark();
               Map<Object, Object> d = dict(stack.peek());
-              for (int i = 0; i + 1 < kv.size(); i += 2) d.put(kv.get(i), kv.get(i + 1));
+              for (int i = 0; i + 1 < kv.size(); i += 2) d.put(key(kv.get(i)), kv.get(i + 1));
             }
             case 'X' -> push(string(in.getInt()));
             case 0x8c -> push(string(in.get() & 0xff));
@@ -207,8 +218,14 @@ public final class TorchPickle {
         }
       } catch (java.nio.BufferUnderflowException e) {
         throw bad("truncated pickle");
-      } catch (ClassCastException | java.util.NoSuchElementException e) {
-        throw bad("malformed pickle (" + e.getMessage() + ")");
+      } catch (ClassCastException
+          | java.util.NoSuchElementException
+          | IndexOutOfBoundsException
+          | NullPointerException
+          | UnsupportedOperationException e) {
+        // an opcode met operands of the wrong kind or number (e.g. SETITEM on an empty stack,
+        // APPEND to a tuple)
+        throw bad("malformed pickle (" + e + ")");
       }
     }
 
@@ -229,6 +246,16 @@ public final class TorchPickle {
       List<Object> out = new ArrayList<>();
       while (stack.size() > depth) out.addFirst(pop());
       return out;
+    }
+
+    /**
+     * A dict key must be a scalar, as Python's hashable keys of a state dict are: hashing a list
+     * that contains itself (easy to build with the memo) would overflow the stack.
+     */
+    Object key(Object k) throws IOException {
+      if (k == null || k instanceof String || k instanceof Long || k instanceof Boolean) return k;
+      throw bad(
+          "a dict key of type " + k.getClass().getSimpleName() + " (state dicts use strings)");
     }
 
     Object memo(long k) throws IOException {
@@ -282,8 +309,11 @@ public final class TorchPickle {
 
     Object persistent(Object pid) throws IOException {
       List<?> t = (List<?>) pid;
-      if (t.size() < 3 || !"storage".equals(t.get(0)) || !(t.get(1) instanceof Global g))
-        throw bad("unexpected persistent id " + pid);
+      if (t.size() < 3
+          || !"storage".equals(t.get(0))
+          || !(t.get(1) instanceof Global g)
+          || !STORAGES.containsKey(g.name()))
+        throw bad("unexpected persistent id"); // not printed: it may be a cyclic list
       return new StorageRef((String) t.get(2), STORAGES.get(g.name()));
     }
 

@@ -108,3 +108,15 @@ hanlin_jar() {
   fi
   echo "$jar"
 }
+
+# Under a locale that is not UTF-8 (LANG unset, as in a fresh container: POSIX), the JVM decodes
+# the command line and encodes its output as ASCII, so `--prompt 春风` reaches the trainer as
+# U+FFFD and Chinese output prints as '?'. Switch such a shell to C.UTF-8, which glibc always has.
+hanlin_utf8_locale() {
+  local charmap
+  charmap=$(locale charmap 2>/dev/null)
+  case "$charmap" in
+    UTF-8 | utf8) ;;
+    *) export LC_ALL=C.UTF-8 ;;
+  esac
+}

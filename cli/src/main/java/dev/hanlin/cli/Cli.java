@@ -53,6 +53,11 @@ public final class Cli implements Runnable {
           if (System.getenv("HANLIN_DEBUG") != null) ex.printStackTrace(cmd.getErr());
           return 1;
         });
+    String mangled = mangledArgument(args, System.getProperty("sun.jnu.encoding", "UTF-8"));
+    if (mangled != null) {
+      cl.getErr().println("error: " + mangled);
+      return 2;
+    }
     String[] rewritten = rewriteMode(args.length == 0 ? new String[] {"pretrain"} : args);
     String mode = rewritten.length > 0 ? rewritten[0] : "";
     boolean noValue = mode.equals("--mode") || mode.equals("--mode=");
@@ -71,6 +76,23 @@ public final class Cli implements Runnable {
       return 2;
     }
     return cl.execute(rewritten);
+  }
+
+  /**
+   * Under a locale that is not UTF-8 (LANG unset: POSIX), the JVM decodes the command line as ASCII
+   * before {@code main}, so {@code --prompt 春风} arrives as U+FFFD characters and would be trained
+   * on, tokenized or generated from as such. Returns what to do then, or null.
+   */
+  static String mangledArgument(String[] args, String jnuEncoding) {
+    if (jnuEncoding.equalsIgnoreCase("UTF-8")) return null;
+    for (String a : args)
+      if (a.indexOf('\uFFFD') >= 0)
+        return "the argument '"
+            + a
+            + "' lost its non-ASCII characters: the JVM read the command line as "
+            + jnuEncoding
+            + " because the locale is not UTF-8. Run with LC_ALL=C.UTF-8 (bin/trainer sets it)";
+    return null;
   }
 
   /** {@code [..., --mode, X, ...]} or {@code --mode=X} becomes {@code [X, ...]}. */

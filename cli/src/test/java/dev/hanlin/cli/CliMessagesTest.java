@@ -48,6 +48,20 @@ class CliMessagesTest {
     }
   }
 
+  /**
+   * `java -jar` under a POSIX locale: a mangled argument is an error, not 6 byte tokens of U+FFFD.
+   */
+  @Test
+  void anArgumentTheLocaleManglesIsAnError() {
+    assertEquals(null, Cli.mangledArgument(new String[] {"--text", "\uFFFD\uFFFD"}, "UTF-8"));
+    String m = Cli.mangledArgument(new String[] {"--text", "\uFFFD\uFFFD"}, "ANSI_X3.4-1968");
+    assertTrue(m.contains("read the command line as ANSI_X3.4-1968"), m);
+    assertTrue(m.contains("LC_ALL=C.UTF-8"), m);
+    Run r = run("--mode", "tokenize", "--tokenizer", "x", "--text", "\uFFFD");
+    if (!System.getProperty("sun.jnu.encoding").equalsIgnoreCase("UTF-8"))
+      assertEquals(2, r.code(), r.err());
+  }
+
   @Test
   void aMissingConfigIsNamed() {
     Run r = run("--mode", "pretrain", "--config", dir.resolve("missing.yaml").toString());

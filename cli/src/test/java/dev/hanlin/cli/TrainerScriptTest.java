@@ -83,6 +83,19 @@ class TrainerScriptTest {
     assertTrue(p.out.contains(jdks + "/temurin-25/bin/java (Java "), p.out);
   }
 
+  /**
+   * With LANG unset (POSIX, as in a fresh container) the JVM read the command line as ASCII, so
+   * {@code --prompt 春风} reached the trainer as U+FFFD; bin/trainer runs it under C.UTF-8.
+   */
+  @Test
+  void chineseArgumentsSurviveAPosixLocale() throws Exception {
+    Map<String, String> env = new java.util.HashMap<>(Map.of("HANLIN_JAR", tinyJar.toString()));
+    for (String k : List.of("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE")) env.put(k, "");
+    Result r = trainer(env, "--prompt", "春风");
+    assertEquals(0, r.code, r.out);
+    assertTrue(r.out.contains("args: --prompt 春风"), r.out);
+  }
+
   @Test
   void withoutAJdk25ItSaysWhatToInstall() throws Exception {
     Path empty = Files.createDirectories(tmp.resolve("no-jdks"));

@@ -175,6 +175,7 @@ class TalkCommandsTest {
             "--show-ids")) sh.append(" '").append(a.replace("'", "'\\''")).append("'");
     sh.append("\n");
     Files.writeString(script, sh);
+    TrainerScriptTest.assumeUtf8CommandLines();
     tmux("kill-server"); // a session left by an earlier run
     tmux(
         "new-session",

@@ -371,9 +371,27 @@ public final class Prepare {
       if (e.train() != null) all.addAll(e.train());
       if (e.validation() != null) all.addAll(e.validation());
       for (ShardEntry s : all) {
-        try (ShardReader r = ShardReader.open(out.resolve(s.file()), tokenizer.fingerprint())) {
-          if (r.tokenCount() != s.tokens() || r.documentCount() != s.documents()) return false;
+        Path file = out.resolve(s.file());
+        if (!Files.exists(file)) return false; // removed by hand: nothing to say
+        try (ShardReader r = ShardReader.open(file, tokenizer.fingerprint())) {
+          if (r.tokenCount() != s.tokens() || r.documentCount() != s.documents()) {
+            err.printf(
+                "prepare: %s holds %,d tokens in %,d documents where %s says %,d in %,d;"
+                    + " tokenizing %s again%n",
+                file,
+                r.tokenCount(),
+                r.documentCount(),
+                Manifest.FILE_NAME,
+                s.tokens(),
+                s.documents(),
+                e.path());
+            return false;
+          }
         } catch (IOException | RuntimeException ex) {
+          // damaged since it was written: say so, then make it again from the raw input
+          err.printf(
+              "prepare: %s is damaged (%s); tokenizing %s again%n",
+              file, ex.getMessage(), e.path());
           return false;
         }
       }

@@ -424,4 +424,30 @@ class PrepareTest {
     assertTrue(s.contains("done in 00:00:0"), s);
     assertTrue(Progress.clock(3725).equals("01:02:05"));
   }
+
+  /**
+   * A shard damaged after prepare wrote it is made again from the raw input, and prepare says so
+   * (it did that silently, found by bench/fault-injection.sh).
+   */
+  @Test
+  void aDamagedShardIsMadeAgainAndSaidSo() throws Exception {
+    Fixtures.write(dir.resolve("a.txt"), String.join("\n", Fixtures.english()) + "\n");
+    Path out = dir.resolve("o");
+    prepare(out, List.of("a.txt"), Map.of());
+    List<String> before = Fixtures.documents(out, "train", tok);
+    Path shard = out.resolve(Manifest.read(out).shards("train").getFirst().file());
+    byte[] b = Files.readAllBytes(shard);
+    b[20] ^= 1; // the token count in the header
+    Files.write(shard, b);
+    var err = new ByteArrayOutputStream();
+    var r =
+        Prepare.run(
+            Fixtures.config(out, List.of("a.txt"), Map.of()), tok, dir, new PrintStream(err, true));
+    String s = err.toString();
+    assertTrue(s.contains("prepare: " + shard + " is damaged ("), s);
+    assertTrue(
+        s.contains("tokenizing " + dir.resolve("a.txt")) || s.contains("tokenizing a.txt"), s);
+    assertEquals(1, r.processed());
+    assertEquals(before, Fixtures.documents(out, "train", tok));
+  }
 }

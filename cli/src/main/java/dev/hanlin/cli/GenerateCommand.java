@@ -3,20 +3,16 @@ package dev.hanlin.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.hanlin.model.GenerationOptions;
-import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
-import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.model.TextGeneration;
 import dev.hanlin.serve.ChatTemplate;
 import dev.hanlin.tokenizer.Tokenizer;
-import dev.hanlin.torch.DType;
-import dev.hanlin.torch.Device;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code --mode generate}: text from an HF model folder. */
@@ -25,11 +21,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     description = "Generate from an HF model folder with a KV cache (greedy at temperature 0).")
 final class GenerateCommand implements Callable<Integer> {
-  @Option(
-      names = "--model",
-      required = true,
-      description = "HF model folder (config.json, safetensors).")
-  Path model;
+  @Mixin ServingModel model;
 
   @ArgGroup(exclusive = true, multiplicity = "1")
   Prompt prompt;
@@ -41,14 +33,6 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt-ids", split = ",", description = "Prompt token ids, e.g. 1,2,3.")
     int[] ids;
   }
-
-  @Option(
-      names = "--tokenizer",
-      description = "tokenizer.model / tokenizer.json (default: the adapter's, else the model's).")
-  Path tokenizer;
-
-  @Option(names = "--adapter", description = "A PEFT LoRA adapter folder to apply to the model.")
-  Path adapter;
 
   @Option(
       names = "--max-new-tokens",
@@ -84,17 +68,6 @@ final class GenerateCommand implements Callable<Integer> {
   long seed;
 
   @Option(
-      names = "--device",
-      defaultValue = "auto",
-      description = "cpu, cuda, cuda:N or auto (default).")
-  String device;
-
-  @Option(
-      names = "--dtype",
-      description = "float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA).")
-  String dtype;
-
-  @Option(
       names = "--chat",
       description = "Wrap --prompt in the chat template (<s>Human: ...\\n</s><s>Assistant:).")
   boolean chat;
@@ -106,10 +79,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Device dev = Device.parse(device);
-    DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
-    ModelFolders.requireModel(model);
-    Tokenizer tok = tokenizer(prompt.text != null);
+    Tokenizer tok = model.tokenizer(prompt.text != null);
     if (chat && prompt.text == null) throw new IllegalArgumentException("--chat needs --prompt");
     int[] promptIds =
         prompt.ids != null
@@ -122,11 +92,7 @@ final class GenerateCommand implements Callable<Integer> {
                         0)
                     .ids()
                 : tok.encode(prompt.text, true, false);
-    LlamaModel m = HfCheckpoint.load(model, adapter != null ? DType.F32 : dt, dev);
-    if (adapter != null) { // merged in fp32, as merge-lora does, then cast
-      m = PeftAdapter.loadOnto(adapter, m, dev);
-      m = m.lora().merge(m).withDtype(dt);
-    }
+    LlamaModel m = model.load();
     var options =
         new GenerationOptions(
             maxNewTokens,
@@ -150,19 +116,5 @@ final class GenerateCommand implements Callable<Integer> {
       System.out.println(text != null ? text : Arrays.toString(out));
     }
     return 0;
-  }
-
-  /** The tokenizer, or null when none is given, none is in the model folder and none is needed. */
-  private Tokenizer tokenizer(boolean required) {
-    Path p = tokenizer != null ? tokenizer : ModelFolders.hasTokenizer(adapter) ? adapter : model;
-    boolean present = tokenizer != null || ModelFolders.hasTokenizer(p);
-    if (!present) {
-      if (required)
-        throw new IllegalArgumentException(
-            model
-                + " has no tokenizer.model or tokenizer.json: pass --tokenizer PATH or use --prompt-ids");
-      return null;
-    }
-    return Tokenizer.load(p);
   }
 }

@@ -10,7 +10,11 @@ import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** The options that pick the model to talk to ({@code chat}, {@code serve}), and its loading. */
+/**
+ * The options that pick the model to generate with ({@code generate}, {@code chat}, {@code serve})
+ * and its loading: the one place a model folder, an adapter and a tokenizer are put together for
+ * inference.
+ */
 final class ServingModel {
   @Option(
       names = "--model",
@@ -23,7 +27,7 @@ final class ServingModel {
 
   @Option(
       names = "--tokenizer",
-      description = "tokenizer.model / tokenizer.json (default: the model folder's).")
+      description = "tokenizer.model / tokenizer.json (default: the adapter's, else the model's).")
   Path tokenizer;
 
   @Option(
@@ -52,8 +56,21 @@ final class ServingModel {
 
   /** --tokenizer, else the adapter's (an extended vocabulary travels with it), else the model's. */
   Tokenizer tokenizer() {
+    return tokenizer(true);
+  }
+
+  /**
+   * As {@link #tokenizer()}, or null when none is given, none is in the folders and {@code
+   * required} is false (generate from --prompt-ids).
+   */
+  Tokenizer tokenizer(boolean required) {
     ModelFolders.requireModel(model);
     if (tokenizer != null) return Tokenizer.load(tokenizer);
-    return Tokenizer.load(ModelFolders.hasTokenizer(adapter) ? adapter : model);
+    Path p = ModelFolders.hasTokenizer(adapter) ? adapter : model;
+    if (ModelFolders.hasTokenizer(p)) return Tokenizer.load(p);
+    if (!required) return null;
+    throw new IllegalArgumentException(
+        model
+            + " has no tokenizer.model or tokenizer.json: pass --tokenizer PATH or use --prompt-ids");
   }
 }

@@ -65,9 +65,10 @@ public final class SlotKvCache {
   }
 
   private Tensor read(Tensor flat, Step step) {
+    // narrow before gathering, so the copy holds L positions per slot, not the whole capacity
     return flat.view(slots, capacity, kvHeads, headDim)
-        .indexSelect(0, step.slots())
         .narrow(1, 0, step.readLength())
+        .indexSelect(0, step.slots())
         .transpose(1, 2); // (B, KV, L, D)
   }
 

@@ -15,7 +15,6 @@ import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.train.Evaluator;
 import dev.hanlin.train.metrics.EvalMetrics;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -112,11 +111,7 @@ final class EvalCommand implements Callable<Integer> {
     if (adapter != null) m = PeftAdapter.loadOnto(adapter, m, dev);
     Path tok = tokenizer != null ? tokenizer : tokenizerFolder();
     String fingerprint =
-        tokenizer != null
-                || Files.exists(tok.resolve("tokenizer.model"))
-                || Files.exists(tok.resolve("tokenizer.json"))
-            ? Tokenizer.load(tok).fingerprint()
-            : null;
+        tokenizer != null || Tokenizer.isIn(tok) ? Tokenizer.load(tok).fingerprint() : null;
     int block = BlockSize.resolve(blockSize, m.config().maxPositionEmbeddings());
     EvalMetrics r;
     if (sftData != null && !sftData.isEmpty()) {
@@ -163,9 +158,6 @@ final class EvalCommand implements Callable<Integer> {
 
   /** The adapter's tokenizer when it has one (a run on an extended vocabulary saves it there). */
   private Path tokenizerFolder() {
-    if (adapter != null
-        && (Files.exists(adapter.resolve("tokenizer.model"))
-            || Files.exists(adapter.resolve("tokenizer.json")))) return adapter;
-    return model;
+    return Tokenizer.isIn(adapter) ? adapter : model;
   }
 }

@@ -21,10 +21,4 @@ final class ModelFolders {
       throw new IllegalArgumentException(
           "--model " + dir + ": no config.json there (is it an HF model folder?)");
   }
-
-  static boolean hasTokenizer(Path dir) {
-    return dir != null
-        && (Files.exists(dir.resolve("tokenizer.model"))
-            || Files.exists(dir.resolve("tokenizer.json")));
-  }
 }

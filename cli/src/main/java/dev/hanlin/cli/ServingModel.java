@@ -66,8 +66,8 @@ final class ServingModel {
   Tokenizer tokenizer(boolean required) {
     ModelFolders.requireModel(model);
     if (tokenizer != null) return Tokenizer.load(tokenizer);
-    Path p = ModelFolders.hasTokenizer(adapter) ? adapter : model;
-    if (ModelFolders.hasTokenizer(p)) return Tokenizer.load(p);
+    Path p = Tokenizer.isIn(adapter) ? adapter : model;
+    if (Tokenizer.isIn(p)) return Tokenizer.load(p);
     if (!required) return null;
     throw new IllegalArgumentException(
         model

@@ -155,8 +155,7 @@ public final class PeftAdapter {
   }
 
   private static Tokenizer adapterTokenizer(Path dir) {
-    if (!Files.exists(dir.resolve("tokenizer.model"))
-        && !Files.exists(dir.resolve("tokenizer.json"))) return null;
+    if (!Tokenizer.isIn(dir)) return null;
     try {
       return Tokenizer.load(dir);
     } catch (IllegalArgumentException e) {

@@ -44,6 +44,13 @@ public interface Tokenizer {
   /** A stable hex hash of the vocabulary and normalizer: equal means every id means the same. */
   String fingerprint();
 
+  /** Whether folder {@code dir} holds a tokenizer that {@link #load} reads (a null dir: no). */
+  static boolean isIn(Path dir) {
+    return dir != null
+        && (Files.isRegularFile(dir.resolve("tokenizer.model"))
+            || Files.isRegularFile(dir.resolve("tokenizer.json")));
+  }
+
   /**
    * Loads a {@code tokenizer.model}, a {@code tokenizer.json}, or a folder holding either (the
    * {@code tokenizer.model} wins when both are there, since it keeps SentencePiece's scores).

@@ -344,9 +344,7 @@ public final class Trainer {
     int old = m.config().vocabSize(), size = tokenizer.vocabSize();
     Path folder = cfg.modelNameOrPath() == null ? null : Path.of(cfg.modelNameOrPath());
     LlamaModel grown = null;
-    if (folder != null
-        && (Files.exists(folder.resolve("tokenizer.model"))
-            || Files.exists(folder.resolve("tokenizer.json")))) {
+    if (Tokenizer.isIn(folder)) {
       try {
         grown = VocabResize.grow(m, Tokenizer.load(folder), tokenizer);
       } catch (dev.hanlin.model.ConfigException e) {

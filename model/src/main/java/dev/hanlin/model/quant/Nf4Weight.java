@@ -56,10 +56,31 @@ public final class Nf4Weight implements QuantizedWeight {
 
   static Nf4Weight quantize(Tensor weight) {
     Blocks.check(weight);
-    long n = weight.numel();
     try (Scope s = Scope.open()) {
       Codebooks.Tables tables = Codebooks.on(weight.device());
-      org.bytedeco.pytorch.Tensor blocks = Blocks.padded(weight.raw(), BLOCK); // (nb, 64)
+      FirstLevel first = FirstLevel.of(weight.raw(), tables);
+      return of(weight.shape(), first.packed(), DoubleQuant.of(first.absmax(), tables));
+    }
+  }
+
+  /** A weight from its parts (retained here); for the codec and the tests that feed it goldens. */
+  static Nf4Weight of(long[] shape, org.bytedeco.pytorch.Tensor packed, DoubleQuant dq) {
+    return new Nf4Weight(
+        shape,
+        Tensor.wrap(packed).retain(),
+        Tensor.wrap(dq.codes()).retain(),
+        Tensor.wrap(dq.absmax2()).retain(),
+        dq.offset());
+  }
+
+  /**
+   * The first level: packed codes, uint8 (ceil(n/2)), and the float32 absmax of each 64 block
+   * (before double quantization), both in the caller's scope.
+   */
+  record FirstLevel(org.bytedeco.pytorch.Tensor packed, org.bytedeco.pytorch.Tensor absmax) {
+    static FirstLevel of(org.bytedeco.pytorch.Tensor weight, Codebooks.Tables tables) {
+      long n = weight.numel();
+      org.bytedeco.pytorch.Tensor blocks = Blocks.padded(weight, BLOCK); // (nb, 64)
       org.bytedeco.pytorch.Tensor absmax = Blocks.absmax(blocks); // (nb)
       org.bytedeco.pytorch.Tensor x = blocks.mul(Blocks.reciprocal(absmax).unsqueeze(1));
       org.bytedeco.pytorch.Tensor codes = nf4Codes(x, tables).view(-1, 2); // (nb*32, 2) int32
@@ -70,13 +91,7 @@ public final class Nf4Weight implements QuantizedWeight {
               .to(ScalarType.Byte)
               .narrow(0, 0, (n + 1) / 2)
               .contiguous();
-      DoubleQuant dq = DoubleQuant.of(absmax, tables);
-      return new Nf4Weight(
-          weight.shape(),
-          Tensor.wrap(packed).retain(),
-          Tensor.wrap(dq.codes()).retain(),
-          Tensor.wrap(dq.absmax2()).retain(),
-          dq.offset());
+      return new FirstLevel(packed, absmax);
     }
   }
 

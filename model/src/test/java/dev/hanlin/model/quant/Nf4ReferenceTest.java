@@ -207,7 +207,8 @@ class Nf4ReferenceTest {
     }
     double rel = Math.sqrt(sq / sqW);
     System.out.printf(
-        "NF4 round trip: worst |err|/absmax %.4f (bound %.4f), relative RMS error %.4f%n",
+        "NF4 round trip: worst |err|/absmax %.4f (NF4 half-gap %.4f, plus the absmax's own"
+            + " error), relative RMS error %.4f%n",
         worst, nf4Gap, rel);
     // measured 0.1200 here: the planted outliers (x40) coarsen their blocks
     assertTrue(rel < 0.125, "relative RMS error " + rel);

@@ -39,4 +39,75 @@ class QuantizedWeightTest {
       assertTrue(e.getMessage().contains("3"), e.getMessage());
     }
   }
+
+  @Test
+  void storageIsHalfAByteAnElementPlusTheStatistics() {
+    try (Scope s = Scope.open()) {
+      Tensor w = randn(2, 1024, 1000); // 1,024,000 elements: 16,000 blocks, 63 groups of 256
+      try (QuantizedWeight q4 = QuantizedWeight.quantize(w, 4);
+          QuantizedWeight q8 = QuantizedWeight.quantize(w, 8)) {
+        assertEquals(512_000 + 16_000 + 63 * 4 + 4, q4.storageBytes());
+        assertEquals(1_024_000 + 16_000 * 4, q8.storageBytes());
+        Nf4Weight n = (Nf4Weight) q4;
+        assertEquals(DType.U8, n.codes().dtype());
+        assertEquals(DType.U8, n.absmaxCodes().dtype());
+        assertEquals(DType.F32, n.absmax2().dtype());
+        assertEquals(DType.I8, ((Int8Weight) q8).codes().dtype());
+      }
+      try (QuantizedWeight q4 = QuantizedWeight.quantize(randn(3, 3, 101), 4)) {
+        assertEquals(152 + 5 + 4 + 4, q4.storageBytes()); // 303 elements: odd, 5 blocks, 1 group
+      }
+    }
+  }
+
+  @Test
+  void theWeightOutlivesTheScopeItWasMadeInAndTheInputIsUntouched() {
+    float[] before;
+    QuantizedWeight q;
+    float[] inside;
+    try (Scope s = Scope.open()) {
+      Tensor w = randn(4, 5, 70);
+      before = w.toFloatArray();
+      q = QuantizedWeight.quantize(w, 4);
+      inside = q.dequantize(DType.F32).toFloatArray();
+      assertArrayEquals(before, w.toFloatArray());
+    }
+    try (Scope s = Scope.open()) {
+      assertArrayEquals(inside, q.dequantize(DType.F32).toFloatArray());
+    }
+    q.close();
+    q.close(); // twice is harmless
+    assertTrue(((Nf4Weight) q).codes().isClosed(), "close() freed the codes");
+  }
+
+  @Test
+  void bf16InputQuantizesItsValues() {
+    try (Scope s = Scope.open()) {
+      Tensor w = randn(5, 9, 64).to(DType.BF16);
+      try (Nf4Weight a = (Nf4Weight) QuantizedWeight.quantize(w, 4);
+          Nf4Weight b = (Nf4Weight) QuantizedWeight.quantize(w.to(DType.F32), 4)) {
+        assertArrayEquals(a.codes().toLongArray(), b.codes().toLongArray());
+        assertArrayEquals(
+            a.dequantize(DType.F32).toFloatArray(), b.dequantize(DType.F32).toFloatArray());
+      }
+    }
+  }
+
+  @Test
+  void weightsItCannotHoldAreRejectedByName() {
+    try (Scope s = Scope.open()) {
+      float[] v = new float[128];
+      v[77] = Float.NaN;
+      Tensor nan = Torch.fromFloats(v, 2, 64);
+      for (int bits : new int[] {4, 8}) {
+        IllegalArgumentException e =
+            assertThrows(IllegalArgumentException.class, () -> QuantizedWeight.quantize(nan, bits));
+        assertTrue(e.getMessage().contains("NaN"), e.getMessage());
+      }
+      Tensor ints = Torch.fromLongs(new long[] {1, 2, 3}, 3);
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> QuantizedWeight.quantize(ints, 4));
+      assertTrue(e.getMessage().contains("I64"), e.getMessage());
+    }
+  }
 }

@@ -56,7 +56,7 @@ class Nf4GoldenTest {
       assertBits(f.load("plain.code").toFloatArray(), Codebooks.DYNAMIC, "dynamic map " + source);
       Codebooks.Tables tables = Codebooks.on(Device.CPU);
       for (String c : f.metadata().get("cases").split(",")) {
-        String at = file.getFileName() + " " + c;
+        String at = file.getFileName() + " " + c + " (" + source + ")";
         Tensor w = f.load(c + ".weight");
         Nf4Weight.FirstLevel first = Nf4Weight.FirstLevel.of(w.raw(), tables);
         assertArrayEquals(bytes(f.load(c + ".codes")), bytes(Tensor.wrap(first.packed())), at);

@@ -137,6 +137,68 @@ class Nf4ReferenceTest {
     assertTrue(differ > 0);
   }
 
+  /** Every decision boundary of both quantizers, their neighbours and the odd values. */
+  static float[] edges(float[] points) {
+    List<Float> xs = new ArrayList<>();
+    for (float p : points) {
+      xs.add(p);
+      xs.add(Math.nextUp(p));
+      xs.add(Math.nextDown(p));
+    }
+    for (float v : new float[] {0f, -0f, 1f, -1f, 2f, -2f, Float.NaN, 1e-30f, -1e-30f}) xs.add(v);
+    float[] out = new float[xs.size()];
+    for (int i = 0; i < out.length; i++) out[i] = xs.get(i);
+    return out;
+  }
+
+  @Test
+  void nf4CodesFollowTheKernelsTreeOnEveryThreshold() {
+    float[] x = edges(Codebooks.NF4_THRESHOLDS);
+    try (Scope s = Scope.open()) {
+      long[] got =
+          Tensor.wrap(
+                  Nf4Weight.nf4Codes(Torch.fromFloats(x, x.length).raw(), Codebooks.on(Device.CPU)))
+              .toLongArray();
+      for (int i = 0; i < x.length; i++) {
+        assertEquals(QloraReference.nf4Tree(x[i]), got[i], "x = " + x[i]);
+      }
+    }
+  }
+
+  @Test
+  void dynamicCodesFollowTheKernelsSearchOnEveryMidpoint() {
+    float[] code = Codebooks.DYNAMIC;
+    float[] points = new float[2 * 256 - 1];
+    for (int i = 0; i < 256; i++) points[i] = code[i];
+    for (int i = 0; i + 1 < 256; i++) points[256 + i] = (code[i] + code[i + 1]) * 0.5f;
+    float[] x = edges(points);
+    try (Scope s = Scope.open()) {
+      long[] got =
+          Tensor.wrap(
+                  DoubleQuant.dynamicCodes(
+                      Torch.fromFloats(x, x.length).raw(),
+                      Codebooks.on(Device.CPU).dynamic().raw(),
+                      Device.CPU))
+              .toLongArray();
+      int lower = 0;
+      int upper = 0;
+      for (int i = 0; i < x.length; i++) {
+        int want = QloraReference.dQuantize(code, x[i]);
+        assertEquals(want, got[i], "x = " + x[i]);
+        int m = i / 3 - 256; // x[i] is exactly the midpoint between code[m] and code[m + 1]
+        if (i % 3 == 0 && m >= 0 && m < 255 && code[m] != code[m + 1]) {
+          if (want == m) lower++;
+          if (want == m + 1) upper++;
+        }
+      }
+      // the search's tie rule keeps its pivot, which is the lower code for some midpoints and the
+      // upper for others: no "nearest, ties low" rule (argmin, bucketize) gives these codes
+      System.out.printf(
+          "dynamic map midpoints: %d go to the lower code, %d to the upper%n", lower, upper);
+      assertTrue(lower > 0 && upper > 0, lower + " / " + upper);
+    }
+  }
+
   @Test
   void equalsTheReferenceOnPlainShapes() {
     checkNf4(randn(1, 64, 0.02f), 64);

@@ -13,6 +13,19 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 final class Blocks {
   private Blocks() {}
 
+  /**
+   * Elements quantized or dequantized per step (16 Mi, 64 MiB of float32): a 4096 x 11008 weight
+   * takes three steps, and the temporaries of a step stay near 10 bytes per element of the chunk.
+   */
+  static final long CHUNK = 1L << 24;
+
+  static void checkChunk(long chunk, int block) {
+    if (chunk <= 0 || chunk % block != 0) {
+      throw new IllegalArgumentException(
+          "chunk " + chunk + " is not a positive multiple of " + block);
+    }
+  }
+
   /** Number of blocks of {@code size} covering {@code n} elements (the last one padded). */
   static long count(long n, long size) {
     return (n + size - 1) / size;

@@ -3,6 +3,7 @@ package dev.hanlin.model.quant;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -55,10 +56,15 @@ public final class Nf4Weight implements QuantizedWeight {
   }
 
   static Nf4Weight quantize(Tensor weight) {
+    return quantize(weight, Blocks.CHUNK);
+  }
+
+  /** As {@link #quantize(Tensor)}, {@code chunk} elements at a time (a multiple of 64). */
+  static Nf4Weight quantize(Tensor weight, long chunk) {
     Blocks.check(weight);
     try (Scope s = Scope.open()) {
       Codebooks.Tables tables = Codebooks.on(weight.device());
-      FirstLevel first = FirstLevel.of(weight.raw(), tables);
+      FirstLevel first = FirstLevel.of(weight.raw(), tables, chunk);
       return of(weight.shape(), first.packed(), DoubleQuant.of(first.absmax(), tables));
     }
   }
@@ -79,8 +85,35 @@ public final class Nf4Weight implements QuantizedWeight {
    */
   record FirstLevel(org.bytedeco.pytorch.Tensor packed, org.bytedeco.pytorch.Tensor absmax) {
     static FirstLevel of(org.bytedeco.pytorch.Tensor weight, Codebooks.Tables tables) {
-      long n = weight.numel();
-      org.bytedeco.pytorch.Tensor blocks = Blocks.padded(weight, BLOCK); // (nb, 64)
+      return of(weight, tables, Blocks.CHUNK);
+    }
+
+    /**
+     * Chunk by chunk into preallocated outputs, so the float32 temporaries never exceed a chunk's
+     * (blocks are independent; a chunk is whole blocks and whole bytes).
+     */
+    static FirstLevel of(org.bytedeco.pytorch.Tensor weight, Codebooks.Tables tables, long chunk) {
+      Blocks.checkChunk(chunk, BLOCK);
+      Tensor flat = Tensor.wrap(weight).reshape(-1);
+      long n = flat.numel();
+      Tensor packed = Torch.empty(DType.U8, flat.device(), (n + 1) / 2);
+      Tensor absmax = Torch.empty(DType.F32, flat.device(), Blocks.count(n, BLOCK));
+      for (long start = 0; start < n; start += chunk) {
+        try (Scope s = Scope.open()) {
+          long len = Math.min(chunk, n - start);
+          FirstLevel part = ofChunk(flat.narrow(0, start, len).raw(), tables);
+          packed.narrow(0, start / 2, (len + 1) / 2).copy_(Tensor.wrap(part.packed()));
+          absmax
+              .narrow(0, start / BLOCK, Blocks.count(len, BLOCK))
+              .copy_(Tensor.wrap(part.absmax()));
+        }
+      }
+      return new FirstLevel(packed.raw(), absmax.raw());
+    }
+
+    private static FirstLevel ofChunk(org.bytedeco.pytorch.Tensor flat, Codebooks.Tables tables) {
+      long n = flat.numel();
+      org.bytedeco.pytorch.Tensor blocks = Blocks.padded(flat, BLOCK); // (nb, 64)
       org.bytedeco.pytorch.Tensor absmax = Blocks.absmax(blocks); // (nb)
       org.bytedeco.pytorch.Tensor x = blocks.mul(Blocks.reciprocal(absmax).unsqueeze(1));
       org.bytedeco.pytorch.Tensor codes = nf4Codes(x, tables).view(-1, 2); // (nb*32, 2) int32
@@ -89,8 +122,7 @@ public final class Nf4Weight implements QuantizedWeight {
               .bitwise_or(
                   torch.bitwise_left_shift(codes.select(1, 0), new Scalar(4L)), codes.select(1, 1))
               .to(ScalarType.Byte)
-              .narrow(0, 0, (n + 1) / 2)
-              .contiguous();
+              .narrow(0, 0, (n + 1) / 2);
       return new FirstLevel(packed, absmax);
     }
   }
@@ -110,19 +142,36 @@ public final class Nf4Weight implements QuantizedWeight {
 
   @Override
   public Tensor dequantize(DType dtype) {
-    long nb = Blocks.count(numel, BLOCK);
+    return dequantize(dtype, Blocks.CHUNK);
+  }
+
+  /**
+   * As {@link #dequantize(DType)}, {@code chunk} elements at a time into the preallocated result:
+   * besides the result, the float32 temporaries stay within a chunk's.
+   */
+  Tensor dequantize(DType dtype, long chunk) {
+    Blocks.checkChunk(chunk, BLOCK);
     try (Scope s = Scope.open()) {
       Codebooks.Tables tables = Codebooks.on(codes.device());
       org.bytedeco.pytorch.Tensor absmax =
-          DoubleQuant.dequantize(absmaxCodes.raw(), absmax2.raw(), offset, nb, tables); // (nb)
-      org.bytedeco.pytorch.Tensor bytes = codes.raw();
-      long pad = nb * BLOCK / 2 - bytes.numel();
-      if (pad > 0) bytes = torch.constant_pad_nd(bytes, new long[] {0, pad}, new Scalar(0L));
-      org.bytedeco.pytorch.Tensor levels =
-          tables.nf4Pairs().raw().index_select(0, bytes.to(ScalarType.Int)).view(nb, BLOCK);
-      org.bytedeco.pytorch.Tensor out =
-          levels.mul(absmax.unsqueeze(1)).view(-1).narrow(0, 0, numel).reshape(shape);
-      return s.keep(Tensor.wrap(out).to(dtype).contiguous());
+          DoubleQuant.dequantize(
+              absmaxCodes.raw(), absmax2.raw(), offset, Blocks.count(numel, BLOCK), tables);
+      Tensor out = Torch.empty(dtype, codes.device(), numel);
+      for (long start = 0; start < numel; start += chunk) {
+        try (Scope c = Scope.open()) {
+          long len = Math.min(chunk, numel - start);
+          long nb = Blocks.count(len, BLOCK);
+          org.bytedeco.pytorch.Tensor bytes = codes.raw().narrow(0, start / 2, (len + 1) / 2);
+          long pad = nb * BLOCK / 2 - bytes.numel();
+          if (pad > 0) bytes = torch.constant_pad_nd(bytes, new long[] {0, pad}, new Scalar(0L));
+          // float32 level times float32 absmax, as kDequantizeBlockwise; rounded once into dtype
+          org.bytedeco.pytorch.Tensor values =
+              tables.nf4Pairs().raw().index_select(0, bytes.to(ScalarType.Int)).view(nb, BLOCK);
+          values.mul_(absmax.narrow(0, start / BLOCK, nb).unsqueeze(1));
+          out.narrow(0, start, len).copy_(Tensor.wrap(values.view(-1).narrow(0, 0, len)));
+        }
+      }
+      return s.keep(out.view(shape));
     }
   }
 

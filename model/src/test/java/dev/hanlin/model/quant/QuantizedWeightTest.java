@@ -110,4 +110,34 @@ class QuantizedWeightTest {
       assertTrue(e.getMessage().contains("I64"), e.getMessage());
     }
   }
+
+  @Test
+  void chunkByChunkEqualsAllAtOnce() {
+    try (Scope s = Scope.open()) {
+      Tensor w = randn(6, 37, 101); // 3737 elements: chunks of 128 and 192 end mid-block, odd
+      try (Nf4Weight whole = Nf4Weight.quantize(w)) {
+        float[] values = whole.dequantize(DType.F32).toFloatArray();
+        for (long chunk : new long[] {128, 192, 4096}) {
+          try (Nf4Weight part = Nf4Weight.quantize(w, chunk)) {
+            assertArrayEquals(whole.codes().toLongArray(), part.codes().toLongArray());
+            assertArrayEquals(whole.absmaxCodes().toLongArray(), part.absmaxCodes().toLongArray());
+            assertArrayEquals(whole.absmax2().toFloatArray(), part.absmax2().toFloatArray());
+            assertArrayEquals(values, part.dequantize(DType.F32, chunk).toFloatArray());
+            assertArrayEquals(
+                whole.dequantize(DType.BF16).toFloatArray(),
+                part.dequantize(DType.BF16, chunk).toFloatArray());
+          }
+        }
+      }
+      try (Int8Weight whole = Int8Weight.quantize(w);
+          Int8Weight part = Int8Weight.quantize(w, 192)) {
+        assertArrayEquals(whole.codes().toLongArray(), part.codes().toLongArray());
+        assertArrayEquals(whole.absmax().toFloatArray(), part.absmax().toFloatArray());
+        assertArrayEquals(
+            whole.dequantize(DType.F32).toFloatArray(),
+            part.dequantize(DType.F32, 128).toFloatArray());
+      }
+      assertThrows(IllegalArgumentException.class, () -> Nf4Weight.quantize(w, 100));
+    }
+  }
 }

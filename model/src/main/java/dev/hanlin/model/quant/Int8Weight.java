@@ -45,26 +45,26 @@ public final class Int8Weight implements QuantizedWeight {
   /** As {@link #quantize(Tensor)}, {@code chunk} elements at a time (a multiple of 64). */
   static Int8Weight quantize(Tensor weight, long chunk) {
     Blocks.check(weight);
-    Blocks.checkChunk(chunk, BLOCK);
     try (Scope s = Scope.open()) {
       Tensor flat = weight.reshape(-1);
       long n = flat.numel();
       Tensor codes = Torch.empty(DType.I8, flat.device(), n);
       Tensor absmax = Torch.empty(DType.F32, flat.device(), Blocks.count(n, BLOCK));
-      for (long start = 0; start < n; start += chunk) {
-        try (Scope c = Scope.open()) {
-          long len = Math.min(chunk, n - start);
-          org.bytedeco.pytorch.Tensor blocks =
-              Blocks.padded(flat.narrow(0, start, len).raw(), BLOCK); // (nb, 64)
-          org.bytedeco.pytorch.Tensor a = Blocks.absmax(blocks); // (nb)
-          org.bytedeco.pytorch.Tensor x =
-              blocks.mul(Blocks.reciprocal(a).unsqueeze(1)).mul(new Scalar(127.0));
-          org.bytedeco.pytorch.Tensor q =
-              x.masked_fill(torch.isnan(x), new Scalar(0.0)).round().to(ScalarType.Char);
-          codes.narrow(0, start, len).copy_(Tensor.wrap(q.view(-1).narrow(0, 0, len)));
-          absmax.narrow(0, start / BLOCK, a.numel()).copy_(Tensor.wrap(a));
-        }
-      }
+      Blocks.forChunks(
+          n,
+          chunk,
+          BLOCK,
+          (start, len) -> {
+            org.bytedeco.pytorch.Tensor blocks =
+                Blocks.padded(flat.narrow(0, start, len).raw(), BLOCK); // (nb, 64)
+            org.bytedeco.pytorch.Tensor a = Blocks.absmax(blocks); // (nb)
+            org.bytedeco.pytorch.Tensor x =
+                blocks.mul(Blocks.reciprocal(a).unsqueeze(1)).mul(new Scalar(127.0));
+            org.bytedeco.pytorch.Tensor q =
+                x.masked_fill(torch.isnan(x), new Scalar(0.0)).round().to(ScalarType.Char);
+            codes.narrow(0, start, len).copy_(Tensor.wrap(q.view(-1).narrow(0, 0, len)));
+            absmax.narrow(0, start / BLOCK, a.numel()).copy_(Tensor.wrap(a));
+          });
       return new Int8Weight(weight.shape(), n, codes.retain(), absmax.retain());
     }
   }
@@ -76,25 +76,19 @@ public final class Int8Weight implements QuantizedWeight {
 
   /** As {@link #dequantize(DType)}, {@code chunk} elements at a time into the result. */
   Tensor dequantize(DType dtype, long chunk) {
-    Blocks.checkChunk(chunk, BLOCK);
     try (Scope s = Scope.open()) {
       // a multiply, not a division: CUDA divides by a scalar through its reciprocal, the CPU does
       // not, and the two would differ in the last bit
       org.bytedeco.pytorch.Tensor step = absmax.raw().mul(new Scalar((double) INV_127));
-      Tensor out = Torch.empty(dtype, codes.device(), numel);
-      for (long start = 0; start < numel; start += chunk) {
-        try (Scope c = Scope.open()) {
-          long len = Math.min(chunk, numel - start);
-          long nb = Blocks.count(len, BLOCK);
-          org.bytedeco.pytorch.Tensor q = codes.raw().narrow(0, start, len).to(ScalarType.Float);
-          long pad = nb * BLOCK - len;
-          if (pad > 0) q = torch.constant_pad_nd(q, new long[] {0, pad}, new Scalar(0.0));
-          org.bytedeco.pytorch.Tensor values =
-              q.view(nb, BLOCK).mul(step.narrow(0, start / BLOCK, nb).unsqueeze(1));
-          out.narrow(0, start, len).copy_(Tensor.wrap(values.view(-1).narrow(0, 0, len)));
-        }
-      }
-      return s.keep(out.view(shape));
+      Blocks.Values values =
+          (start, len) -> {
+            org.bytedeco.pytorch.Tensor q =
+                Blocks.padded(codes.raw().narrow(0, start, len), BLOCK); // (nb, 64) float32
+            return q.mul(step.narrow(0, start / BLOCK, q.size(0)).unsqueeze(1))
+                .view(-1)
+                .narrow(0, 0, len);
+          };
+      return s.keep(Blocks.assemble(shape, numel, chunk, BLOCK, dtype, codes.device(), values));
     }
   }
 

@@ -93,21 +93,21 @@ public final class Nf4Weight implements QuantizedWeight {
      * (blocks are independent; a chunk is whole blocks and whole bytes).
      */
     static FirstLevel of(org.bytedeco.pytorch.Tensor weight, Codebooks.Tables tables, long chunk) {
-      Blocks.checkChunk(chunk, BLOCK);
       Tensor flat = Tensor.wrap(weight).reshape(-1);
       long n = flat.numel();
       Tensor packed = Torch.empty(DType.U8, flat.device(), (n + 1) / 2);
       Tensor absmax = Torch.empty(DType.F32, flat.device(), Blocks.count(n, BLOCK));
-      for (long start = 0; start < n; start += chunk) {
-        try (Scope s = Scope.open()) {
-          long len = Math.min(chunk, n - start);
-          FirstLevel part = ofChunk(flat.narrow(0, start, len).raw(), tables);
-          packed.narrow(0, start / 2, (len + 1) / 2).copy_(Tensor.wrap(part.packed()));
-          absmax
-              .narrow(0, start / BLOCK, Blocks.count(len, BLOCK))
-              .copy_(Tensor.wrap(part.absmax()));
-        }
-      }
+      Blocks.forChunks(
+          n,
+          chunk,
+          BLOCK,
+          (start, len) -> {
+            FirstLevel part = ofChunk(flat.narrow(0, start, len).raw(), tables);
+            packed.narrow(0, start / 2, (len + 1) / 2).copy_(Tensor.wrap(part.packed()));
+            absmax
+                .narrow(0, start / BLOCK, Blocks.count(len, BLOCK))
+                .copy_(Tensor.wrap(part.absmax()));
+          });
       return new FirstLevel(packed.raw(), absmax.raw());
     }
 
@@ -150,28 +150,24 @@ public final class Nf4Weight implements QuantizedWeight {
    * besides the result, the float32 temporaries stay within a chunk's.
    */
   Tensor dequantize(DType dtype, long chunk) {
-    Blocks.checkChunk(chunk, BLOCK);
     try (Scope s = Scope.open()) {
       Codebooks.Tables tables = Codebooks.on(codes.device());
       org.bytedeco.pytorch.Tensor absmax =
           DoubleQuant.dequantize(
               absmaxCodes.raw(), absmax2.raw(), offset, Blocks.count(numel, BLOCK), tables);
-      Tensor out = Torch.empty(dtype, codes.device(), numel);
-      for (long start = 0; start < numel; start += chunk) {
-        try (Scope c = Scope.open()) {
-          long len = Math.min(chunk, numel - start);
-          long nb = Blocks.count(len, BLOCK);
-          org.bytedeco.pytorch.Tensor bytes = codes.raw().narrow(0, start / 2, (len + 1) / 2);
-          long pad = nb * BLOCK / 2 - bytes.numel();
-          if (pad > 0) bytes = torch.constant_pad_nd(bytes, new long[] {0, pad}, new Scalar(0L));
-          // float32 level times float32 absmax, as kDequantizeBlockwise; rounded once into dtype
-          org.bytedeco.pytorch.Tensor values =
-              tables.nf4Pairs().raw().index_select(0, bytes.to(ScalarType.Int)).view(nb, BLOCK);
-          values.mul_(absmax.narrow(0, start / BLOCK, nb).unsqueeze(1));
-          out.narrow(0, start, len).copy_(Tensor.wrap(values.view(-1).narrow(0, 0, len)));
-        }
-      }
-      return s.keep(out.view(shape));
+      Blocks.Values values =
+          (start, len) -> {
+            long nb = Blocks.count(len, BLOCK);
+            org.bytedeco.pytorch.Tensor bytes = codes.raw().narrow(0, start / 2, (len + 1) / 2);
+            long pad = nb * BLOCK / 2 - bytes.numel();
+            if (pad > 0) bytes = torch.constant_pad_nd(bytes, new long[] {0, pad}, new Scalar(0L));
+            // float32 level times float32 absmax, as kDequantizeBlockwise
+            org.bytedeco.pytorch.Tensor v =
+                tables.nf4Pairs().raw().index_select(0, bytes.to(ScalarType.Int)).view(nb, BLOCK);
+            v.mul_(absmax.narrow(0, start / BLOCK, nb).unsqueeze(1));
+            return v.view(-1).narrow(0, 0, len);
+          };
+      return s.keep(Blocks.assemble(shape, numel, chunk, BLOCK, dtype, codes.device(), values));
     }
   }
 

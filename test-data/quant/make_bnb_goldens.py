@@ -2,7 +2,9 @@
 """Golden NF4 tensors for Hanlin's dev.hanlin.model.quant (issue 17), from two sources:
 
   bnb    bitsandbytes itself: functional.quantize_4bit(w, blocksize=64, compress_statistics=True,
-         quant_type="nf4") and dequantize_4bit, on CUDA when there is one
+         quant_type="nf4") and dequantize_4bit, on CUDA when there is one (without CUDA bitsandbytes
+         runs its torch "default" backend, whose edge cases differ from the CUDA kernels: zero
+         blocks, values on a midpoint; the file's metadata names the device)
          -> test-data/quant/bnb_nf4.safetensors (written only where `import bitsandbytes` works)
   numpy  a pure-numpy port of the same algorithm as bitsandbytes' CUDA kernels run it
          (csrc/kernels.cu kQuantizeBlockwise + dQuantizeNF4, dQuantize<0>, kDequantizeBlockwise;

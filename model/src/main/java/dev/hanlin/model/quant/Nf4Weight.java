@@ -26,6 +26,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * float32 operation as in the kernels. One difference from bitsandbytes: the offset is the mean
  * computed in float64 and rounded to float32 (deterministic on every device), where bitsandbytes
  * takes torch's float32 {@code mean()}, whose last bit depends on the device's reduction order.
+ * bitsandbytes without CUDA (its torch "default" backend) is not the reference: it recomputes the
+ * NF4 midpoints in float32, sends a zero block to code 7 and picks dynamic codes by argmin.
  */
 public final class Nf4Weight implements QuantizedWeight {
   /** Elements per first-level block (bitsandbytes' default blocksize for 4 bits). */

@@ -1,6 +1,7 @@
 package dev.hanlin.model.quant;
 
 import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
@@ -45,7 +46,8 @@ public final class Int8Weight implements QuantizedWeight {
   /** As {@link #quantize(Tensor)}, {@code chunk} elements at a time (a multiple of 64). */
   static Int8Weight quantize(Tensor weight, long chunk) {
     Blocks.check(weight);
-    try (Scope s = Scope.open()) {
+    try (Grad.Guard g = Grad.noGrad();
+        Scope s = Scope.open()) {
       Tensor flat = weight.reshape(-1);
       long n = flat.numel();
       Tensor codes = Torch.empty(DType.I8, flat.device(), n);
@@ -76,7 +78,8 @@ public final class Int8Weight implements QuantizedWeight {
 
   /** As {@link #dequantize(DType)}, {@code chunk} elements at a time into the result. */
   Tensor dequantize(DType dtype, long chunk) {
-    try (Scope s = Scope.open()) {
+    try (Grad.Guard g = Grad.noGrad();
+        Scope s = Scope.open()) {
       // a multiply, not a division: CUDA divides by a scalar through its reciprocal, the CPU does
       // not, and the two would differ in the last bit
       org.bytedeco.pytorch.Tensor step = absmax.raw().mul(new Scalar((double) INV_127));

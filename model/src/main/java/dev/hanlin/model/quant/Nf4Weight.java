@@ -1,6 +1,7 @@
 package dev.hanlin.model.quant;
 
 import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
@@ -64,7 +65,8 @@ public final class Nf4Weight implements QuantizedWeight {
   /** As {@link #quantize(Tensor)}, {@code chunk} elements at a time (a multiple of 64). */
   static Nf4Weight quantize(Tensor weight, long chunk) {
     Blocks.check(weight);
-    try (Scope s = Scope.open()) {
+    try (Grad.Guard g = Grad.noGrad();
+        Scope s = Scope.open()) {
       Codebooks.Tables tables = Codebooks.on(weight.device());
       FirstLevel first = FirstLevel.of(weight.raw(), tables, chunk);
       return of(weight.shape(), first.packed(), DoubleQuant.of(first.absmax(), tables));
@@ -152,7 +154,8 @@ public final class Nf4Weight implements QuantizedWeight {
    * besides the result, the float32 temporaries stay within a chunk's.
    */
   Tensor dequantize(DType dtype, long chunk) {
-    try (Scope s = Scope.open()) {
+    try (Grad.Guard g = Grad.noGrad();
+        Scope s = Scope.open()) {
       Codebooks.Tables tables = Codebooks.on(codes.device());
       org.bytedeco.pytorch.Tensor absmax =
           DoubleQuant.dequantize(
@@ -208,7 +211,8 @@ public final class Nf4Weight implements QuantizedWeight {
 
   /** The first-level absmaxes as the dequantization uses them (float32, one per 64 block). */
   public Tensor absmax() {
-    try (Scope s = Scope.open()) {
+    try (Grad.Guard g = Grad.noGrad();
+        Scope s = Scope.open()) {
       Codebooks.Tables tables = Codebooks.on(codes.device());
       return s.keep(
           Tensor.wrap(

@@ -2,6 +2,7 @@ package dev.hanlin.model.quant;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -138,6 +139,22 @@ class QuantizedWeightTest {
             part.dequantize(DType.F32, 128).toFloatArray());
       }
       assertThrows(IllegalArgumentException.class, () -> Nf4Weight.quantize(w, 100));
+    }
+  }
+
+  @Test
+  void aParameterIsQuantizedWithoutRecordingAGraph() {
+    // a weight that requires grad (a model parameter) must not leave autograd graphs behind: they
+    // would keep each chunk's float32 copy of the weight alive as long as the quantized weight
+    try (Scope s = Scope.open()) {
+      Tensor w = randn(7, 3, 64).requiresGrad(true);
+      try (Nf4Weight q4 = (Nf4Weight) QuantizedWeight.quantize(w, 4);
+          Int8Weight q8 = (Int8Weight) QuantizedWeight.quantize(w, 8)) {
+        assertFalse(q4.absmax2().requiresGrad(), "absmax2 carries a graph");
+        assertFalse(q8.absmax().requiresGrad(), "int8 absmax carries a graph");
+        assertFalse(q4.dequantize(DType.F32).requiresGrad());
+        assertFalse(q8.dequantize(DType.F32).requiresGrad());
+      }
     }
   }
 }

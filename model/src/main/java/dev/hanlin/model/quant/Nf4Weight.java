@@ -10,10 +10,12 @@ import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * A weight in QLoRA's NF4 with double quantization, bit for bit bitsandbytes' {@code
- * quantize_4bit(w, blocksize=64, compress_statistics=True, quant_type="nf4")} on CUDA
+ * A weight in QLoRA's NF4 with double quantization, computed as bitsandbytes' {@code
+ * quantize_4bit(w, blocksize=64, compress_statistics=True, quant_type="nf4")} computes it on CUDA
  * (bitsandbytes/functional.py {@code quantize_4bit}, csrc/kernels.cu {@code kQuantizeBlockwise},
- * {@code dQuantizeNF4}, {@code dQuantize}, {@code kDequantizeBlockwise}):
+ * {@code dQuantizeNF4}, {@code dQuantize}, {@code kDequantizeBlockwise}, at 95f9af3); equal bit for
+ * bit to a numpy port of those kernels, and to bitsandbytes itself where its goldens were made
+ * (Nf4GoldenTest):
  *
  * <ol>
  *   <li>flatten, blocks of 64 (the last one zero-padded), absmax per block;

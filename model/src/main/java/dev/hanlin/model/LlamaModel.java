@@ -44,34 +44,32 @@ public final class LlamaModel {
     List<TransformerBlock> ls = new ArrayList<>();
     for (int i = 0; i < config.numHiddenLayers(); i++) {
       String p = "model.layers." + i + ".";
+      Map<String, LoraLinear> la = lora == null ? Map.of() : lora.modules(i, true);
+      Map<String, LoraLinear> lm = lora == null ? Map.of() : lora.modules(i, false);
       String a = p + "self_attn.", m = p + "mlp.";
       ls.add(
           new TransformerBlock(
               i,
               new RmsNorm(weights.get(p + "input_layernorm.weight"), config.rmsNormEps()),
               new Attention(
-                  config,
-                  weights.get(a + "q_proj.weight"),
-                  weights.get(a + "q_proj.bias"),
-                  weights.get(a + "k_proj.weight"),
-                  weights.get(a + "k_proj.bias"),
-                  weights.get(a + "v_proj.weight"),
-                  weights.get(a + "v_proj.bias"),
-                  weights.get(a + "o_proj.weight"),
-                  weights.get(a + "o_proj.bias"),
-                  lora == null ? Map.of() : lora.modules(i, true)),
+                  linear(a + "q_proj", la.get("q_proj")),
+                  linear(a + "k_proj", la.get("k_proj")),
+                  linear(a + "v_proj", la.get("v_proj")),
+                  linear(a + "o_proj", la.get("o_proj")),
+                  config),
               new RmsNorm(weights.get(p + "post_attention_layernorm.weight"), config.rmsNormEps()),
               new FeedForward(
-                  weights.get(m + "gate_proj.weight"),
-                  weights.get(m + "gate_proj.bias"),
-                  weights.get(m + "up_proj.weight"),
-                  weights.get(m + "up_proj.bias"),
-                  weights.get(m + "down_proj.weight"),
-                  weights.get(m + "down_proj.bias"),
-                  lora == null ? Map.of() : lora.modules(i, false))));
+                  linear(m + "gate_proj", lm.get("gate_proj")),
+                  linear(m + "up_proj", lm.get("up_proj")),
+                  linear(m + "down_proj", lm.get("down_proj")))));
     }
     this.layers = List.copyOf(ls);
     this.rotary = new Rotary(config);
+  }
+
+  /** The layer under HF module path {@code path} ({@code model.layers.0.self_attn.q_proj}). */
+  private Linear linear(String path, LoraLinear adapter) {
+    return Linear.of(weights.get(path + ".weight"), weights.get(path + ".bias"), adapter);
   }
 
   /** Every parameter's HF name and shape, in HF's order. */
@@ -181,19 +179,68 @@ public final class LlamaModel {
    * their keys and values are appended to it.
    */
   public Tensor forward(Tensor ids, KvCache cache) {
+    return forward(ids, cache == null ? 0 : cache.length(), null, null, cache);
+  }
+
+  /**
+   * Where each token sits and what it may attend to, as every block takes it: the rotary {@code
+   * cos} and {@code sin}, (T, D) for rows at positions {@code [start, start + T)} or (B, 1, T, D)
+   * gathered at each token's own position, and {@code mask}, null for causal attention or bool (B,
+   * 1, T, T), true where a query may attend a key.
+   */
+  public record Positions(Tensor cos, Tensor sin, Tensor mask) {}
+
+  /**
+   * The {@link Positions} of {@code t} tokens: plain rows from {@code start} when {@code positions}
+   * is null, else packed rows, where {@code positions} (B, T) restart at 0 at each sample and
+   * {@code segments} (B, T) number a row's samples (a token attends only to earlier tokens of its
+   * own sample). The one place the blocks' angles and masks are made, for every pass that runs the
+   * whole model on a batch.
+   */
+  public Positions positions(
+      long start, long t, Tensor positions, Tensor segments, DType dtype, Device device) {
+    Tensor[] cs = rotary.cosSin(start, t, dtype, device); // (T, D) each
+    if (positions == null) return new Positions(cs[0], cs[1], null);
+    Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
+    Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
+    // same sample and not later: (B, 1, T, T), true where a query may attend a key
+    Tensor mask =
+        segments
+            .unsqueeze(2)
+            .eq(segments.unsqueeze(1))
+            .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
+            .unsqueeze(1);
+    return new Positions(cos, sin, mask);
+  }
+
+  /** The token embeddings (B, T, C) of ids (B, T): the first blocks' input. */
+  public Tensor embed(Tensor ids) {
+    return Torch.embedding(embed, ids);
+  }
+
+  /** The decoder layers, first to last. */
+  public List<TransformerBlock> layers() {
+    return layers;
+  }
+
+  /** Logits (B, T, V) of the last block's output (B, T, C): the final norm and the head. */
+  public Tensor head(Tensor x) {
+    return Torch.linear(norm.forward(x), lmHead, null);
+  }
+
+  private Tensor forward(Tensor ids, long start, Tensor positions, Tensor segments, KvCache cache) {
     long t = ids.size(1);
-    long start = cache == null ? 0 : cache.length();
-    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
-    Tensor[] cs = rotary.cosSin(start, t, x.dtype(), x.device()); // (T, D) each
+    Tensor x = embed(ids); // (B, T, C)
+    Positions p = positions(start, t, positions, segments, x.dtype(), x.device());
     for (TransformerBlock layer : layers) {
       // A scope per layer frees the layer's temporaries now rather than at the end of the step;
       // autograd keeps what backward needs. Without it every activation lives until backward ends.
       try (Scope s = Scope.open()) {
-        x = s.keep(layer.forward(x, cs[0], cs[1], cache));
+        x = s.keep(layer.forward(x, p, cache));
       }
     }
     if (cache != null) cache.advance(t);
-    return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
+    return head(x); // (B, T, V)
   }
 
   /**
@@ -230,7 +277,7 @@ public final class LlamaModel {
             Torch.fromLongs(rows, rows.length).to(dev),
             Torch.fromLongs(slots, slots.length).to(dev),
             readLength);
-    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
+    Tensor x = embed(ids); // (B, T, C)
     Tensor[] cs = rotary.cosSin(0, readLength, x.dtype(), x.device()); // (L, D) each
     Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
     Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
@@ -243,7 +290,7 @@ public final class LlamaModel {
     }
     // only the last token's logits choose the next one; a prompt's other T-1 rows of the
     // vocabulary-sized head would be wasted (half the work of a 30-token prompt and 32 tokens)
-    return Torch.linear(norm.forward(x.narrow(1, t - 1, 1)), lmHead, null); // (B, 1, V)
+    return head(x.narrow(1, t - 1, 1)); // (B, 1, V)
   }
 
   /**
@@ -252,24 +299,7 @@ public final class LlamaModel {
    * only to earlier tokens of its own sample. Each sample's logits equal those of the sample alone.
    */
   public Tensor forwardPacked(Tensor ids, Tensor positions, Tensor segments) {
-    long t = ids.size(1);
-    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
-    Tensor[] cs = rotary.cosSin(0, t, x.dtype(), x.device()); // (T, D) each
-    Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
-    Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
-    // same sample and not later: (B, 1, T, T), true where a query may attend a key
-    Tensor mask =
-        segments
-            .unsqueeze(2)
-            .eq(segments.unsqueeze(1))
-            .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
-            .unsqueeze(1);
-    for (TransformerBlock layer : layers) {
-      try (Scope s = Scope.open()) {
-        x = s.keep(layer.forward(x, cos, sin, null, mask));
-      }
-    }
-    return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
+    return forward(ids, 0, positions, segments, null);
   }
 
   /**

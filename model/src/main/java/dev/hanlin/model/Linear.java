@@ -1,0 +1,25 @@
+package dev.hanlin.model;
+
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+
+/**
+ * One linear layer of a block, {@code y = x Wᵀ + b}, with its LoRA update beside it when the model
+ * has adapters ({@code lora} null otherwise, as {@code bias} is null for Llama's bias-free layers).
+ */
+public record Linear(BaseWeight weight, Tensor bias, LoraLinear lora) {
+
+  /** A layer over a plain weight tensor. */
+  public static Linear of(Tensor weight, Tensor bias, LoraLinear lora) {
+    return new Linear(new BaseWeight.Dense(weight), bias, lora);
+  }
+
+  /** {@code x} (..., in) to (..., out). */
+  public Tensor forward(Tensor x) {
+    Tensor y =
+        switch (weight) {
+          case BaseWeight.Dense d -> Torch.linear(x, d.tensor(), bias);
+        };
+    return lora == null ? y : y.add(lora.delta(x));
+  }
+}

@@ -145,7 +145,12 @@ public final class LlamaModel {
     return new LlamaModel(config, w, adapters);
   }
 
-  /** This model with every weight cast to {@code dtype} (itself when it is that dtype already). */
+  /**
+   * This model with every weight cast to {@code dtype}: new tensors, detached, this model's left as
+   * they are (itself when every weight is that dtype already, so a caller that frees the old weights
+   * checks {@code cast != this}). The one dtype cast of a model: serving, merging, the bf16 LoRA
+   * base, master weights' bf16 compute copy and the bf16 export all use it.
+   */
   public LlamaModel withDtype(DType dtype) {
     if (lora == null && weights.values().stream().allMatch(t -> t.dtype() == dtype)) return this;
     if (lora != null) throw new IllegalStateException("merge the LoRA adapters before casting");

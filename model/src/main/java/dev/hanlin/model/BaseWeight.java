@@ -1,10 +1,12 @@
 package dev.hanlin.model;
 
+import dev.hanlin.model.quant.QuantizedWeight;
+import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Tensor;
 
 /**
- * The frozen or trained weight (out, in) of a {@link Linear}: a tensor as loaded. A quantized base
- * (QLoRA) is the other kind of weight, added beside this one.
+ * The weight (out, in) of a {@link Linear}: a tensor as loaded, or a frozen base held in 4 or 8
+ * bits under LoRA (QLoRA, {@code load_in_bits}).
  */
 public sealed interface BaseWeight {
   /** The weight's shape (out, in). */
@@ -15,6 +17,17 @@ public sealed interface BaseWeight {
     @Override
     public long[] shape() {
       return tensor.shape();
+    }
+  }
+
+  /**
+   * A quantized frozen weight, dequantized to {@code dtype} (the model's compute dtype) each time a
+   * forward uses it. It has no gradient: only the layer's input and its LoRA adapter get one.
+   */
+  record Quantized(QuantizedWeight codes, DType dtype) implements BaseWeight {
+    @Override
+    public long[] shape() {
+      return codes.shape();
     }
   }
 }

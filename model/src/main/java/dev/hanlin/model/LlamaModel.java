@@ -1,5 +1,6 @@
 package dev.hanlin.model;
 
+import dev.hanlin.model.quant.QuantizedWeight;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Generator;
@@ -30,14 +31,22 @@ public final class LlamaModel {
 
   private final LoraAdapters lora;
 
+  /** The 4- or 8-bit linear weights of a quantized base (load_in_bits), none otherwise. */
+  private final Map<String, QuantizedWeight> quantized;
+
   private LlamaModel(LlamaConfig config, Map<String, Tensor> weights) {
-    this(config, weights, null);
+    this(config, weights, Map.of(), null);
   }
 
-  private LlamaModel(LlamaConfig config, Map<String, Tensor> weights, LoraAdapters lora) {
+  private LlamaModel(
+      LlamaConfig config,
+      Map<String, Tensor> weights,
+      Map<String, QuantizedWeight> quantized,
+      LoraAdapters lora) {
     this.config = config;
     this.lora = lora;
     this.weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
+    this.quantized = Collections.unmodifiableMap(new LinkedHashMap<>(quantized));
     this.embed = weights.get("model.embed_tokens.weight");
     this.lmHead = config.tieWordEmbeddings() ? embed : weights.get("lm_head.weight");
     this.norm = new RmsNorm(weights.get("model.norm.weight"), config.rmsNormEps());
@@ -69,7 +78,12 @@ public final class LlamaModel {
 
   /** The layer under HF module path {@code path} ({@code model.layers.0.self_attn.q_proj}). */
   private Linear linear(String path, LoraLinear adapter) {
-    return Linear.of(weights.get(path + ".weight"), weights.get(path + ".bias"), adapter);
+    QuantizedWeight q = quantized.get(path + ".weight");
+    BaseWeight w =
+        q == null
+            ? new BaseWeight.Dense(weights.get(path + ".weight"))
+            : new BaseWeight.Quantized(q, embed.dtype());
+    return new Linear(w, weights.get(path + ".bias"), adapter);
   }
 
   /** Every parameter's HF name and shape, in HF's order. */
@@ -109,6 +123,35 @@ public final class LlamaModel {
   }
 
   /**
+   * A model whose linear weights {@code quantized} holds in 4 or 8 bits (a frozen QLoRA base) and
+   * whose other weights (embeddings, norms, head, biases) are the tensors of {@code dense};
+   * together they must be every expected name with its shape. The quantized layers compute in the
+   * dense weights' dtype.
+   */
+  public static LlamaModel fromWeights(
+      LlamaConfig c, Map<String, Tensor> dense, Map<String, QuantizedWeight> quantized) {
+    Map<String, long[]> expected = expectedShapes(c);
+    Map<String, long[]> denseShapes = new LinkedHashMap<>(expected);
+    for (var e : quantized.entrySet()) {
+      long[] want = expected.get(e.getKey());
+      if (want == null || !e.getKey().endsWith("_proj.weight"))
+        throw new ConfigException("quantized weight " + e.getKey() + " is not a linear layer's");
+      if (!java.util.Arrays.equals(want, e.getValue().shape()))
+        throw new ConfigException(
+            e.getKey()
+                + " has shape "
+                + java.util.Arrays.toString(e.getValue().shape())
+                + ", the config expects "
+                + java.util.Arrays.toString(want));
+      denseShapes.remove(e.getKey());
+    }
+    Map<String, QuantizedWeight> ordered = new LinkedHashMap<>();
+    for (String n : expected.keySet())
+      if (quantized.containsKey(n)) ordered.put(n, quantized.get(n));
+    return new LlamaModel(c, WeightCheck.match("weights", denseShapes, dense), ordered, null);
+  }
+
+  /**
    * HF-style random initialization: linear and embedding weights from N(0, initializer_range²),
    * biases zero, norms one, the padding row (if any) zero. Deterministic for a seed.
    */
@@ -142,14 +185,15 @@ public final class LlamaModel {
   public LlamaModel withLora(LoraAdapters adapters) {
     Map<String, Tensor> w = new LinkedHashMap<>(weights);
     for (String n : adapters.config().savedWeightNames()) w.put(n, adapters.weights().get(n));
-    return new LlamaModel(config, w, adapters);
+    return new LlamaModel(config, w, quantized, adapters);
   }
 
   /**
    * This model with every weight cast to {@code dtype}: new tensors, detached, this model's left as
-   * they are (itself when every weight is that dtype already, so a caller that frees the old weights
-   * checks {@code cast != this}). The one dtype cast of a model: serving, merging, the bf16 LoRA
-   * base, master weights' bf16 compute copy and the bf16 export all use it.
+   * they are (itself when every weight is that dtype already, so a caller that frees the old
+   * weights checks {@code cast != this}). The one dtype cast of a model: serving, merging, the bf16
+   * LoRA base, master weights' bf16 compute copy and the bf16 export all use it. Quantized weights
+   * stay as they are and dequantize to {@code dtype}.
    */
   public LlamaModel withDtype(DType dtype) {
     if (lora == null && weights.values().stream().allMatch(t -> t.dtype() == dtype)) return this;
@@ -158,7 +202,7 @@ public final class LlamaModel {
     try (Scope s = Scope.open()) {
       weights.forEach((k, v) -> w.put(k, v.detach().to(dtype).contiguous().retain()));
     }
-    return new LlamaModel(config.withDtype(dtype), w);
+    return new LlamaModel(config.withDtype(dtype), w, quantized, null);
   }
 
   /** The LoRA adapters applied to this model, or null. */
@@ -166,9 +210,38 @@ public final class LlamaModel {
     return lora;
   }
 
-  /** The weights under HF names, in HF order (the tied lm_head is not listed). */
+  /**
+   * The weights under HF names, in HF order (the tied lm_head is not listed); of a quantized base,
+   * those that are not quantized.
+   */
   public Map<String, Tensor> weights() {
     return weights;
+  }
+
+  /** The linear weights held in 4 or 8 bits (load_in_bits) under HF names; empty if none. */
+  public Map<String, QuantizedWeight> quantizedWeights() {
+    return quantized;
+  }
+
+  /** Bytes the base's weights hold: tensors as stored, quantized ones with their statistics. */
+  public long weightBytes() {
+    long b = weights.values().stream().mapToLong(Tensor::byteSize).sum();
+    return b + quantized.values().stream().mapToLong(QuantizedWeight::storageBytes).sum();
+  }
+
+  /**
+   * A plain model whose quantized weights are dequantized to its dtype (the values its quantized
+   * layers compute with), sharing the other weights; itself when nothing is quantized. For tests
+   * and inspection: a merge goes into the full-precision base, never into this.
+   */
+  public LlamaModel dequantized() {
+    if (quantized.isEmpty()) return this;
+    if (lora != null) throw new IllegalStateException("dequantize the base before adding LoRA");
+    Map<String, Tensor> w = new LinkedHashMap<>(weights);
+    try (Scope s = Scope.open()) {
+      quantized.forEach((k, q) -> w.put(k, q.dequantize(dtype()).retain()));
+    }
+    return fromWeights(config, w);
   }
 
   public DType dtype() {
@@ -452,7 +525,7 @@ public final class LlamaModel {
     Map<String, Tensor> w = new LinkedHashMap<>(weights);
     w.put("model.embed_tokens.weight", grownRows(embed, sourceIds));
     if (!config.tieWordEmbeddings()) w.put("lm_head.weight", grownRows(lmHead, sourceIds));
-    return new LlamaModel(config.withVocabSize(newVocab), w);
+    return new LlamaModel(config.withVocabSize(newVocab), w, quantized, null);
   }
 
   private static Tensor grownRows(Tensor old, int[][] sourceIds) {

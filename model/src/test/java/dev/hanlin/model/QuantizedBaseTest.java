@@ -41,50 +41,54 @@ class QuantizedBaseTest {
   static final long[] SEG = {0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0};
   static final long[] TARGETS = {9, 33, 7, 81, 12, -100, 44, 100, 2, 60, 61, 70};
 
+  /** From safetensors and from a pytorch_model.bin alike. */
   @Test
   void loadingQuantizesEveryBlockLinearWeightAndNothingElse() throws Exception {
-    for (int bits : new int[] {4, 8}) {
-      LlamaModel full = HfCheckpoint.load(GQA, DType.F32, Device.CPU);
-      LlamaModel q = HfCheckpoint.load(GQA, DType.F32, Device.CPU, bits);
-      int layers = full.config().numHiddenLayers();
-      assertEquals(7 * layers, q.quantizedWeights().size(), bits + " bits");
-      TreeSet<String> all = new TreeSet<>(q.weights().keySet());
-      all.addAll(q.quantizedWeights().keySet());
-      assertEquals(new TreeSet<>(full.weights().keySet()), all);
-      long denseBytes = 0, quantBytes = 0;
-      try (Scope s = Scope.open()) {
-        for (var e : q.weights().entrySet()) // norms, embedding, head: as loaded
-        assertArrayEquals(
-              full.weights().get(e.getKey()).toFloatArray(),
-              e.getValue().toFloatArray(),
+    for (Path dir : new Path[] {GQA, TestData.dir("parity").resolve("mha_bin")})
+      for (int bits : new int[] {4, 8}) loadsQuantized(dir, bits);
+  }
+
+  private static void loadsQuantized(Path dir, int bits) throws Exception {
+    LlamaModel full = HfCheckpoint.load(dir, DType.F32, Device.CPU);
+    LlamaModel q = HfCheckpoint.load(dir, DType.F32, Device.CPU, bits);
+    int layers = full.config().numHiddenLayers();
+    assertEquals(7 * layers, q.quantizedWeights().size(), bits + " bits");
+    TreeSet<String> all = new TreeSet<>(q.weights().keySet());
+    all.addAll(q.quantizedWeights().keySet());
+    assertEquals(new TreeSet<>(full.weights().keySet()), all);
+    long denseBytes = 0, quantBytes = 0;
+    try (Scope s = Scope.open()) {
+      for (var e : q.weights().entrySet()) // norms, embedding, head: as loaded
+      assertArrayEquals(
+            full.weights().get(e.getKey()).toFloatArray(),
+            e.getValue().toFloatArray(),
+            0f,
+            e.getKey());
+      for (var e : q.quantizedWeights().entrySet()) {
+        assertTrue(
+            e.getKey().matches("model\\.layers\\.\\d+\\.(self_attn|mlp)\\.\\w+_proj\\.weight"));
+        Tensor w = full.weights().get(e.getKey());
+        // what the loader holds is the codec applied to the stored weight
+        try (QuantizedWeight ref = QuantizedWeight.quantize(w, bits)) {
+          assertArrayEquals(
+              ref.dequantize(DType.F32).toFloatArray(),
+              e.getValue().dequantize(DType.F32).toFloatArray(),
               0f,
               e.getKey());
-        for (var e : q.quantizedWeights().entrySet()) {
-          assertTrue(
-              e.getKey().matches("model\\.layers\\.\\d+\\.(self_attn|mlp)\\.\\w+_proj\\.weight"));
-          Tensor w = full.weights().get(e.getKey());
-          // what the loader holds is the codec applied to the stored weight
-          try (QuantizedWeight ref = QuantizedWeight.quantize(w, bits)) {
-            assertArrayEquals(
-                ref.dequantize(DType.F32).toFloatArray(),
-                e.getValue().dequantize(DType.F32).toFloatArray(),
-                0f,
-                e.getKey());
-          }
-          // NF4 of a normal weight errs by ~9 % RMS (QLoRA's levels; 0.092 measured here on
-          // randn), int8 blockwise by ~0.6 %: a loader that mixed up layers or blocks would not
-          Tensor d = e.getValue().dequantize(DType.F32);
-          double rel = Math.sqrt(d.sub(w).pow(2).sum().item() / w.pow(2).sum().item());
-          assertTrue(rel > 0 && rel < (bits == 4 ? 0.11 : 0.008), e.getKey() + ": " + rel);
-          denseBytes += w.byteSize();
-          quantBytes += e.getValue().storageBytes();
         }
+        // NF4 of a normal weight errs by ~9 % RMS (QLoRA's levels; 0.092 measured here on
+        // randn), int8 blockwise by ~0.6 %: a loader that mixed up layers or blocks would not
+        Tensor d = e.getValue().dequantize(DType.F32);
+        double rel = Math.sqrt(d.sub(w).pow(2).sum().item() / w.pow(2).sum().item());
+        assertTrue(rel > 0 && rel < (bits == 4 ? 0.11 : 0.008), e.getKey() + ": " + rel);
+        denseBytes += w.byteSize();
+        quantBytes += e.getValue().storageBytes();
       }
-      // NF4: half a byte a weight plus about 1/64 byte of statistics; int8: one byte plus 4/block
-      double ratio = (double) quantBytes / denseBytes;
-      assertTrue(bits == 4 ? ratio < 0.14 : ratio < 0.27, bits + " bits: " + ratio);
-      assertTrue(q.weightBytes() < full.weightBytes());
     }
+    // NF4: half a byte a weight plus about 1/64 byte of statistics; int8: one byte plus 4/block
+    double ratio = (double) quantBytes / denseBytes;
+    assertTrue(bits == 4 ? ratio < 0.14 : ratio < 0.27, bits + " bits: " + ratio);
+    assertTrue(q.weightBytes() < full.weightBytes());
   }
 
   @Test

@@ -140,6 +140,35 @@ class QuantizedBaseTest {
     }
   }
 
+  /**
+   * The model's one cast keeps the quantized weights (the engine's bf16 LoRA base is made so), as
+   * does vocabulary growth: cast after loading equals loading in bf16.
+   */
+  @Test
+  void castAndGrowthKeepTheQuantizedWeights() throws Exception {
+    LlamaModel q = HfCheckpoint.load(GQA, DType.F32, Device.CPU, 4);
+    LlamaModel cast = q.withDtype(DType.BF16);
+    assertEquals(q.quantizedWeights(), cast.quantizedWeights());
+    assertEquals(DType.BF16, cast.dtype());
+    LlamaModel loaded = HfCheckpoint.load(GQA, DType.BF16, Device.CPU, 4);
+    LlamaModel grown = q.resizeTokenEmbeddings(q.config().vocabSize() + 3);
+    assertEquals(q.quantizedWeights(), grown.quantizedWeights());
+    try (Scope s = Scope.open();
+        Grad.Guard g = Grad.noGrad()) {
+      Tensor ids = Torch.fromLongs(IDS, 2, 6);
+      assertArrayEquals(
+          loaded.forward(ids, null).toFloat().toFloatArray(),
+          cast.forward(ids, null).toFloat().toFloatArray(),
+          0f);
+      // the old tokens' logits stay (to an ulp: a wider head matmul blocks its sums differently)
+      Tensor old = q.forward(ids, null), now = grown.forward(ids, null); // (B, T, V), (B, T, V+3)
+      assertArrayEquals(
+          old.toFloatArray(),
+          now.narrow(2, 0, q.config().vocabSize()).contiguous().toFloatArray(),
+          1e-6f);
+    }
+  }
+
   /** Loss and every adapter's gradient: on the 4-bit base, and on the dequantized plain base. */
   @Test
   void loraGradientsOnTheQuantizedBaseEqualThoseOnTheDequantizedBase() throws Exception {

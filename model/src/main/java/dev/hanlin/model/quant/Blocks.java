@@ -1,6 +1,10 @@
 package dev.hanlin.model.quant;
 
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -12,6 +16,54 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  */
 final class Blocks {
   private Blocks() {}
+
+  /**
+   * Elements quantized or dequantized per step (16 Mi, 64 MiB of float32): a 4096 x 11008 weight
+   * takes three steps, and the temporaries of a step stay near 10 bytes per element of the chunk.
+   */
+  static final long CHUNK = 1L << 24;
+
+  /** One step over elements {@code [start, start + len)}. */
+  interface Step {
+    void run(long start, long len);
+  }
+
+  /**
+   * Runs {@code step} over {@code n} elements {@code chunk} at a time, each step in its own scope
+   * (which frees its temporaries); {@code chunk} is a positive multiple of {@code block}, so steps
+   * cover whole blocks and whole bytes of packed codes.
+   */
+  static void forChunks(long n, long chunk, int block, Step step) {
+    if (chunk <= 0 || chunk % block != 0) {
+      throw new IllegalArgumentException(
+          "chunk " + chunk + " is not a positive multiple of " + block);
+    }
+    for (long start = 0; start < n; start += chunk) {
+      try (Scope s = Scope.open()) {
+        step.run(start, Math.min(chunk, n - start));
+      }
+    }
+  }
+
+  /** The values of elements {@code [start, start + len)}, flat, in any float dtype. */
+  interface Values {
+    org.bytedeco.pytorch.Tensor of(long start, long len);
+  }
+
+  /**
+   * A new tensor of {@code shape} in {@code dtype}, filled chunk by chunk from {@code values} (each
+   * chunk rounded once into dtype by the copy); the caller's scope owns it.
+   */
+  static Tensor assemble(
+      long[] shape, long n, long chunk, int block, DType dtype, Device device, Values values) {
+    Tensor out = Torch.empty(dtype, device, n);
+    forChunks(
+        n,
+        chunk,
+        block,
+        (start, len) -> out.narrow(0, start, len).copy_(Tensor.wrap(values.of(start, len))));
+    return out.view(shape);
+  }
 
   /** Number of blocks of {@code size} covering {@code n} elements (the last one padded). */
   static long count(long n, long size) {

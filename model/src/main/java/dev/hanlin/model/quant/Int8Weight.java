@@ -1,8 +1,10 @@
 package dev.hanlin.model.quant;
 
 import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -38,38 +40,58 @@ public final class Int8Weight implements QuantizedWeight {
   }
 
   static Int8Weight quantize(Tensor weight) {
+    return quantize(weight, Blocks.CHUNK);
+  }
+
+  /** As {@link #quantize(Tensor)}, {@code chunk} elements at a time (a multiple of 64). */
+  static Int8Weight quantize(Tensor weight, long chunk) {
     Blocks.check(weight);
-    long n = weight.numel();
-    try (Scope s = Scope.open()) {
-      org.bytedeco.pytorch.Tensor blocks = Blocks.padded(weight.raw(), BLOCK); // (nb, 64)
-      org.bytedeco.pytorch.Tensor absmax = Blocks.absmax(blocks); // (nb)
-      org.bytedeco.pytorch.Tensor x =
-          blocks.mul(Blocks.reciprocal(absmax).unsqueeze(1)).mul(new Scalar(127.0));
-      org.bytedeco.pytorch.Tensor codes =
-          x.masked_fill(torch.isnan(x), new Scalar(0.0))
-              .round()
-              .to(ScalarType.Char)
-              .view(-1)
-              .narrow(0, 0, n)
-              .contiguous();
-      return new Int8Weight(
-          weight.shape(), n, Tensor.wrap(codes).retain(), Tensor.wrap(absmax).retain());
+    try (Grad.Guard g = Grad.noGrad();
+        Scope s = Scope.open()) {
+      Tensor flat = weight.reshape(-1);
+      long n = flat.numel();
+      Tensor codes = Torch.empty(DType.I8, flat.device(), n);
+      Tensor absmax = Torch.empty(DType.F32, flat.device(), Blocks.count(n, BLOCK));
+      Blocks.forChunks(
+          n,
+          chunk,
+          BLOCK,
+          (start, len) -> {
+            org.bytedeco.pytorch.Tensor blocks =
+                Blocks.padded(flat.narrow(0, start, len).raw(), BLOCK); // (nb, 64)
+            org.bytedeco.pytorch.Tensor a = Blocks.absmax(blocks); // (nb)
+            org.bytedeco.pytorch.Tensor x =
+                blocks.mul(Blocks.reciprocal(a).unsqueeze(1)).mul(new Scalar(127.0));
+            org.bytedeco.pytorch.Tensor q =
+                x.masked_fill(torch.isnan(x), new Scalar(0.0)).round().to(ScalarType.Char);
+            codes.narrow(0, start, len).copy_(Tensor.wrap(q.view(-1).narrow(0, 0, len)));
+            absmax.narrow(0, start / BLOCK, a.numel()).copy_(Tensor.wrap(a));
+          });
+      return new Int8Weight(weight.shape(), n, codes.retain(), absmax.retain());
     }
   }
 
   @Override
   public Tensor dequantize(DType dtype) {
-    long nb = absmax.numel();
-    try (Scope s = Scope.open()) {
-      org.bytedeco.pytorch.Tensor q = codes.raw().to(ScalarType.Float);
-      long pad = nb * BLOCK - numel;
-      if (pad > 0) q = torch.constant_pad_nd(q, new long[] {0, pad}, new Scalar(0.0));
+    return dequantize(dtype, Blocks.CHUNK);
+  }
+
+  /** As {@link #dequantize(DType)}, {@code chunk} elements at a time into the result. */
+  Tensor dequantize(DType dtype, long chunk) {
+    try (Grad.Guard g = Grad.noGrad();
+        Scope s = Scope.open()) {
       // a multiply, not a division: CUDA divides by a scalar through its reciprocal, the CPU does
       // not, and the two would differ in the last bit
       org.bytedeco.pytorch.Tensor step = absmax.raw().mul(new Scalar((double) INV_127));
-      org.bytedeco.pytorch.Tensor out =
-          q.view(nb, BLOCK).mul(step.unsqueeze(1)).view(-1).narrow(0, 0, numel).reshape(shape);
-      return s.keep(Tensor.wrap(out).to(dtype).contiguous());
+      Blocks.Values values =
+          (start, len) -> {
+            org.bytedeco.pytorch.Tensor q =
+                Blocks.padded(codes.raw().narrow(0, start, len), BLOCK); // (nb, 64) float32
+            return q.mul(step.narrow(0, start / BLOCK, q.size(0)).unsqueeze(1))
+                .view(-1)
+                .narrow(0, 0, len);
+          };
+      return s.keep(Blocks.assemble(shape, numel, chunk, BLOCK, dtype, codes.device(), values));
     }
   }
 

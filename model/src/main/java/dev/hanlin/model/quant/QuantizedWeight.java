@@ -7,7 +7,8 @@ import dev.hanlin.torch.Tensor;
  * A frozen base weight held in 4 or 8 bits (issue 17, QLoRA): {@link Nf4Weight} is bitsandbytes'
  * {@code quantize_4bit(w, blocksize=64, compress_statistics=True, quant_type="nf4")}, {@link
  * Int8Weight} is blockwise absmax int8. The held tensors outlive every {@link
- * dev.hanlin.torch.Scope}; {@link #close()} frees them.
+ * dev.hanlin.torch.Scope}; {@link #close()} frees them. Nothing here records autograd: a weight
+ * that requires grad is read as a constant, and dequantized tensors do not require grad.
  */
 public sealed interface QuantizedWeight extends AutoCloseable permits Nf4Weight, Int8Weight {
 

@@ -1,6 +1,7 @@
 package dev.hanlin.model;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.List;
 import java.util.Set;
@@ -21,7 +22,8 @@ public record LoraConfig(
     @JsonProperty("target_modules") List<String> targetModules,
     @JsonProperty("use_rslora") Boolean useRslora,
     @JsonProperty("modules_to_save") List<String> modulesToSave,
-    @JsonProperty("load_in_bits") Integer loadInBits) {
+    // absent when not set, so a resolved config (and a checkpoint's config.yaml) reads as before
+    @JsonProperty("load_in_bits") @JsonInclude(JsonInclude.Include.NON_NULL) Integer loadInBits) {
 
   /** The linear layers of a Llama block that LoRA can adapt, by their HF module names. */
   public static final List<String> ALL_TARGETS =

@@ -316,6 +316,9 @@ class QuantizedBaseTest {
     assertEquals(0, none.baseBits());
     assertFalse(none.needsGradientCheckpointing());
     assertEquals(8, none.withLoadInBits(8).baseBits());
+    // a config without it serializes as before (resumed checkpoints compare their config.yaml)
+    assertFalse(json.writeValueAsString(none).contains("load_in_bits"));
+    assertTrue(json.writeValueAsString(four).contains("\"load_in_bits\":4"));
     for (String bad : new String[] {"16", "3", "0"}) {
       var e =
           assertThrows(

@@ -253,14 +253,12 @@ final class HfFlags {
       }
       case "load_in_bits" -> {
         int bits = (Integer) v;
-        if (bits == 4 || bits == 8)
-          throw new IllegalArgumentException(
-              "--load_in_bits "
-                  + bits
-                  + ": a "
-                  + bits
-                  + "-bit quantized base (bitsandbytes/QLoRA) is not supported yet; leave the"
-                  + " flag out to train LoRA on a bf16 base");
+        // 4: NF4 with double quantization (their bnb_4bit_quant_type nf4), 8: blockwise int8;
+        // folded into the lora section like the other flat LoRA keys
+        if (bits == 4 || bits == 8) {
+          keys.put("load_in_bits", bits);
+          return;
+        }
         if (bits != 16 && bits != 32)
           throw new IllegalArgumentException("--load_in_bits must be 4, 8, 16 or 32; got " + bits);
         notes.add("--load_in_bits " + bits + " has no effect here: the base is not quantized");

@@ -62,6 +62,20 @@ class HfFlagsTest {
     assertTrue(p.notes().isEmpty(), p.notes().toString());
   }
 
+  /** Their finetune_lora.sh passes --load_in_bits 4: the flat key the lora section folds in. */
+  @Test
+  void loadInBitsFourOrEightQuantizesTheLoraBase() {
+    assertEquals(
+        Map.of("load_in_bits", 4, "lora_r", 8),
+        parse("--load_in_bits", "4", "--lora_r", "8").keys());
+    assertEquals(Map.of("load_in_bits", 8), parse("--load_in_bits=8").keys());
+    var p = parse("--load_in_bits", "16");
+    assertEquals(Map.of(), p.keys());
+    assertTrue(p.notes().getFirst().contains("the base is not quantized"), p.notes().toString());
+    var e = assertThrows(IllegalArgumentException.class, () -> parse("--load_in_bits", "2"));
+    assertEquals("--load_in_bits must be 4, 8, 16 or 32; got 2", e.getMessage());
+  }
+
   @Test
   void flagsMeaningNothingHereGetOneNoteEach() {
     HfFlags.Parsed p =
@@ -89,7 +103,6 @@ class HfFlagsTest {
   void missingFeaturesAreRefusedSayingSo() {
     for (String[] args :
         List.of(
-            new String[] {"--load_in_bits", "4"},
             new String[] {"--fp16"},
             new String[] {"--torch_dtype", "float16"},
             new String[] {"--lr_scheduler_type", "polynomial"},

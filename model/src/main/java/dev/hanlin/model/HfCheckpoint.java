@@ -3,6 +3,7 @@ package dev.hanlin.model;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.model.quant.QuantizedWeight;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
@@ -32,10 +33,27 @@ public final class HfCheckpoint {
 
   /** Loads a model folder, casting weights to {@code dtype} on {@code device}. */
   public static LlamaModel load(Path dir, DType dtype, Device device) throws IOException {
+    return load(dir, dtype, device, 0);
+  }
+
+  /**
+   * Loads a model folder as a frozen QLoRA base: the linear weights of every block quantized to
+   * {@code loadInBits} (4: NF4 with double quantization, 8: blockwise int8; 0: none, as {@link
+   * #load(Path, DType, Device)}) on {@code device} as each is read, so the full-precision model is
+   * never in memory at once (one tensor at a time from safetensors; a {@code pytorch_model.bin}
+   * file is unpickled whole, one shard at a time); embeddings, norms, biases and the head in {@code
+   * dtype}, which the quantized layers compute in. Quantized from the values as stored (read as
+   * fp32, which is exact for bf16 and fp16 checkpoints).
+   */
+  public static LlamaModel load(Path dir, DType dtype, Device device, int loadInBits)
+      throws IOException {
+    if (loadInBits != 0 && loadInBits != 4 && loadInBits != 8)
+      throw new ConfigException("load_in_bits must be 4 or 8, got " + loadInBits);
     if (!Files.isDirectory(dir))
       throw new ConfigException(dir + ": not a model folder (expected config.json and weights)");
     LlamaConfig config = LlamaConfig.read(dir.resolve("config.json"));
     Map<String, Tensor> weights = new LinkedHashMap<>();
+    Map<String, QuantizedWeight> quantized = new LinkedHashMap<>();
     var expected = LlamaModel.expectedShapes(config).keySet();
     // Tensors the config has no place for (e.g. layer 1 under num_hidden_layers: 1) are an error,
     // not dropped: a model that silently loses layers still generates and evaluates.
@@ -53,7 +71,10 @@ public final class HfCheckpoint {
             continue;
           }
           try (Scope s = Scope.open()) {
-            weights.put(name, ck.load(name, dtype, device).retain());
+            if (loadInBits != 0 && quantizable(name))
+              quantized.put(
+                  name, quantize(ck.load(name, DType.F32, device), loadInBits, dir, name));
+            else weights.put(name, ck.load(name, dtype, device).retain());
           }
         }
       }
@@ -70,7 +91,12 @@ public final class HfCheckpoint {
             continue;
           }
           try (Scope s = Scope.open()) {
-            weights.put(e.getKey(), e.getValue().to(device, dtype, false).retain());
+            if (loadInBits != 0 && quantizable(e.getKey()))
+              quantized.put(
+                  e.getKey(),
+                  quantize(
+                      e.getValue().to(device, DType.F32, false), loadInBits, file, e.getKey()));
+            else weights.put(e.getKey(), e.getValue().to(device, dtype, false).retain());
           }
           e.getValue().release();
         }
@@ -82,12 +108,31 @@ public final class HfCheckpoint {
     }
     if (!unexpected.isEmpty()) {
       weights.values().forEach(Tensor::release);
+      quantized.values().forEach(QuantizedWeight::close);
       throw new ConfigException(unexpectedMessage(dir, config, unexpected));
     }
     try {
-      return LlamaModel.fromWeights(config.withDtype(dtype), weights);
+      return quantized.isEmpty()
+          ? LlamaModel.fromWeights(config.withDtype(dtype), weights)
+          : LlamaModel.fromWeights(config.withDtype(dtype), weights, quantized);
     } catch (ConfigException e) {
       throw new ConfigException(dir + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * The weights load_in_bits quantizes: every block's linear layers, as bitsandbytes replaces each
+   * {@code nn.Linear} but the head (embeddings and norms are not linear layers).
+   */
+  static boolean quantizable(String name) {
+    return name.startsWith("model.layers.") && name.endsWith("_proj.weight");
+  }
+
+  private static QuantizedWeight quantize(Tensor w, int bits, Path where, String name) {
+    try {
+      return QuantizedWeight.quantize(w, bits);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(where + ": " + name + ": " + e.getMessage(), e);
     }
   }
 
@@ -144,6 +189,11 @@ public final class HfCheckpoint {
 
   /** Writes an HF folder that {@code AutoModelForCausalLM.from_pretrained} loads as is. */
   public static void save(LlamaModel model, Path dir, long maxShardBytes) throws IOException {
+    if (!model.quantizedWeights().isEmpty())
+      throw new ConfigException(
+          dir
+              + ": a model with a quantized base (load_in_bits) is not saved as an HF folder; its"
+              + " result is the LoRA adapter, merged into the full-precision base with merge-lora");
     Files.createDirectories(dir);
     ShardedCheckpoint.save(dir, model.weights(), maxShardBytes);
     LlamaConfig c = model.config().withDtype(model.dtype());

@@ -1,5 +1,6 @@
 package dev.hanlin.model;
 
+import dev.hanlin.model.quant.QuantizedWeight;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Generator;
@@ -30,48 +31,59 @@ public final class LlamaModel {
 
   private final LoraAdapters lora;
 
+  /** The 4- or 8-bit linear weights of a quantized base (load_in_bits), none otherwise. */
+  private final Map<String, QuantizedWeight> quantized;
+
   private LlamaModel(LlamaConfig config, Map<String, Tensor> weights) {
-    this(config, weights, null);
+    this(config, weights, Map.of(), null);
   }
 
-  private LlamaModel(LlamaConfig config, Map<String, Tensor> weights, LoraAdapters lora) {
+  private LlamaModel(
+      LlamaConfig config,
+      Map<String, Tensor> weights,
+      Map<String, QuantizedWeight> quantized,
+      LoraAdapters lora) {
     this.config = config;
     this.lora = lora;
     this.weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
+    this.quantized = Collections.unmodifiableMap(new LinkedHashMap<>(quantized));
     this.embed = weights.get("model.embed_tokens.weight");
     this.lmHead = config.tieWordEmbeddings() ? embed : weights.get("lm_head.weight");
     this.norm = new RmsNorm(weights.get("model.norm.weight"), config.rmsNormEps());
     List<TransformerBlock> ls = new ArrayList<>();
     for (int i = 0; i < config.numHiddenLayers(); i++) {
       String p = "model.layers." + i + ".";
+      Map<String, LoraLinear> la = lora == null ? Map.of() : lora.modules(i, true);
+      Map<String, LoraLinear> lm = lora == null ? Map.of() : lora.modules(i, false);
       String a = p + "self_attn.", m = p + "mlp.";
       ls.add(
           new TransformerBlock(
               i,
               new RmsNorm(weights.get(p + "input_layernorm.weight"), config.rmsNormEps()),
               new Attention(
-                  config,
-                  weights.get(a + "q_proj.weight"),
-                  weights.get(a + "q_proj.bias"),
-                  weights.get(a + "k_proj.weight"),
-                  weights.get(a + "k_proj.bias"),
-                  weights.get(a + "v_proj.weight"),
-                  weights.get(a + "v_proj.bias"),
-                  weights.get(a + "o_proj.weight"),
-                  weights.get(a + "o_proj.bias"),
-                  lora == null ? Map.of() : lora.modules(i, true)),
+                  linear(a + "q_proj", la.get("q_proj")),
+                  linear(a + "k_proj", la.get("k_proj")),
+                  linear(a + "v_proj", la.get("v_proj")),
+                  linear(a + "o_proj", la.get("o_proj")),
+                  config),
               new RmsNorm(weights.get(p + "post_attention_layernorm.weight"), config.rmsNormEps()),
               new FeedForward(
-                  weights.get(m + "gate_proj.weight"),
-                  weights.get(m + "gate_proj.bias"),
-                  weights.get(m + "up_proj.weight"),
-                  weights.get(m + "up_proj.bias"),
-                  weights.get(m + "down_proj.weight"),
-                  weights.get(m + "down_proj.bias"),
-                  lora == null ? Map.of() : lora.modules(i, false))));
+                  linear(m + "gate_proj", lm.get("gate_proj")),
+                  linear(m + "up_proj", lm.get("up_proj")),
+                  linear(m + "down_proj", lm.get("down_proj")))));
     }
     this.layers = List.copyOf(ls);
     this.rotary = new Rotary(config);
+  }
+
+  /** The layer under HF module path {@code path} ({@code model.layers.0.self_attn.q_proj}). */
+  private Linear linear(String path, LoraLinear adapter) {
+    QuantizedWeight q = quantized.get(path + ".weight");
+    BaseWeight w =
+        q == null
+            ? new BaseWeight.Dense(weights.get(path + ".weight"))
+            : new BaseWeight.Quantized(q, embed.dtype());
+    return new Linear(w, weights.get(path + ".bias"), adapter);
   }
 
   /** Every parameter's HF name and shape, in HF's order. */
@@ -111,6 +123,35 @@ public final class LlamaModel {
   }
 
   /**
+   * A model whose linear weights {@code quantized} holds in 4 or 8 bits (a frozen QLoRA base) and
+   * whose other weights (embeddings, norms, head, biases) are the tensors of {@code dense};
+   * together they must be every expected name with its shape. The quantized layers compute in the
+   * dense weights' dtype.
+   */
+  public static LlamaModel fromWeights(
+      LlamaConfig c, Map<String, Tensor> dense, Map<String, QuantizedWeight> quantized) {
+    Map<String, long[]> expected = expectedShapes(c);
+    Map<String, long[]> denseShapes = new LinkedHashMap<>(expected);
+    for (var e : quantized.entrySet()) {
+      long[] want = expected.get(e.getKey());
+      if (want == null || !e.getKey().endsWith("_proj.weight"))
+        throw new ConfigException("quantized weight " + e.getKey() + " is not a linear layer's");
+      if (!java.util.Arrays.equals(want, e.getValue().shape()))
+        throw new ConfigException(
+            e.getKey()
+                + " has shape "
+                + java.util.Arrays.toString(e.getValue().shape())
+                + ", the config expects "
+                + java.util.Arrays.toString(want));
+      denseShapes.remove(e.getKey());
+    }
+    Map<String, QuantizedWeight> ordered = new LinkedHashMap<>();
+    for (String n : expected.keySet())
+      if (quantized.containsKey(n)) ordered.put(n, quantized.get(n));
+    return new LlamaModel(c, WeightCheck.match("weights", denseShapes, dense), ordered, null);
+  }
+
+  /**
    * HF-style random initialization: linear and embedding weights from N(0, initializer_range²),
    * biases zero, norms one, the padding row (if any) zero. Deterministic for a seed.
    */
@@ -144,10 +185,16 @@ public final class LlamaModel {
   public LlamaModel withLora(LoraAdapters adapters) {
     Map<String, Tensor> w = new LinkedHashMap<>(weights);
     for (String n : adapters.config().savedWeightNames()) w.put(n, adapters.weights().get(n));
-    return new LlamaModel(config, w, adapters);
+    return new LlamaModel(config, w, quantized, adapters);
   }
 
-  /** This model with every weight cast to {@code dtype} (itself when it is that dtype already). */
+  /**
+   * This model with every weight cast to {@code dtype}: new tensors, detached, this model's left as
+   * they are (itself when every weight is that dtype already, so a caller that frees the old
+   * weights checks {@code cast != this}). The one dtype cast of a model: serving, merging, the bf16
+   * LoRA base, master weights' bf16 compute copy and the bf16 export all use it. Quantized weights
+   * stay as they are and dequantize to {@code dtype}.
+   */
   public LlamaModel withDtype(DType dtype) {
     if (lora == null && weights.values().stream().allMatch(t -> t.dtype() == dtype)) return this;
     if (lora != null) throw new IllegalStateException("merge the LoRA adapters before casting");
@@ -155,7 +202,7 @@ public final class LlamaModel {
     try (Scope s = Scope.open()) {
       weights.forEach((k, v) -> w.put(k, v.detach().to(dtype).contiguous().retain()));
     }
-    return new LlamaModel(config.withDtype(dtype), w);
+    return new LlamaModel(config.withDtype(dtype), w, quantized, null);
   }
 
   /** The LoRA adapters applied to this model, or null. */
@@ -163,9 +210,38 @@ public final class LlamaModel {
     return lora;
   }
 
-  /** The weights under HF names, in HF order (the tied lm_head is not listed). */
+  /**
+   * The weights under HF names, in HF order (the tied lm_head is not listed); of a quantized base,
+   * those that are not quantized.
+   */
   public Map<String, Tensor> weights() {
     return weights;
+  }
+
+  /** The linear weights held in 4 or 8 bits (load_in_bits) under HF names; empty if none. */
+  public Map<String, QuantizedWeight> quantizedWeights() {
+    return quantized;
+  }
+
+  /** Bytes the base's weights hold: tensors as stored, quantized ones with their statistics. */
+  public long weightBytes() {
+    long b = weights.values().stream().mapToLong(Tensor::byteSize).sum();
+    return b + quantized.values().stream().mapToLong(QuantizedWeight::storageBytes).sum();
+  }
+
+  /**
+   * A plain model whose quantized weights are dequantized to its dtype (the values its quantized
+   * layers compute with), sharing the other weights; itself when nothing is quantized. For tests
+   * and inspection: a merge goes into the full-precision base, never into this.
+   */
+  public LlamaModel dequantized() {
+    if (quantized.isEmpty()) return this;
+    if (lora != null) throw new IllegalStateException("dequantize the base before adding LoRA");
+    Map<String, Tensor> w = new LinkedHashMap<>(weights);
+    try (Scope s = Scope.open()) {
+      quantized.forEach((k, q) -> w.put(k, q.dequantize(dtype()).retain()));
+    }
+    return fromWeights(config, w);
   }
 
   public DType dtype() {
@@ -181,19 +257,68 @@ public final class LlamaModel {
    * their keys and values are appended to it.
    */
   public Tensor forward(Tensor ids, KvCache cache) {
+    return forward(ids, cache == null ? 0 : cache.length(), null, null, cache);
+  }
+
+  /**
+   * Where each token sits and what it may attend to, as every block takes it: the rotary {@code
+   * cos} and {@code sin}, (T, D) for rows at positions {@code [start, start + T)} or (B, 1, T, D)
+   * gathered at each token's own position, and {@code mask}, null for causal attention or bool (B,
+   * 1, T, T), true where a query may attend a key.
+   */
+  public record Positions(Tensor cos, Tensor sin, Tensor mask) {}
+
+  /**
+   * The {@link Positions} of {@code t} tokens: plain rows from {@code start} when {@code positions}
+   * is null, else packed rows, where {@code positions} (B, T) restart at 0 at each sample and
+   * {@code segments} (B, T) number a row's samples (a token attends only to earlier tokens of its
+   * own sample). The one place the blocks' angles and masks are made, for every pass that runs the
+   * whole model on a batch.
+   */
+  public Positions positions(
+      long start, long t, Tensor positions, Tensor segments, DType dtype, Device device) {
+    Tensor[] cs = rotary.cosSin(start, t, dtype, device); // (T, D) each
+    if (positions == null) return new Positions(cs[0], cs[1], null);
+    Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
+    Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
+    // same sample and not later: (B, 1, T, T), true where a query may attend a key
+    Tensor mask =
+        segments
+            .unsqueeze(2)
+            .eq(segments.unsqueeze(1))
+            .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
+            .unsqueeze(1);
+    return new Positions(cos, sin, mask);
+  }
+
+  /** The token embeddings (B, T, C) of ids (B, T): the first blocks' input. */
+  public Tensor embed(Tensor ids) {
+    return Torch.embedding(embed, ids);
+  }
+
+  /** The decoder layers, first to last. */
+  public List<TransformerBlock> layers() {
+    return layers;
+  }
+
+  /** Logits (B, T, V) of the last block's output (B, T, C): the final norm and the head. */
+  public Tensor head(Tensor x) {
+    return Torch.linear(norm.forward(x), lmHead, null);
+  }
+
+  private Tensor forward(Tensor ids, long start, Tensor positions, Tensor segments, KvCache cache) {
     long t = ids.size(1);
-    long start = cache == null ? 0 : cache.length();
-    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
-    Tensor[] cs = rotary.cosSin(start, t, x.dtype(), x.device()); // (T, D) each
+    Tensor x = embed(ids); // (B, T, C)
+    Positions p = positions(start, t, positions, segments, x.dtype(), x.device());
     for (TransformerBlock layer : layers) {
       // A scope per layer frees the layer's temporaries now rather than at the end of the step;
       // autograd keeps what backward needs. Without it every activation lives until backward ends.
       try (Scope s = Scope.open()) {
-        x = s.keep(layer.forward(x, cs[0], cs[1], cache));
+        x = s.keep(layer.forward(x, p, cache));
       }
     }
     if (cache != null) cache.advance(t);
-    return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
+    return head(x); // (B, T, V)
   }
 
   /**
@@ -230,7 +355,7 @@ public final class LlamaModel {
             Torch.fromLongs(rows, rows.length).to(dev),
             Torch.fromLongs(slots, slots.length).to(dev),
             readLength);
-    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
+    Tensor x = embed(ids); // (B, T, C)
     Tensor[] cs = rotary.cosSin(0, readLength, x.dtype(), x.device()); // (L, D) each
     Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
     Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
@@ -243,7 +368,7 @@ public final class LlamaModel {
     }
     // only the last token's logits choose the next one; a prompt's other T-1 rows of the
     // vocabulary-sized head would be wasted (half the work of a 30-token prompt and 32 tokens)
-    return Torch.linear(norm.forward(x.narrow(1, t - 1, 1)), lmHead, null); // (B, 1, V)
+    return head(x.narrow(1, t - 1, 1)); // (B, 1, V)
   }
 
   /**
@@ -252,24 +377,7 @@ public final class LlamaModel {
    * only to earlier tokens of its own sample. Each sample's logits equal those of the sample alone.
    */
   public Tensor forwardPacked(Tensor ids, Tensor positions, Tensor segments) {
-    long t = ids.size(1);
-    Tensor x = Torch.embedding(embed, ids); // (B, T, C)
-    Tensor[] cs = rotary.cosSin(0, t, x.dtype(), x.device()); // (T, D) each
-    Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
-    Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
-    // same sample and not later: (B, 1, T, T), true where a query may attend a key
-    Tensor mask =
-        segments
-            .unsqueeze(2)
-            .eq(segments.unsqueeze(1))
-            .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
-            .unsqueeze(1);
-    for (TransformerBlock layer : layers) {
-      try (Scope s = Scope.open()) {
-        x = s.keep(layer.forward(x, cos, sin, null, mask));
-      }
-    }
-    return Torch.linear(norm.forward(x), lmHead, null); // (B, T, V)
+    return forward(ids, 0, positions, segments, null);
   }
 
   /**
@@ -417,7 +525,7 @@ public final class LlamaModel {
     Map<String, Tensor> w = new LinkedHashMap<>(weights);
     w.put("model.embed_tokens.weight", grownRows(embed, sourceIds));
     if (!config.tieWordEmbeddings()) w.put("lm_head.weight", grownRows(lmHead, sourceIds));
-    return new LlamaModel(config.withVocabSize(newVocab), w);
+    return new LlamaModel(config.withVocabSize(newVocab), w, quantized, null);
   }
 
   private static Tensor grownRows(Tensor old, int[][] sourceIds) {

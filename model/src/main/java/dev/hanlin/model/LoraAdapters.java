@@ -120,6 +120,11 @@ public final class LoraAdapters {
    * gives.
    */
   public LlamaModel merge(LlamaModel base) {
+    if (!base.quantizedWeights().isEmpty())
+      throw new ConfigException(
+          "cannot merge LoRA into a quantized base (load_in_bits): the merged weights would carry"
+              + " the quantization error; merge into the full-precision base (load it without"
+              + " load_in_bits, as merge-lora does)");
     Map<String, Tensor> w = new LinkedHashMap<>(base.weights());
     try (Grad.Guard g = Grad.noGrad()) {
       for (String n : config.savedWeightNames())

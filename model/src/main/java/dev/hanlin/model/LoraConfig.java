@@ -1,6 +1,7 @@
 package dev.hanlin.model;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.List;
 import java.util.Set;
@@ -9,7 +10,9 @@ import java.util.Set;
  * LoRA hyperparameters under PEFT's {@code LoraConfig} names ({@code r}, {@code lora_alpha}, ...),
  * so the {@code lora:} section of a config and an {@code adapter_config.json} read the same way.
  * Each targeted linear layer {@code W} becomes {@code W + scaling · B A} with A (r, in), B (out,
- * r).
+ * r). {@code load_in_bits} (4 or 8, absent for none) holds the frozen base quantized, as QLoRA
+ * does; it is a loading choice, not part of the adapter, so {@code adapter_config.json} never has
+ * it.
  */
 @JsonIgnoreProperties(ignoreUnknown = false)
 public record LoraConfig(
@@ -18,7 +21,9 @@ public record LoraConfig(
     @JsonProperty("lora_dropout") Double dropout,
     @JsonProperty("target_modules") List<String> targetModules,
     @JsonProperty("use_rslora") Boolean useRslora,
-    @JsonProperty("modules_to_save") List<String> modulesToSave) {
+    @JsonProperty("modules_to_save") List<String> modulesToSave,
+    // absent when not set, so a resolved config (and a checkpoint's config.yaml) reads as before
+    @JsonProperty("load_in_bits") @JsonInclude(JsonInclude.Include.NON_NULL) Integer loadInBits) {
 
   /** The linear layers of a Llama block that LoRA can adapt, by their HF module names. */
   public static final List<String> ALL_TARGETS =
@@ -47,6 +52,42 @@ public record LoraConfig(
       if (!SAVABLE.contains(m))
         throw new IllegalArgumentException(
             "unknown module to save '" + m + "'; valid: embed_tokens, lm_head");
+    if (loadInBits != null && loadInBits != 4 && loadInBits != 8)
+      throw new IllegalArgumentException(
+          "lora 'load_in_bits' must be 4 (NF4, QLoRA) or 8 (int8), got " + loadInBits);
+  }
+
+  /** Without a quantized base, as PEFT configs and every config before load_in_bits. */
+  public LoraConfig(
+      Integer r,
+      Double alpha,
+      Double dropout,
+      List<String> targetModules,
+      Boolean useRslora,
+      List<String> modulesToSave) {
+    this(r, alpha, dropout, targetModules, useRslora, modulesToSave, null);
+  }
+
+  /** This config with the base quantized to {@code bits} (4 or 8; null for none). */
+  public LoraConfig withLoadInBits(Integer bits) {
+    return new LoraConfig(r, alpha, dropout, targetModules, useRslora, modulesToSave, bits);
+  }
+
+  /** The bits the base is quantized to while loading, 0 for none (the base in the run's dtype). */
+  public int baseBits() {
+    return loadInBits == null ? 0 : loadInBits;
+  }
+
+  /**
+   * Whether the run must recompute each block in backward (gradient checkpointing), as PEFT's
+   * {@code prepare_model_for_kbit_training} turns it on for a quantized base. Each quantized layer
+   * dequantizes its weight for the product and frees it, but autograd keeps the dequantized copy
+   * the input's gradient needs until backward: without recomputation every layer's copy stays alive
+   * through the forward, a whole bf16 model again, and the 4-bit base saves nothing. Recomputing
+   * block by block keeps at most one block's copies.
+   */
+  public boolean needsGradientCheckpointing() {
+    return loadInBits != null;
   }
 
   /** PEFT's scaling: alpha / r, or alpha / sqrt(r) with rsLoRA. */

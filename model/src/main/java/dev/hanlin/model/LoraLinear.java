@@ -10,12 +10,6 @@ import dev.hanlin.torch.Torch;
  */
 public record LoraLinear(Tensor a, Tensor b, double scaling, double dropout) {
 
-  /** The layer {@code x Wᵀ + b} plus this update when {@code lora} is not null. */
-  static Tensor linear(Tensor x, Tensor weight, Tensor bias, LoraLinear lora) {
-    Tensor y = Torch.linear(x, weight, bias);
-    return lora == null ? y : y.add(lora.delta(x));
-  }
-
   /** {@code scaling · B A x} for x (..., in); the result is (..., out). */
   Tensor delta(Tensor x) {
     if (dropout > 0) x = Torch.dropout(x, dropout, Torch.gradEnabled());

@@ -4,8 +4,8 @@ import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 
 /** Llama's RMSNorm as HF computes it: normalize in float32, cast back, then scale. */
-record RmsNorm(Tensor weight, double eps) {
-  Tensor forward(Tensor x) {
+public record RmsNorm(Tensor weight, double eps) {
+  public Tensor forward(Tensor x) {
     Tensor normed = Torch.rmsNorm(x.toFloat(), eps).to(x.dtype());
     return weight.mul(normed);
   }

@@ -93,7 +93,7 @@ public record PrepareConfig(
     return StrictYaml.read(yaml, PrepareConfig.class, overrides);
   }
 
-  /** How this config cuts documents out of files (also what a streaming run uses). */
+  /** How this config cuts documents out of files. */
   public DocumentReader.Options readerOptions() {
     return new DocumentReader.Options(textField, txtDocument.equals("file"), keepLinebreaks);
   }

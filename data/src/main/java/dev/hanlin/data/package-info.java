@@ -23,8 +23,6 @@
  *   <li>{@link dev.hanlin.data.BlockSampler}: which {@code block_size + 1} windows each rank reads
  *       at a {@link dev.hanlin.data.Cursor}; {@link dev.hanlin.data.DataLoader} assembles them in a
  *       background thread.
- *   <li>{@link dev.hanlin.data.StreamingLoader}: the same without preparing, for corpora too large
- *       to tokenize first, resumable from a {@link dev.hanlin.data.StreamCursor}.
  *   <li>{@link dev.hanlin.data.VerifyData}: {@code --mode verify-data}.
  * </ul>
  */

@@ -1,13 +1,13 @@
 // Data-pipeline benchmark (issue 4): prepare throughput on a real corpus, then loader blocks/s and
 // how long a trainer running at a given token rate would wait for data. Run by bench/data.sh with
 // Java's single-file source launcher on the trainer's class path (no bench-module dependency).
-import dev.hanlin.data.Batch;
+import dev.hanlin.data.loader.Batch;
 import dev.hanlin.data.Cursor;
-import dev.hanlin.data.DataLoader;
-import dev.hanlin.data.LoaderOptions;
-import dev.hanlin.data.Prepare;
-import dev.hanlin.data.PrepareConfig;
-import dev.hanlin.data.TokenDataset;
+import dev.hanlin.data.loader.DataLoader;
+import dev.hanlin.data.loader.LoaderOptions;
+import dev.hanlin.data.prepare.Prepare;
+import dev.hanlin.data.prepare.PrepareConfig;
+import dev.hanlin.data.shard.TokenDataset;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Torch;

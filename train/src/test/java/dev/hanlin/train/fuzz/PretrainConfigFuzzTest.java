@@ -1,7 +1,7 @@
 package dev.hanlin.train.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.hanlin.data.StrictYaml;
+import dev.hanlin.data.prepare.StrictYaml;
 import dev.hanlin.train.PretrainConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,0 +1,264 @@
+package dev.hanlin.data.prepare;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedInputStream;
+import java.io.BufferedReader;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PushbackReader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.zip.GZIPInputStream;
+
+/**
+ * Reads the documents of one input file in any {@link InputFormat}, optionally gzipped, and hands
+ * each to a {@link Sink} with the line it starts on. Records that cannot give a document (malformed
+ * JSON, a missing text field) go to {@link Sink#bad}; invalid UTF-8 is replaced and counted.
+ */
+public final class DocumentReader {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * How documents are cut out of files.
+   *
+   * @param textField the JSON field or CSV column with the text
+   * @param txtDocumentPerFile a .txt file is one document (else one per line)
+   * @param keepLinebreaks with one document per line, keep each line's newline
+   */
+  public record Options(String textField, boolean txtDocumentPerFile, boolean keepLinebreaks) {
+    /** As {@code --mode prepare} does by default: field {@code text}, lines, newlines kept. */
+    public static final Options DEFAULT = new Options("text", false, true);
+  }
+
+  /** Why a record gave no document. */
+  enum Bad {
+    MALFORMED,
+    MISSING_FIELD
+  }
+
+  /** Receives documents in file order. */
+  interface Sink {
+    /** A document (possibly empty) that starts on {@code line}. */
+    void document(String text, long line) throws IOException;
+
+    /** A record on {@code line} that gave no document. */
+    void bad(Bad kind, long line, String detail);
+  }
+
+  /** Counts the raw (possibly compressed) bytes read, for progress and MB/s. */
+  static final class CountingStream extends FilterInputStream {
+    long count;
+
+    CountingStream(InputStream in) {
+      super(in);
+    }
+
+    @Override
+    public int read() throws IOException {
+      int b = super.read();
+      if (b >= 0) count++;
+      return b;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      int n = super.read(b, off, len);
+      if (n > 0) count += n;
+      return n;
+    }
+  }
+
+  private final Path path;
+  private final InputFormat format;
+  private final Options options;
+  private final CountingStream raw;
+  private final Utf8Reader text;
+
+  DocumentReader(Path path, Options options) throws IOException {
+    this.path = path;
+    this.format = InputFormat.of(path);
+    if (format == null) {
+      throw new IOException(
+          "unsupported input format: " + path + " (txt, jsonl, json, csv, optionally .gz)");
+    }
+    this.options = options;
+    this.raw = new CountingStream(Files.newInputStream(path));
+    InputStream in = new BufferedInputStream(raw, 1 << 16);
+    if (InputFormat.isGzip(path)) in = new GZIPInputStream(in, 1 << 16);
+    this.text = new Utf8Reader(in);
+  }
+
+  /** Raw bytes read so far. */
+  long bytesRead() {
+    return raw.count;
+  }
+
+  /** Malformed UTF-8 sequences replaced so far. */
+  long invalidUtf8() {
+    return text.invalidSequences();
+  }
+
+  /**
+   * Where the first malformed UTF-8 sequence was, as {@code "path:line (byte N)"}, or null if none
+   * so far; the byte offset counts decompressed bytes for a gzipped file.
+   */
+  String firstInvalidUtf8() {
+    if (text.invalidSequences() == 0) return null;
+    return path + ":" + text.firstInvalidLine() + " (byte " + text.firstInvalidByte() + ")";
+  }
+
+  /** Reads every document into {@code sink}, then closes the file. */
+  void readAll(Sink sink) throws IOException {
+    try (text) {
+      switch (format) {
+        case TXT -> readTxt(sink);
+        case JSONL -> readJsonLines(new BufferedReader(text, 1 << 16), sink);
+        case JSON -> readJson(sink);
+        case CSV -> readCsv(sink);
+      }
+    }
+  }
+
+  private void readTxt(Sink sink) throws IOException {
+    if (options.txtDocumentPerFile()) {
+      StringBuilder all = new StringBuilder();
+      char[] b = new char[1 << 16];
+      for (int n; (n = text.read(b)) > 0; ) all.append(b, 0, n);
+      sink.document(all.toString(), 1);
+      return;
+    }
+    BufferedReader r = new BufferedReader(text, 1 << 16);
+    long line = 0;
+    for (String s; (s = r.readLine()) != null; ) {
+      line++;
+      sink.document(options.keepLinebreaks() ? s + "\n" : s, line);
+    }
+  }
+
+  private void readJsonLines(BufferedReader r, Sink sink) throws IOException {
+    long line = 0;
+    for (String s; (s = r.readLine()) != null; ) {
+      line++;
+      if (s.isBlank()) {
+        sink.document("", line);
+        continue;
+      }
+      JsonNode node;
+      try (JsonParser p = JSON.createParser(s)) {
+        node = p.readValueAsTree();
+        // One value per line: anything after it (a second record, stray text) would otherwise be
+        // dropped without a word.
+        if (p.nextToken() != null) {
+          sink.bad(
+              Bad.MALFORMED,
+              line,
+              "more after the JSON value at column "
+                  + p.currentTokenLocation().getColumnNr()
+                  + " (JSON Lines holds one value per line)");
+          continue;
+        }
+      } catch (JsonProcessingException e) {
+        sink.bad(Bad.MALFORMED, line, e.getOriginalMessage());
+        continue;
+      }
+      record(node, line, sink);
+    }
+  }
+
+  private void readJson(Sink sink) throws IOException {
+    PushbackReader pr = new PushbackReader(text, 1);
+    int c;
+    do {
+      c = pr.read();
+    } while (c >= 0 && Character.isWhitespace(c));
+    if (c < 0) return;
+    pr.unread(c);
+    JsonParser p = new JsonFactory(JSON).createParser(pr);
+    try {
+      boolean array = c == '[';
+      if (array) p.nextToken();
+      while (true) {
+        JsonToken t = p.nextToken();
+        if (t == null || (array && t == JsonToken.END_ARRAY)) break;
+        long line = p.currentTokenLocation().getLineNr();
+        JsonNode node = p.readValueAsTree();
+        record(node, line, sink);
+      }
+    } catch (JsonProcessingException e) {
+      // A syntax error inside one JSON document leaves no safe place to resume.
+      sink.bad(
+          Bad.MALFORMED,
+          e.getLocation() == null ? 0 : e.getLocation().getLineNr(),
+          e.getOriginalMessage() + " (rest of the file skipped)");
+    }
+  }
+
+  private void record(JsonNode node, long line, Sink sink) throws IOException {
+    if (node.isTextual()) {
+      sink.document(node.asText(), line);
+      return;
+    }
+    JsonNode v = node.isObject() ? node.get(options.textField()) : null;
+    if (v != null && v.isTextual()) {
+      sink.document(v.asText(), line);
+    } else if (v != null && v.isArray() && allText(v)) {
+      StringBuilder b = new StringBuilder();
+      for (JsonNode e : v) {
+        if (!b.isEmpty()) b.append('\n');
+        b.append(e.asText());
+      }
+      sink.document(b.toString(), line);
+    } else {
+      sink.bad(
+          Bad.MISSING_FIELD,
+          line,
+          v == null
+              ? "no string field '" + options.textField() + "'"
+              : "field '" + options.textField() + "' is " + v.getNodeType());
+    }
+  }
+
+  private static boolean allText(JsonNode array) {
+    for (JsonNode e : array) if (!e.isTextual()) return false;
+    return true;
+  }
+
+  private void readCsv(Sink sink) throws IOException {
+    Csv csv = new Csv(text);
+    List<String> header = csv.next();
+    if (header == null) return;
+    int col = header.indexOf(options.textField());
+    if (col < 0) col = 0;
+    while (true) {
+      List<String> rec;
+      try {
+        rec = csv.next();
+      } catch (Csv.MalformedCsv e) {
+        sink.bad(Bad.MALFORMED, csv.recordLine(), e.getMessage() + " (rest of the file skipped)");
+        return;
+      }
+      if (rec == null) return;
+      if (rec.size() == 1 && rec.getFirst().isEmpty() && header.size() > 1) continue; // blank
+      if (col >= rec.size()) {
+        sink.bad(
+            Bad.MISSING_FIELD,
+            csv.recordLine(),
+            "record has " + rec.size() + " fields, the text is column " + (col + 1));
+        continue;
+      }
+      sink.document(rec.get(col), csv.recordLine());
+    }
+  }
+
+  @Override
+  public String toString() {
+    return path.toString();
+  }
+}

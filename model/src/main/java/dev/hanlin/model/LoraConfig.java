@@ -2,6 +2,7 @@ package dev.hanlin.model;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.hanlin.config.ConfigException;
 import java.util.List;
 import java.util.Set;
 

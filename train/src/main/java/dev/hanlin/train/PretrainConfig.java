@@ -4,7 +4,7 @@ import static com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
-import dev.hanlin.data.prepare.StrictYaml;
+import dev.hanlin.config.StrictYaml;
 import dev.hanlin.data.sft.SftOptions;
 import dev.hanlin.model.LoraConfig;
 import java.nio.file.Path;

@@ -1,6 +1,7 @@
 package dev.hanlin.data.prepare;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.hanlin.config.ConfigException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -12,7 +13,7 @@ import org.junit.jupiter.api.Timeout;
  * Fuzzes StrictYaml onto PrepareConfig ({@code --mode prepare --config}), with and without a
  * command-line override (the two paths through StrictYaml.read). Seeds:
  * src/test/resources/dev/hanlin/data/prepare/PrepareConfigFuzzTestInputs. A finding is anything but
- * StrictYaml.ConfigException, a hang, or a crash.
+ * ConfigException, a hang, or a crash.
  */
 class PrepareConfigFuzzTest {
 
@@ -25,7 +26,7 @@ class PrepareConfigFuzzTest {
       for (Map<String, Object> overrides : YamlFuzz.OVERRIDES) {
         try {
           PrepareConfig.load(file, overrides).readerOptions();
-        } catch (StrictYaml.ConfigException e) {
+        } catch (ConfigException e) {
           // the documented error, naming file, key and line
         }
       }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.data.Fixtures;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,7 +22,7 @@ class StrictYamlTest {
         Files.writeString(
             dir.resolve("c.yaml"),
             "tokenizer: t.model\noutput_dir: out\nmax_train_sample: 5\ntrain_files: [a.txt]\n");
-    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    var e = assertThrows(ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
     assertTrue(e.getMessage().startsWith(y + ":3: unknown key 'max_train_sample'"), e.getMessage());
     assertTrue(e.getMessage().contains("did you mean 'max_train_samples'?"), e.getMessage());
   }
@@ -32,7 +33,7 @@ class StrictYamlTest {
         Files.writeString(
             dir.resolve("c.yaml"),
             "tokenizer: t.model\noutput_dir: out\ntrain_files: [a.txt]\nworkers: many\n");
-    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    var e = assertThrows(ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
     assertTrue(e.getMessage().contains(":4: key 'workers'"), e.getMessage());
   }
 
@@ -42,13 +43,13 @@ class StrictYamlTest {
         Files.writeString(
             dir.resolve("c.yaml"),
             "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nvalidation_split_percentage: 120\n");
-    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    var e = assertThrows(ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
     assertTrue(e.getMessage().contains("validation_split_percentage"), e.getMessage());
     Path d =
         Files.writeString(
             dir.resolve("d.yaml"),
             "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nseed: 1\nseed: 2\n");
-    e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(d, Map.of()));
+    e = assertThrows(ConfigException.class, () -> PrepareConfig.load(d, Map.of()));
     assertTrue(e.getMessage().contains("seed"), e.getMessage());
   }
 
@@ -77,9 +78,7 @@ class StrictYamlTest {
         PrepareConfig.load(bad, Map.of("validation_split_percentage", 5.0))
             .validationSplitPercentage());
     // still missing after the flags: the error says so, naming the file
-    var e =
-        assertThrows(
-            StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of("seed", 3L)));
+    var e = assertThrows(ConfigException.class, () -> PrepareConfig.load(y, Map.of("seed", 3L)));
     assertTrue(
         e.getMessage().contains("output_dir") && e.getMessage().contains(y.toString()),
         e.getMessage());
@@ -87,8 +86,7 @@ class StrictYamlTest {
     Path typo = Files.writeString(dir.resolve("t.yaml"), "tokenizer: t\ntrain_filez: [a]\n");
     e =
         assertThrows(
-            StrictYaml.ConfigException.class,
-            () -> PrepareConfig.load(typo, Map.of("output_dir", "o")));
+            ConfigException.class, () -> PrepareConfig.load(typo, Map.of("output_dir", "o")));
     assertTrue(e.getMessage().startsWith(typo + ":2: unknown key 'train_filez'"), e.getMessage());
   }
 
@@ -103,8 +101,7 @@ class StrictYamlTest {
   void aMissingFileIsNamedAsSuch() {
     var e =
         assertThrows(
-            StrictYaml.ConfigException.class,
-            () -> PrepareConfig.load(dir.resolve("missing.yaml"), Map.of()));
+            ConfigException.class, () -> PrepareConfig.load(dir.resolve("missing.yaml"), Map.of()));
     assertTrue(
         e.getMessage().equals("config " + dir.resolve("missing.yaml") + ": no such file"),
         e.getMessage());
@@ -115,7 +112,7 @@ class StrictYamlTest {
     Path y =
         Files.writeString(
             dir.resolve("c.yaml"), "tokenizer: t\noutput_dir: o\ntrain_files: [a]\nworkers: 2.5\n");
-    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    var e = assertThrows(ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
     assertEquals(y + ":4: key 'workers': expected a whole number, got 2.5", e.getMessage());
   }
 
@@ -124,7 +121,7 @@ class StrictYamlTest {
     Path y =
         Files.writeString(
             dir.resolve("c.yaml"), "tokenizer: t\noutput_dir: o\ntrain_files:\n\t- a\n");
-    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    var e = assertThrows(ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
     assertTrue(e.getMessage().startsWith(y + ":4: "), e.getMessage());
     assertTrue(e.getMessage().contains("TAB"), e.getMessage());
   }
@@ -135,7 +132,7 @@ class StrictYamlTest {
         Files.writeString(
             dir.resolve("c.yaml"),
             "tokenizer: t\nshard_tokens: 0\noutput_dir: o\ntrain_files: [a]\nseed: 1\n");
-    var e = assertThrows(StrictYaml.ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
+    var e = assertThrows(ConfigException.class, () -> PrepareConfig.load(y, Map.of()));
     assertTrue(e.getMessage().startsWith(y + ":2: "), e.getMessage());
     assertTrue(e.getMessage().contains("'shard_tokens' must be >= 1"), e.getMessage());
   }

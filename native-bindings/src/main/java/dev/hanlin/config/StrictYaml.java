@@ -1,4 +1,4 @@
-package dev.hanlin.data.prepare;
+package dev.hanlin.config;
 
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
@@ -40,13 +40,6 @@ public final class StrictYaml {
           .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
           // 80.5 for a step count is a mistake, not a request to truncate
           .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT);
-
-  /** A configuration error, its message ready for the user. */
-  public static final class ConfigException extends RuntimeException {
-    public ConfigException(String message, Throwable cause) {
-      super(message, cause);
-    }
-  }
 
   /**
    * Reads {@code file} (may be null: only the overrides) onto {@code type}, then applies {@code

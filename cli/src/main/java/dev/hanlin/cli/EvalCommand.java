@@ -116,21 +116,10 @@ final class EvalCommand implements Callable<Integer> {
     EvalMetrics r;
     if (sftData != null && !sftData.isEmpty()) {
       SftOptions o =
-          new SftOptions(
-              sftFormat,
-              null,
-              promptField,
-              responseField,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null);
+          SftOptions.DEFAULT
+              .withFormat(sftFormat)
+              .withPromptField(promptField)
+              .withResponseField(responseField);
       SftDataset ds = SftDataset.load(sftData, Tokenizer.load(tok), o, block);
       System.err.println(ds.stats().summary());
       List<SftCollator.Arrays> batches =

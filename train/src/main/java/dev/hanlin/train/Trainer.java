@@ -247,22 +247,13 @@ public final class Trainer {
     Path data = Path.of(cfg.dataDir());
     if (!cfg.trainFiles().isEmpty() && dist.isMain()) {
       PrepareConfig pc =
-          new PrepareConfig(
-              cfg.tokenizer(),
-              cfg.trainFiles(),
-              cfg.validationFiles(),
-              cfg.dataDir(),
-              cfg.validationSplitPercentage(),
-              cfg.seed(),
-              cfg.textField(),
-              null,
-              null,
-              cfg.maxTrainSamples(),
-              cfg.maxEvalSamples(),
-              null,
-              null,
-              null,
-              null);
+          PrepareConfig.of(cfg.tokenizer(), cfg.trainFiles(), cfg.dataDir())
+              .withValidationFiles(cfg.validationFiles())
+              .withValidationSplitPercentage(cfg.validationSplitPercentage())
+              .withSeed(cfg.seed())
+              .withTextField(cfg.textField())
+              .withMaxTrainSamples(cfg.maxTrainSamples())
+              .withMaxEvalSamples(cfg.maxEvalSamples());
       Prepare.Result r = Prepare.run(pc, tokenizer, err);
       err.println(r.summary());
     }
@@ -347,7 +338,7 @@ public final class Trainer {
     if (Tokenizer.isIn(folder)) {
       try {
         grown = VocabResize.grow(m, Tokenizer.load(folder), tokenizer);
-      } catch (dev.hanlin.model.ConfigException e) {
+      } catch (dev.hanlin.config.ConfigException e) {
         err.println(e.getMessage());
       }
     }

@@ -1,7 +1,9 @@
 package dev.hanlin.data.prepare;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.hanlin.config.StrictYaml;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -86,6 +88,140 @@ public record PrepareConfig(
     shardTokens = shardTokens == null ? 100_000_000L : shardTokens;
     if (shardTokens < 1) throw new IllegalArgumentException("'shard_tokens' must be >= 1");
     progress = progress == null ? Boolean.TRUE : progress;
+  }
+
+  /**
+   * The three keys without a default, every other key at its default (as a YAML file with only
+   * these keys gives: the defaults live in the compact constructor only) until a {@code with...}
+   * changes it; each wither takes null as "the default".
+   */
+  public static PrepareConfig of(String tokenizer, List<String> trainFiles, String outputDir) {
+    Map<String, Object> keys =
+        new HashMap<>(); // null values allowed: "required" errors name the key
+    keys.put("tokenizer", tokenizer);
+    keys.put("train_files", trainFiles);
+    keys.put("output_dir", outputDir);
+    return load(null, keys);
+  }
+
+  /** With these validation inputs (like {@code train_files}). */
+  public PrepareConfig withValidationFiles(List<String> v) {
+    return new PrepareConfig(
+        tokenizer,
+        trainFiles,
+        v,
+        outputDir,
+        validationSplitPercentage,
+        seed,
+        textField,
+        txtDocument,
+        keepLinebreaks,
+        maxTrainSamples,
+        maxEvalSamples,
+        maxBadRecords,
+        workers,
+        shardTokens,
+        progress);
+  }
+
+  /** With this percent of train documents for validation. */
+  public PrepareConfig withValidationSplitPercentage(Double v) {
+    return new PrepareConfig(
+        tokenizer,
+        trainFiles,
+        validationFiles,
+        outputDir,
+        v,
+        seed,
+        textField,
+        txtDocument,
+        keepLinebreaks,
+        maxTrainSamples,
+        maxEvalSamples,
+        maxBadRecords,
+        workers,
+        shardTokens,
+        progress);
+  }
+
+  /** With this seed for the validation split. */
+  public PrepareConfig withSeed(Long v) {
+    return new PrepareConfig(
+        tokenizer,
+        trainFiles,
+        validationFiles,
+        outputDir,
+        validationSplitPercentage,
+        v,
+        textField,
+        txtDocument,
+        keepLinebreaks,
+        maxTrainSamples,
+        maxEvalSamples,
+        maxBadRecords,
+        workers,
+        shardTokens,
+        progress);
+  }
+
+  /** With this JSON field or CSV column for the text. */
+  public PrepareConfig withTextField(String v) {
+    return new PrepareConfig(
+        tokenizer,
+        trainFiles,
+        validationFiles,
+        outputDir,
+        validationSplitPercentage,
+        seed,
+        v,
+        txtDocument,
+        keepLinebreaks,
+        maxTrainSamples,
+        maxEvalSamples,
+        maxBadRecords,
+        workers,
+        shardTokens,
+        progress);
+  }
+
+  /** With at most this many train documents (null: all). */
+  public PrepareConfig withMaxTrainSamples(Long v) {
+    return new PrepareConfig(
+        tokenizer,
+        trainFiles,
+        validationFiles,
+        outputDir,
+        validationSplitPercentage,
+        seed,
+        textField,
+        txtDocument,
+        keepLinebreaks,
+        v,
+        maxEvalSamples,
+        maxBadRecords,
+        workers,
+        shardTokens,
+        progress);
+  }
+
+  /** With at most this many validation documents (null: all). */
+  public PrepareConfig withMaxEvalSamples(Long v) {
+    return new PrepareConfig(
+        tokenizer,
+        trainFiles,
+        validationFiles,
+        outputDir,
+        validationSplitPercentage,
+        seed,
+        textField,
+        txtDocument,
+        keepLinebreaks,
+        maxTrainSamples,
+        v,
+        maxBadRecords,
+        workers,
+        shardTokens,
+        progress);
   }
 
   /** Reads a YAML file (or null) with flag overrides on top, strictly. */

@@ -1,7 +1,9 @@
 package dev.hanlin.data.sft;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.hanlin.config.StrictYaml;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * How instruction-tuning records become training examples: the {@code sft:} section of a config.
@@ -56,9 +58,11 @@ public record SftOptions(
       "Below is an instruction that describes a task. Write a response that appropriately"
           + " completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n";
 
-  public static final SftOptions DEFAULT =
-      new SftOptions(
-          null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+  /**
+   * Every key at its default, as an empty {@code sft:} section gives (the defaults live in the
+   * compact constructor only); {@code with...} changes one.
+   */
+  public static final SftOptions DEFAULT = StrictYaml.read(null, SftOptions.class, Map.of());
 
   public SftOptions {
     format = format == null ? "prompt_response" : format.toLowerCase(Locale.ROOT);
@@ -86,13 +90,51 @@ public record SftOptions(
     return Format.parse(format);
   }
 
-  /** These options with another format. */
-  public SftOptions withFormat(String f) {
+  /** These options with another format (null: the default). */
+  public SftOptions withFormat(String v) {
     return new SftOptions(
-        f,
+        v,
         textField,
         promptField,
         responseField,
+        instructionField,
+        inputField,
+        outputField,
+        promptTemplate,
+        promptTemplateNoInput,
+        trainOnInputs,
+        lastTurnOnly,
+        groupByLength,
+        padToMultipleOf,
+        packing);
+  }
+
+  /** These options with another prompt field (null: the default). */
+  public SftOptions withPromptField(String v) {
+    return new SftOptions(
+        format,
+        textField,
+        v,
+        responseField,
+        instructionField,
+        inputField,
+        outputField,
+        promptTemplate,
+        promptTemplateNoInput,
+        trainOnInputs,
+        lastTurnOnly,
+        groupByLength,
+        padToMultipleOf,
+        packing);
+  }
+
+  /** These options with another response field (null: the default). */
+  public SftOptions withResponseField(String v) {
+    return new SftOptions(
+        format,
+        textField,
+        promptField,
+        v,
         instructionField,
         inputField,
         outputField,

@@ -89,7 +89,7 @@ public final class SftCollator {
     int l = paddedLength(fill.stream().mapToInt(Integer::intValue).max().orElse(1));
     int b = rows.size();
     long[] in = new long[b * l], tg = new long[b * l], pos = new long[b * l], seg = new long[b * l];
-    java.util.Arrays.fill(tg, SftExample.IGNORE);
+    java.util.Arrays.fill(tg, Torch.IGNORE_INDEX);
     long trained = 0;
     for (int r = 0; r < b; r++) {
       int at = r * l, s = 0;
@@ -101,7 +101,7 @@ public final class SftCollator {
           seg[at] = s;
           if (j + 1 < ids.length) {
             tg[at] = labels[j + 1];
-            if (labels[j + 1] != SftExample.IGNORE) trained++;
+            if (labels[j + 1] != Torch.IGNORE_INDEX) trained++;
           }
         }
         s++;
@@ -121,7 +121,7 @@ public final class SftCollator {
     int l = paddedLength(longest), b = batch.size();
     long[] in = new long[b * l], tg = new long[b * l];
     java.util.Arrays.fill(in, padId);
-    java.util.Arrays.fill(tg, SftExample.IGNORE);
+    java.util.Arrays.fill(tg, Torch.IGNORE_INDEX);
     long trained = 0;
     for (int r = 0; r < b; r++) {
       SftExample e = batch.get(r);
@@ -129,7 +129,7 @@ public final class SftCollator {
       for (int j = 0; j < ids.length; j++) in[r * l + j] = ids[j];
       for (int j = 0; j + 1 < ids.length; j++) {
         tg[r * l + j] = labels[j + 1];
-        if (labels[j + 1] != SftExample.IGNORE) trained++;
+        if (labels[j + 1] != Torch.IGNORE_INDEX) trained++;
       }
     }
     return new Arrays(in, tg, b, l, trained);

@@ -10,6 +10,7 @@ import dev.hanlin.data.prepare.Csv;
 import dev.hanlin.data.prepare.InputFormat;
 import dev.hanlin.data.prepare.Utf8Reader;
 import dev.hanlin.tokenizer.Tokenizer;
+import dev.hanlin.torch.Torch;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
@@ -379,7 +380,7 @@ public final class SftDataset {
       int[] labels = ids.clone();
       if (!o.trainOnInputs())
         for (int i = 0; i < ids.length; i++)
-          if (e.starts()[i] < prompt.length()) labels[i] = SftExample.IGNORE;
+          if (e.starts()[i] < prompt.length()) labels[i] = Torch.IGNORE_INDEX;
       return new SftExample(ids, labels);
     }
 
@@ -432,7 +433,7 @@ public final class SftDataset {
             o.trainOnInputs() || (trainedParts.get(i) && (!o.lastTurnOnly() || i == lastAssistant));
         for (int id : part) {
           ids[at] = id;
-          labels[at++] = train ? id : SftExample.IGNORE;
+          labels[at++] = train ? id : Torch.IGNORE_INDEX;
         }
       }
       return new SftExample(ids, labels);

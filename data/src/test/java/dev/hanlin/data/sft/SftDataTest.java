@@ -13,6 +13,7 @@ import dev.hanlin.data.Fixtures;
 import dev.hanlin.data.LabelledBatch;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Torch;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
  * resumable shuffled order.
  */
 class SftDataTest {
-  static final int I = SftExample.IGNORE;
+  static final int I = Torch.IGNORE_INDEX;
   final Tokenizer bytes = new Fixtures.ByteTokenizer();
   @TempDir Path tmp;
 

@@ -10,7 +10,7 @@ import java.util.List;
  * commas, quotes ({@code ""}) or line breaks. Tracks the line each record starts on, for error
  * messages.
  */
-public final class Csv {
+final class Csv {
   private final Reader in;
   private final char[] buf = new char[1 << 16];
   private int pos;
@@ -26,12 +26,12 @@ public final class Csv {
     }
   }
 
-  public Csv(Reader in) {
+  Csv(Reader in) {
     this.in = in;
   }
 
   /** The line on which the last record returned by {@link #next()} started (1-based). */
-  public long recordLine() {
+  long recordLine() {
     return recordLine;
   }
 
@@ -59,7 +59,7 @@ public final class Csv {
   }
 
   /** The next record's fields, or null at the end of input. */
-  public List<String> next() throws IOException {
+  List<String> next() throws IOException {
     if (peek() < 0) return null;
     recordLine = line;
     List<String> fields = new ArrayList<>();

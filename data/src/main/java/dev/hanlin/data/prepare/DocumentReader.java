@@ -6,6 +6,8 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.data.DataException;
 import java.io.BufferedInputStream;
 import java.io.BufferedReader;
 import java.io.FilterInputStream;
@@ -52,6 +54,14 @@ public final class DocumentReader {
     void bad(Bad kind, long line, String detail);
   }
 
+  /**
+   * Receives whole records, for SFT: a JSON value (jsonl, json), a CSV row as an object of its
+   * header's columns, or a txt line as an object with the text field.
+   */
+  public interface RecordSink {
+    void record(JsonNode value, long line) throws IOException;
+  }
+
   /** Counts the raw (possibly compressed) bytes read, for progress and MB/s. */
   static final class CountingStream extends FilterInputStream {
     long count;
@@ -81,7 +91,7 @@ public final class DocumentReader {
   private final CountingStream raw;
   private final Utf8Reader text;
 
-  DocumentReader(Path path, Options options) throws IOException {
+  public DocumentReader(Path path, Options options) throws IOException {
     this.path = path;
     this.format = InputFormat.of(path);
     if (format == null) {
@@ -126,6 +136,89 @@ public final class DocumentReader {
     }
   }
 
+  /**
+   * Reads every record into {@code sink}, strictly (SFT trains on records as they are): the first
+   * malformed record, ragged CSV row or invalid UTF-8 is a {@link DataException} naming file:line;
+   * blank lines are skipped. Closes the file.
+   */
+  public void readRecords(RecordSink sink) throws IOException {
+    try (text) {
+      switch (format) {
+        case TXT -> {
+          BufferedReader r = new BufferedReader(text, 1 << 16);
+          long line = 0;
+          for (String s; (s = r.readLine()) != null; ) {
+            line++;
+            strictUtf8();
+            if (!s.isBlank())
+              sink.record(JSON.createObjectNode().put(options.textField(), s), line);
+          }
+        }
+        case JSONL -> {
+          BufferedReader r = new BufferedReader(text, 1 << 16);
+          long line = 0;
+          for (String s; (s = r.readLine()) != null; ) {
+            line++;
+            strictUtf8();
+            if (s.isBlank()) continue;
+            JsonLine v = jsonLine(s);
+            if (v.problem() != null) throw bad(line, "malformed JSON: " + v.problem());
+            sink.record(v.node(), line);
+          }
+        }
+        case JSON -> {
+          String problem =
+              readJson(
+                  (node, line) -> {
+                    strictUtf8();
+                    sink.record(node, line);
+                  });
+          strictUtf8();
+          if (problem != null) throw bad(lastJsonLine, "malformed JSON: " + problem);
+        }
+        case CSV -> readCsvRecords(sink);
+      }
+    }
+  }
+
+  private void readCsvRecords(RecordSink sink) throws IOException {
+    Csv csv = new Csv(text);
+    List<String> header = csv.next();
+    strictUtf8();
+    if (header == null) return;
+    while (true) {
+      List<String> row;
+      try {
+        row = csv.next();
+      } catch (Csv.MalformedCsv e) {
+        throw bad(csv.recordLine(), e.getMessage());
+      }
+      strictUtf8();
+      if (row == null) return;
+      if (row.size() == 1 && row.getFirst().isEmpty()) continue;
+      if (row.size() != header.size())
+        throw bad(csv.recordLine(), row.size() + " fields, the header has " + header.size());
+      ObjectNode o = JSON.createObjectNode();
+      for (int i = 0; i < header.size(); i++) o.put(header.get(i), row.get(i));
+      sink.record(o, csv.recordLine());
+    }
+  }
+
+  private DataException bad(long line, String what) {
+    return new DataException(path + ":" + line + ": " + what);
+  }
+
+  /** Invalid UTF-8 so far is an error naming where it starts (strict reading only). */
+  private void strictUtf8() {
+    if (text.invalidSequences() > 0)
+      throw bad(
+          text.firstInvalidLine(),
+          "invalid UTF-8 at byte "
+              + text.firstInvalidByte()
+              + (InputFormat.isGzip(path) ? " (uncompressed)" : "")
+              + "; save the file as UTF-8");
+  }
+
   private void readTxt(Sink sink) throws IOException {
     if (options.txtDocumentPerFile()) {
       StringBuilder all = new StringBuilder();
@@ -150,35 +243,53 @@ public final class DocumentReader {
         sink.document("", line);
         continue;
       }
-      JsonNode node;
-      try (JsonParser p = JSON.createParser(s)) {
-        node = p.readValueAsTree();
-        // One value per line: anything after it (a second record, stray text) would otherwise be
-        // dropped without a word.
-        if (p.nextToken() != null) {
-          sink.bad(
-              Bad.MALFORMED,
-              line,
-              "more after the JSON value at column "
-                  + p.currentTokenLocation().getColumnNr()
-                  + " (JSON Lines holds one value per line)");
-          continue;
-        }
-      } catch (JsonProcessingException e) {
-        sink.bad(Bad.MALFORMED, line, e.getOriginalMessage());
-        continue;
+      JsonLine v = jsonLine(s);
+      if (v.problem() != null) sink.bad(Bad.MALFORMED, line, v.problem());
+      else record(v.node(), line, sink);
+    }
+  }
+
+  /** One JSON Lines line: its value, or what is wrong with it. */
+  private record JsonLine(JsonNode node, String problem) {}
+
+  private static JsonLine jsonLine(String s) throws IOException {
+    try (JsonParser p = JSON.createParser(s)) {
+      JsonNode node = p.readValueAsTree();
+      // One value per line: anything after it (a second record, stray text) would otherwise be
+      // dropped without a word.
+      if (p.nextToken() != null) {
+        return new JsonLine(
+            null,
+            "more after the JSON value at column "
+                + p.currentTokenLocation().getColumnNr()
+                + " (JSON Lines holds one value per line)");
       }
-      record(node, line, sink);
+      return new JsonLine(node, null);
+    } catch (JsonProcessingException e) {
+      return new JsonLine(null, e.getOriginalMessage());
     }
   }
 
   private void readJson(Sink sink) throws IOException {
+    String problem = readJson((node, line) -> record(node, line, sink));
+    // A syntax error inside one JSON document leaves no safe place to resume.
+    if (problem != null)
+      sink.bad(Bad.MALFORMED, lastJsonLine, problem + " (rest of the file skipped)");
+  }
+
+  private long lastJsonLine;
+
+  /**
+   * The values of a JSON file (a root array's elements, or a sequence of root values) into {@code
+   * sink}; the syntax error that stopped it, or null ({@link #lastJsonLine} says where).
+   */
+  private String readJson(RecordSink sink) throws IOException {
     PushbackReader pr = new PushbackReader(text, 1);
     int c;
     do {
       c = pr.read();
     } while (c >= 0 && Character.isWhitespace(c));
-    if (c < 0) return;
+    if (c < 0) return null;
     pr.unread(c);
     JsonParser p = new JsonFactory(JSON).createParser(pr);
     try {
@@ -186,17 +297,14 @@ public final class DocumentReader {
       if (array) p.nextToken();
       while (true) {
         JsonToken t = p.nextToken();
-        if (t == null || (array && t == JsonToken.END_ARRAY)) break;
+        if (t == null || (array && t == JsonToken.END_ARRAY)) return null;
         long line = p.currentTokenLocation().getLineNr();
         JsonNode node = p.readValueAsTree();
-        record(node, line, sink);
+        sink.record(node, line);
       }
     } catch (JsonProcessingException e) {
-      // A syntax error inside one JSON document leaves no safe place to resume.
-      sink.bad(
-          Bad.MALFORMED,
-          e.getLocation() == null ? 0 : e.getLocation().getLineNr(),
-          e.getOriginalMessage() + " (rest of the file skipped)");
+      lastJsonLine = e.getLocation() == null ? 0 : e.getLocation().getLineNr();
+      return e.getOriginalMessage();
     }
   }
 

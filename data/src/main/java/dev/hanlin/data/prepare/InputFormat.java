@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 
 /** Input file formats, chosen by extension ({@code .gz} is stripped first). */
-public enum InputFormat {
+enum InputFormat {
   /** Plain text: one document per line, or the whole file as one document. */
   TXT,
   /** JSON Lines: one object per line, the text in a configurable field. */
@@ -14,12 +14,12 @@ public enum InputFormat {
   /** CSV with a header row: the text column, else the first column. */
   CSV;
 
-  public static boolean isGzip(Path p) {
+  static boolean isGzip(Path p) {
     return p.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz");
   }
 
   /** The format of {@code p}, or null when the extension is not a supported one. */
-  public static InputFormat of(Path p) {
+  static InputFormat of(Path p) {
     String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
     if (n.endsWith(".gz")) n = n.substring(0, n.length() - 3);
     int dot = n.lastIndexOf('.');

@@ -18,7 +18,7 @@ import java.util.zip.GZIPInputStream;
  * supported file below it), a glob ({@code data/**.jsonl}), or a CSV manifest as Llama2-Chinese
  * uses, whose {@code file_name} column lists files relative to the manifest's folder.
  */
-final class Sources {
+public final class Sources {
   private Sources() {}
 
   static final String MANIFEST_COLUMN = "file_name";
@@ -27,7 +27,8 @@ final class Sources {
    * Expands {@code entries}, resolving relative ones against {@code base}; {@code textField} tells
    * a CSV data file (which has that column) from a CSV manifest (which has {@code file_name}).
    */
-  static List<Path> expand(List<String> entries, Path base, String textField) throws IOException {
+  public static List<Path> expand(List<String> entries, Path base, String textField)
+      throws IOException {
     Set<Path> out = new LinkedHashSet<>();
     for (String e : entries) expandOne(e, base, textField, out, 0);
     return new ArrayList<>(out);

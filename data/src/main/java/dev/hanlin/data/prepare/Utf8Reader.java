@@ -15,7 +15,7 @@ import java.nio.charset.StandardCharsets;
  * input is neither fatal nor silent; the first one's line and byte offset are kept for the report.
  * A leading byte-order mark is dropped.
  */
-public final class Utf8Reader extends Reader {
+final class Utf8Reader extends Reader {
   private final InputStream in;
   private final CharsetDecoder dec =
       StandardCharsets.UTF_8
@@ -34,24 +34,24 @@ public final class Utf8Reader extends Reader {
   private long firstInvalidLine;
   private long firstInvalidByte = -1;
 
-  public Utf8Reader(InputStream in) {
+  Utf8Reader(InputStream in) {
     this.in = in;
     bb.flip();
     cb.flip();
   }
 
   /** Malformed UTF-8 sequences replaced so far. */
-  public long invalidSequences() {
+  long invalidSequences() {
     return invalid;
   }
 
   /** The 1-based line of the first malformed sequence (lines end at \n), or 0 if none. */
-  public long firstInvalidLine() {
+  long firstInvalidLine() {
     return firstInvalidLine;
   }
 
   /** The byte offset in the (decompressed) input of the first malformed sequence, or -1. */
-  public long firstInvalidByte() {
+  long firstInvalidByte() {
     return firstInvalidByte;
   }
 

@@ -1,20 +1,13 @@
 package dev.hanlin.data.sft;
 
-import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.hanlin.data.DataException;
 import dev.hanlin.data.Permutation;
-import dev.hanlin.data.prepare.Csv;
-import dev.hanlin.data.prepare.InputFormat;
-import dev.hanlin.data.prepare.Utf8Reader;
+import dev.hanlin.data.prepare.DocumentReader;
+import dev.hanlin.data.prepare.Sources;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.Torch;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -23,7 +16,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.zip.GZIPInputStream;
 
 /**
  * Instruction-tuning samples read from jsonl / json / csv files and tokenized in memory. Samples
@@ -34,7 +26,6 @@ import java.util.zip.GZIPInputStream;
  * dropped and counted.
  */
 public final class SftDataset {
-  private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern TURN =
       Pattern.compile("<s>(Human|Assistant):(.*?)</s>", Pattern.DOTALL);
   private static final Pattern SPECIAL = Pattern.compile("</?s>");
@@ -101,113 +92,24 @@ public final class SftDataset {
     return new SftDataset[] {of(a, stats.truncated, stats.dropped), of(b, 0, 0)};
   }
 
-  /** Reads and tokenizes every record of {@code files}, in order. */
+  /**
+   * Reads and tokenizes every record of {@code files}, in order. Each entry may be anything {@code
+   * --mode prepare} takes (a file in txt/jsonl/json/csv, optionally gzipped; a folder; a glob; a
+   * CSV manifest with a {@code file_name} column), read through the same {@link DocumentReader}; a
+   * txt line is a record whose text field is the line.
+   */
   public static SftDataset load(List<Path> files, Tokenizer tok, SftOptions options, int maxLength)
       throws IOException {
     Builder b = new Builder(tok, options, maxLength);
-    for (Path f : files) {
-      InputFormat fmt = InputFormat.of(f);
-      if (fmt == null || fmt == InputFormat.TXT)
-        throw new DataException(f + ": SFT data must be .jsonl, .json or .csv (optionally .gz)");
-      switch (fmt) {
-        case JSONL -> readJsonl(f, b);
-        case JSON -> readJson(f, b);
-        case CSV -> readCsv(f, b);
-        default -> throw new AssertionError(fmt);
-      }
+    List<String> entries = files.stream().map(Path::toString).toList();
+    DocumentReader.Options lines = new DocumentReader.Options(options.textField(), false, false);
+    for (Path f : Sources.expand(entries, Path.of("").toAbsolutePath(), options.textField())) {
+      new DocumentReader(f, lines)
+          .readRecords((n, line) -> b.add(fields(n, f, line, b.o), f, line));
     }
     if (b.examples.isEmpty())
       throw new DataException("no SFT samples in " + files + " (" + b.stats().summary() + ")");
     return new SftDataset(b.examples, b.stats());
-  }
-
-  private static InputStream open(Path f) throws IOException {
-    InputStream in = Files.newInputStream(f);
-    return InputFormat.isGzip(f) ? new GZIPInputStream(in, 1 << 16) : in;
-  }
-
-  private static void readJsonl(Path f, Builder b) throws IOException {
-    try (Utf8Reader u = new Utf8Reader(open(f));
-        BufferedReader r = new BufferedReader(u)) {
-      long line = 0;
-      for (String s; (s = r.readLine()) != null; ) {
-        line++;
-        noInvalidUtf8(u, f);
-        if (s.isBlank()) continue;
-        JsonNode n;
-        try (JsonParser p = JSON.createParser(s)) {
-          n = p.readValueAsTree();
-          if (p.nextToken() != null) { // a second record or stray text on the line: not dropped
-            throw new DataException(
-                f
-                    + ":"
-                    + line
-                    + ": malformed JSON: more after the JSON value at column "
-                    + p.currentTokenLocation().getColumnNr()
-                    + " (JSON Lines holds one value per line)");
-          }
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-          throw new DataException(f + ":" + line + ": malformed JSON: " + e.getOriginalMessage());
-        }
-        b.add(fields(n, f, line, b.o), f, line);
-      }
-    }
-  }
-
-  private static void readJson(Path f, Builder b) throws IOException {
-    try (JsonParser p = JSON.getFactory().createParser(open(f))) {
-      JsonToken t = p.nextToken();
-      boolean array = t == JsonToken.START_ARRAY;
-      if (array) t = p.nextToken();
-      while (t != null && t != JsonToken.END_ARRAY) {
-        long line = p.currentTokenLocation().getLineNr();
-        JsonNode n = JSON.readTree(p);
-        b.add(fields(n, f, line, b.o), f, line);
-        t = p.nextToken();
-      }
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-      throw new DataException(
-          f + ":" + e.getLocation().getLineNr() + ": malformed JSON: " + e.getOriginalMessage());
-    }
-  }
-
-  private static void readCsv(Path f, Builder b) throws IOException {
-    try (Utf8Reader r = new Utf8Reader(open(f))) {
-      Csv csv = new Csv(r);
-      List<String> header = csv.next();
-      noInvalidUtf8(r, f);
-      if (header == null) return;
-      if (!header.isEmpty() && header.getFirst().startsWith("\uFEFF"))
-        header.set(0, header.getFirst().substring(1));
-      for (List<String> row; (row = csv.next()) != null; ) {
-        noInvalidUtf8(r, f);
-        long line = csv.recordLine();
-        if (row.size() == 1 && row.getFirst().isEmpty()) continue;
-        if (row.size() != header.size())
-          throw new DataException(
-              f + ":" + line + ": " + row.size() + " fields, the header has " + header.size());
-        Map<String, String> m = new LinkedHashMap<>();
-        for (int i = 0; i < header.size(); i++) m.put(header.get(i), row.get(i));
-        b.add(m, f, line);
-      }
-    }
-  }
-
-  /**
-   * SFT samples are trained on as they are, so invalid UTF-8 is an error naming where it starts,
-   * not a silent U+FFFD (the .json reader's parser refuses it by itself).
-   */
-  private static void noInvalidUtf8(Utf8Reader r, Path f) {
-    if (r.invalidSequences() > 0) {
-      throw new DataException(
-          f
-              + ":"
-              + r.firstInvalidLine()
-              + ": invalid UTF-8 at byte "
-              + r.firstInvalidByte()
-              + (InputFormat.isGzip(f) ? " (uncompressed)" : "")
-              + "; save the file as UTF-8");
-    }
   }
 
   /**

@@ -138,7 +138,7 @@ class SftDataTest {
           switch (c.getKey()) {
             case "u.jsonl" -> f + ":2: invalid UTF-8 at byte 57";
             case "u.csv" -> f + ":3: invalid UTF-8 at byte 19";
-            default -> f + ":2: malformed JSON: Invalid UTF-8";
+            default -> f + ":2: invalid UTF-8 at byte 28";
           };
       assertTrue(e.getMessage().startsWith(want), e.getMessage());
     }

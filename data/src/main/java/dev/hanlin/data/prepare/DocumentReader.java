@@ -183,24 +183,25 @@ public final class DocumentReader {
 
   private void readCsvRecords(RecordSink sink) throws IOException {
     Csv csv = new Csv(text);
-    List<String> header = csv.next();
-    strictUtf8();
+    List<String> header = strictRow(csv);
     if (header == null) return;
-    while (true) {
-      List<String> row;
-      try {
-        row = csv.next();
-      } catch (Csv.MalformedCsv e) {
-        throw bad(csv.recordLine(), e.getMessage());
-      }
-      strictUtf8();
-      if (row == null) return;
+    for (List<String> row; (row = strictRow(csv)) != null; ) {
       if (row.size() == 1 && row.getFirst().isEmpty()) continue;
       if (row.size() != header.size())
         throw bad(csv.recordLine(), row.size() + " fields, the header has " + header.size());
       ObjectNode o = JSON.createObjectNode();
       for (int i = 0; i < header.size(); i++) o.put(header.get(i), row.get(i));
       sink.record(o, csv.recordLine());
+    }
+  }
+
+  private List<String> strictRow(Csv csv) throws IOException {
+    try {
+      List<String> row = csv.next();
+      strictUtf8();
+      return row;
+    } catch (Csv.MalformedCsv e) {
+      throw bad(csv.recordLine(), e.getMessage());
     }
   }
 

@@ -111,6 +111,11 @@ class SftInputFormsTest {
     Path bad = Fixtures.write(tmp.resolve("r/bad.csv"), "input,target\nx,y\nx,y,z\n");
     DataException e = assertThrows(DataException.class, () -> load(List.of(bad)));
     assertTrue(e.getMessage().contains("bad.csv:3: 3 fields, the header has 2"), e.getMessage());
+    Path open = Fixtures.write(tmp.resolve("r/open.csv"), "input,target\nx,y\n\"never closed,z\n");
+    e = assertThrows(DataException.class, () -> load(List.of(open)));
+    assertTrue(
+        e.getMessage().contains("open.csv:3: unterminated quoted field starting on line 3"),
+        e.getMessage());
     IOException none =
         assertThrows(IOException.class, () -> load(List.of(tmp.resolve("r/*.jsonl"))));
     assertTrue(none.getMessage().contains("matches no file"), none.getMessage());

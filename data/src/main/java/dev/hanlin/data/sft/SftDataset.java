@@ -18,12 +18,12 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Instruction-tuning samples read from jsonl / json / csv files and tokenized in memory. Samples
- * are never concatenated. A prompt and its response are encoded as one text, as Llama2-Chinese
- * does, and the labels are −100 on the tokens that start before the response's first character
- * (unless {@code train_on_inputs}), so the mask follows the text, not a token count. Samples longer
- * than {@code maxLength} are cut at the end and counted; samples left with no trained token are
- * dropped and counted.
+ * Instruction-tuning samples read from any input {@code --mode prepare} takes (through {@link
+ * DocumentReader#readRecords}) and tokenized in memory. Samples are never concatenated. A prompt
+ * and its response are encoded as one text, as Llama2-Chinese does, and the labels are −100 on the
+ * tokens that start before the response's first character (unless {@code train_on_inputs}), so the
+ * mask follows the text, not a token count. Samples longer than {@code maxLength} are cut at the
+ * end and counted; samples left with no trained token are dropped and counted.
  */
 public final class SftDataset {
   private static final Pattern TURN =

@@ -1,16 +1,13 @@
 // Data-pipeline benchmark (issue 4): prepare throughput on a real corpus, then loader blocks/s and
 // how long a trainer running at a given token rate would wait for data. Run by bench/data.sh with
 // Java's single-file source launcher on the trainer's class path (no bench-module dependency).
-import dev.hanlin.data.Batch;
+import dev.hanlin.data.loader.Batch;
 import dev.hanlin.data.Cursor;
-import dev.hanlin.data.DataLoader;
-import dev.hanlin.data.LoaderOptions;
-import dev.hanlin.data.Prepare;
-import dev.hanlin.data.PrepareConfig;
-import dev.hanlin.data.DocumentReader;
-import dev.hanlin.data.StreamCursor;
-import dev.hanlin.data.StreamingLoader;
-import dev.hanlin.data.TokenDataset;
+import dev.hanlin.data.loader.DataLoader;
+import dev.hanlin.data.loader.LoaderOptions;
+import dev.hanlin.data.prepare.Prepare;
+import dev.hanlin.data.prepare.PrepareConfig;
+import dev.hanlin.data.shard.TokenDataset;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Torch;
@@ -62,14 +59,6 @@ public class DataBench {
         "PREPARE re-run (all inputs unchanged): %.3f s, %d reused%n",
         (System.nanoTime() - t0) / 1e9,
         again.reused());
-
-    streaming(
-        java.util.Arrays.stream(corpus.split(",")).map(Path::of).toList(),
-        tok,
-        block,
-        batch,
-        Math.min(steps, 1000),
-        cfg.workers());
 
     Torch.setNumThreads(1);
     try (TokenDataset ds = TokenDataset.open(out, "train", tok.fingerprint())) {
@@ -131,54 +120,6 @@ public class DataBench {
             simSteps);
       }
     }
-  }
-
-  /** streaming: true — tokenizing on the fly; blocks/s and the cost of resuming from a cursor. */
-  static void streaming(List<Path> files, Tokenizer tok, int block, int batch, int steps, int workers)
-      throws Exception {
-    int buffer = Integer.getInteger("buffer", 2048);
-    var o =
-        new StreamingLoader.Options(
-            block, batch, 1, buffer, true, 0, 1, workers, dev.hanlin.torch.Device.CPU);
-    StreamCursor saved;
-    long c0 = System.nanoTime();
-    try (StreamingLoader sl =
-        new StreamingLoader(files, DocumentReader.Options.DEFAULT, tok, o, StreamCursor.START)) {
-      sl.next().close(); // also warms the JIT for this path
-      System.out.printf(
-          Locale.ROOT,
-          "STREAMING cold start: first batch after %.2f s (one %d-block buffer tokenized)%n",
-          (System.nanoTime() - c0) / 1e9,
-          sl.bufferWindows());
-    }
-    try (StreamingLoader sl =
-        new StreamingLoader(files, DocumentReader.Options.DEFAULT, tok, o, StreamCursor.START)) {
-      long s = System.nanoTime();
-      for (int i = 0; i < steps; i++) sl.next().close();
-      double sec = (System.nanoTime() - s) / 1e9;
-      saved = sl.cursor();
-      System.out.printf(
-          Locale.ROOT,
-          "STREAMING: %d steps of %d x %d in %.2f s = %.0f blocks/s, %.2fM tokens/s (%d workers,"
-              + " shuffle buffer %d blocks; every block tokenized on the fly)%n",
-          steps,
-          batch,
-          block + 1,
-          sec,
-          steps * (double) batch / sec,
-          steps * (double) batch * block / sec / 1e6,
-          workers,
-          sl.bufferWindows());
-    }
-    long r0 = System.nanoTime();
-    try (StreamingLoader sl = new StreamingLoader(files, DocumentReader.Options.DEFAULT, tok, o, saved)) {
-      sl.next().close();
-    }
-    System.out.printf(
-        Locale.ROOT,
-        "STREAMING resume from %s: first batch after %.2f s%n",
-        saved,
-        (System.nanoTime() - r0) / 1e9);
   }
 
   private static void busy(double seconds) throws InterruptedException {

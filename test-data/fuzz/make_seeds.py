@@ -221,7 +221,7 @@ def pickles():
     del sys.modules["torch"], sys.modules["torch._utils"]
 
 
-# ---- token shards (layout in data/src/main/java/dev/hanlin/data/ShardFormat.java) ----------
+# ---- token shards (layout in data/src/main/java/dev/hanlin/data/shard/ShardFormat.java) ----------
 def crc32c(data):
     crc = 0xFFFFFFFF
     for b in data:
@@ -259,7 +259,7 @@ def shard(docs, vocab, width=2, fingerprint="fuzzseed0123456789abcdef", version=
 
 
 def shards():
-    d = inputs("data", "dev.hanlin.data", "ShardFuzzTest", "shard")
+    d = inputs("data", "dev.hanlin.data.shard", "ShardFuzzTest", "shard")
     put(d, "three_docs_u16.tok", shard([[1, 5, 6, 2], [1, 7, 2], [1, 9, 9, 9, 8, 2]], vocab=32))
     put(d, "one_doc_u32.tok", shard([[1, 70000, 65999, 2]], vocab=70001, width=4))
     put(d, "empty.tok", shard([], vocab=32))
@@ -281,27 +281,27 @@ def texts():
     put(d, "anchors.yaml", "a: &x {b: *x}\nmax_steps: *x\n")
     put(d, "tab.yaml", "model:\n\thidden_size: 4\n")
 
-    d = inputs("data", "dev.hanlin.data", "JsonlFuzzTest", "jsonl")
+    d = inputs("data", "dev.hanlin.data.prepare", "JsonlFuzzTest", "jsonl")
     put(d, "records.jsonl", '{"text":"子曰：学而时习之"}\n{"text":"Hello"}\n\n{"text":"a\\u0000b","id":3}\n')
     put(d, "bad_lines.jsonl", '{"text":"A"}{"text":"B"}\n{"text":1}\n{"txt":"x"}\n[1,2]\n{"text":"x"} xyz\n{"text"\n')
     put(d, "array.json", '[{"text":"一"},{"text":"二"}]')
     put(d, "crlf_bom.jsonl", '\ufeff{"text":"x"}\r\n{"text":"y"}\r\n')
     put(d, "invalid_utf8.jsonl", b'{"text":"\xff\xfe"}\n{"text":"ok"}\n')
-    d = inputs("data", "dev.hanlin.data", "CsvFuzzTest", "csv")
+    d = inputs("data", "dev.hanlin.data.prepare", "CsvFuzzTest", "csv")
     put(d, "quoted.csv", 'id,text\n1,"子曰，""学而时习之"""\n2,"two\nlines"\n3,plain\n')
     put(d, "ragged.csv", 'text,x\n"open quote\n1,2,3\n,\n')
     put(d, "manifest.csv", 'file_name,lang\na.txt,zh\n')
 
     # the first byte picks the layout (byte % 4: text, prompt_response, chat, alpaca) and the
     # container (byte // 4 % 3: .jsonl, .json, .csv), as SftFuzzTest reads it
-    d = inputs("data", "dev.hanlin.data", "SftFuzzTest", "sftRecords")
+    d = inputs("data", "dev.hanlin.data.sft", "SftFuzzTest", "sftRecords")
     put(d, "prompt_response.jsonl", b"\x01" + '{"input":"你好","target":"你好！"}\n{"input":"","target":"x"}\n'.encode())
     put(d, "alpaca.json", b"\x07" + '[{"instruction":"翻译","input":"cat","output":"猫"},{"instruction":"说","output":"好"}]'.encode())
     put(d, "chat.jsonl", b"\x02" + '{"text":"<s>Human: 你好\\n</s><s>Assistant: 你好！\\n</s>"}\n'.encode())
     put(d, "text.csv", b"\x08" + 'id,text\n1,"子曰，""学而时习之"""\n2,plain\n'.encode())
     put(d, "bad_fields.jsonl", b"\x01" + '{"input":null,"target":1}\n{"input":"x"}\n{"x":\n'.encode())
 
-    d = inputs("data", "dev.hanlin.data", "PrepareConfigFuzzTest", "prepareConfig")
+    d = inputs("data", "dev.hanlin.data.prepare", "PrepareConfigFuzzTest", "prepareConfig")
     with open(os.path.join(ROOT, "configs/prepare-example.yaml"), encoding="utf-8") as f:
         put(d, "prepare-example.yaml", f.read())
     put(d, "types.yaml", "workers: -1\nshard_tokens: 1.5\ntrain_files: x\nbogus: 1\n")

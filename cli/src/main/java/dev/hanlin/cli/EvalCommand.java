@@ -1,12 +1,12 @@
 package dev.hanlin.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.hanlin.data.BlockSize;
-import dev.hanlin.data.SftCollator;
-import dev.hanlin.data.SftDataset;
-import dev.hanlin.data.SftLoader;
-import dev.hanlin.data.SftOptions;
-import dev.hanlin.data.TokenDataset;
+import dev.hanlin.data.loader.BlockSize;
+import dev.hanlin.data.sft.SftCollator;
+import dev.hanlin.data.sft.SftDataset;
+import dev.hanlin.data.sft.SftLoader;
+import dev.hanlin.data.sft.SftOptions;
+import dev.hanlin.data.shard.TokenDataset;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.PeftAdapter;
@@ -116,21 +116,10 @@ final class EvalCommand implements Callable<Integer> {
     EvalMetrics r;
     if (sftData != null && !sftData.isEmpty()) {
       SftOptions o =
-          new SftOptions(
-              sftFormat,
-              null,
-              promptField,
-              responseField,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null,
-              null);
+          SftOptions.DEFAULT
+              .withFormat(sftFormat)
+              .withPromptField(promptField)
+              .withResponseField(responseField);
       SftDataset ds = SftDataset.load(sftData, Tokenizer.load(tok), o, block);
       System.err.println(ds.stats().summary());
       List<SftCollator.Arrays> batches =

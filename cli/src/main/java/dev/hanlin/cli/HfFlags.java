@@ -1,6 +1,6 @@
 package dev.hanlin.cli;
 
-import dev.hanlin.data.StrictYaml;
+import dev.hanlin.config.StrictYaml;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;

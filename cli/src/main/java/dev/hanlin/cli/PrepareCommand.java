@@ -1,7 +1,7 @@
 package dev.hanlin.cli;
 
-import dev.hanlin.data.Prepare;
-import dev.hanlin.data.PrepareConfig;
+import dev.hanlin.data.prepare.Prepare;
+import dev.hanlin.data.prepare.PrepareConfig;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;

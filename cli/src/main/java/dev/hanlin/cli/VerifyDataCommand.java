@@ -1,6 +1,6 @@
 package dev.hanlin.cli;
 
-import dev.hanlin.data.VerifyData;
+import dev.hanlin.data.shard.VerifyData;
 import dev.hanlin.tokenizer.Tokenizer;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;

@@ -13,16 +13,16 @@ import java.nio.file.StandardOpenOption;
  * fsynced, renamed over the target in one step, and the folder is fsynced so the rename survives a
  * crash.
  */
-final class AtomicFiles {
+public final class AtomicFiles {
   private AtomicFiles() {}
 
   /** The temporary name used while {@code target} is being written. */
-  static Path temp(Path target) {
+  public static Path temp(Path target) {
     return target.resolveSibling(target.getFileName() + ".tmp");
   }
 
   /** Writes {@code bytes} to {@code target} atomically. */
-  static void write(Path target, byte[] bytes) throws IOException {
+  public static void write(Path target, byte[] bytes) throws IOException {
     Path tmp = temp(target);
     try (FileChannel ch =
         FileChannel.open(
@@ -38,7 +38,7 @@ final class AtomicFiles {
   }
 
   /** Renames a fully written and fsynced {@code tmp} over {@code target} and fsyncs the folder. */
-  static void commit(Path tmp, Path target) throws IOException {
+  public static void commit(Path tmp, Path target) throws IOException {
     try {
       Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     } catch (AtomicMoveNotSupportedException e) {
@@ -47,7 +47,7 @@ final class AtomicFiles {
     fsyncDirectory(target.toAbsolutePath().getParent());
   }
 
-  static void fsyncDirectory(Path dir) {
+  public static void fsyncDirectory(Path dir) {
     try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
       ch.force(true);
     } catch (IOException e) {

@@ -5,14 +5,14 @@ package dev.hanlin.data;
  * over the smallest even number of bits that covers n, with cycle walking to stay inside the
  * domain. {@code apply(i)} is random access, so a cursor is just a position, for any n.
  */
-final class Permutation {
+public final class Permutation {
   private static final int ROUNDS = 6;
   private final long n;
   private final int halfBits;
   private final long halfMask;
   private final long[] keys = new long[ROUNDS];
 
-  Permutation(long n, long key) {
+  public Permutation(long n, long key) {
     if (n < 1) throw new IllegalArgumentException("empty permutation");
     this.n = n;
     int bits = Math.max(2, 64 - Long.numberOfLeadingZeros(n - 1));
@@ -21,17 +21,17 @@ final class Permutation {
     this.halfMask = (1L << halfBits) - 1;
     long k = key;
     for (int r = 0; r < ROUNDS; r++) {
-      k = Prepare.mix(k + 0x9E3779B97F4A7C15L);
+      k = mix(k + 0x9E3779B97F4A7C15L);
       keys[r] = k;
     }
   }
 
-  long size() {
+  public long size() {
     return n;
   }
 
   /** The image of {@code i}, a bijection of {@code [0, n)}. */
-  long apply(long i) {
+  public long apply(long i) {
     if (i < 0 || i >= n) throw new IndexOutOfBoundsException(i + " of " + n);
     long x = i;
     do {
@@ -44,11 +44,18 @@ final class Permutation {
     long l = x >>> halfBits;
     long r = x & halfMask;
     for (int round = 0; round < ROUNDS; round++) {
-      long f = Prepare.mix(r ^ keys[round]) & halfMask;
+      long f = mix(r ^ keys[round]) & halfMask;
       long t = r;
       r = l ^ f;
       l = t;
     }
     return (l << halfBits) | r;
+  }
+
+  /** SplitMix64's finalizer: a bijective mix of 64 bits; seeds every shuffle and the split. */
+  public static long mix(long z) {
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    return z ^ (z >>> 31);
   }
 }

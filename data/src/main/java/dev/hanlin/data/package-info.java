@@ -1,6 +1,23 @@
 /**
  * Hanlin's data pipeline: raw corpora to token shards once, then packed, shuffled, exactly
- * resumable batches.
+ * resumable batches; and instruction-tuning samples. One subpackage per concern:
+ *
+ * <ul>
+ *   <li>{@link dev.hanlin.data.prepare}: {@code --mode prepare}: input files ({@link
+ *       dev.hanlin.data.prepare.DocumentReader}, also SFT's reader) to token shards.
+ *   <li>{@link dev.hanlin.data.shard}: the shard file format, its writer and memory-mapped reader,
+ *       the manifest, one split as a {@link dev.hanlin.data.shard.TokenDataset}, {@code --mode
+ *       verify-data}.
+ *   <li>{@link dev.hanlin.data.loader}: pretraining batches: which windows each rank reads, and the
+ *       background {@link dev.hanlin.data.loader.DataLoader}.
+ *   <li>{@link dev.hanlin.data.sft}: instruction-tuning samples, their masks and batches.
+ * </ul>
+ *
+ * <p>The few types here are the ones several subpackages and the trainer share: the {@link
+ * dev.hanlin.data.Cursor} a checkpoint saves, the {@link dev.hanlin.data.LabelledBatch} both tasks
+ * hand the trainer, the memory-free {@link dev.hanlin.data.Permutation} (and its {@code mix}) that
+ * seeds every shuffle and the validation split, {@link dev.hanlin.data.DataException}, and {@link
+ * dev.hanlin.data.AtomicFiles}.
  *
  * <pre>{@code
  * // --mode prepare (or Prepare.run(config, tokenizer, err)): shards + manifest.json in output_dir
@@ -13,19 +30,5 @@
  *   }
  * }
  * }</pre>
- *
- * <ul>
- *   <li>{@link dev.hanlin.data.Prepare}: inputs ({@link dev.hanlin.data.PrepareConfig}) read in
- *       order, tokenized in parallel, written as {@link dev.hanlin.data.ShardReader token shards}
- *       with a {@link dev.hanlin.data.Manifest}; unchanged inputs are reused and interrupted runs
- *       resume.
- *   <li>{@link dev.hanlin.data.TokenDataset}: one split's shards, memory-mapped, as one stream.
- *   <li>{@link dev.hanlin.data.BlockSampler}: which {@code block_size + 1} windows each rank reads
- *       at a {@link dev.hanlin.data.Cursor}; {@link dev.hanlin.data.DataLoader} assembles them in a
- *       background thread.
- *   <li>{@link dev.hanlin.data.StreamingLoader}: the same without preparing, for corpora too large
- *       to tokenize first, resumable from a {@link dev.hanlin.data.StreamCursor}.
- *   <li>{@link dev.hanlin.data.VerifyData}: {@code --mode verify-data}.
- * </ul>
  */
 package dev.hanlin.data;

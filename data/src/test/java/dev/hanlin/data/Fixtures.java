@@ -2,6 +2,9 @@ package dev.hanlin.data;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.hanlin.data.prepare.PrepareConfig;
+import dev.hanlin.data.shard.Manifest;
+import dev.hanlin.data.shard.ShardReader;
 import dev.hanlin.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -16,10 +19,10 @@ import java.util.Map;
 import java.util.zip.GZIPOutputStream;
 
 /** Test inputs from the committed snippets in test-data/data, and a byte-level tokenizer. */
-final class Fixtures {
+public final class Fixtures {
   private Fixtures() {}
 
-  static Path testData() {
+  public static Path testData() {
     Path p = Path.of("").toAbsolutePath();
     while (p != null && !Files.isDirectory(p.resolve("test-data"))) p = p.getParent();
     if (p == null) fail("no test-data/ folder above " + Path.of("").toAbsolutePath());
@@ -27,7 +30,7 @@ final class Fixtures {
   }
 
   /** The real Llama 2 tokenizer.model; fails naming setup.sh when it was not fetched. */
-  static Path llamaTokenizer() {
+  public static Path llamaTokenizer() {
     Path p = testData().resolve("assets/tokenizer/tokenizer.model");
     if (!Files.isRegularFile(p)) {
       fail(
@@ -39,7 +42,7 @@ final class Fixtures {
   }
 
   /** 66 paragraphs of the Analects (Chinese). */
-  static List<String> chinese() {
+  public static List<String> chinese() {
     try {
       var root =
           new com.fasterxml.jackson.databind.ObjectMapper()
@@ -53,7 +56,7 @@ final class Fixtures {
   }
 
   /** 40 English fortunes. */
-  static List<String> english() {
+  public static List<String> english() {
     try {
       return Files.readAllLines(testData().resolve("data/fortunes_en.txt"));
     } catch (IOException e) {
@@ -61,7 +64,7 @@ final class Fixtures {
     }
   }
 
-  static List<String> mixed() {
+  public static List<String> mixed() {
     List<String> out = new ArrayList<>();
     List<String> zh = chinese();
     List<String> en = english();
@@ -72,7 +75,7 @@ final class Fixtures {
     return out;
   }
 
-  static Path write(Path p, String content) throws IOException {
+  public static Path write(Path p, String content) throws IOException {
     Files.createDirectories(p.toAbsolutePath().getParent());
     if (p.toString().endsWith(".gz")) {
       try (OutputStream o = new GZIPOutputStream(Files.newOutputStream(p))) {
@@ -84,7 +87,7 @@ final class Fixtures {
     return p;
   }
 
-  static String jsonl(List<String> docs, String field) {
+  public static String jsonl(List<String> docs, String field) {
     var m = new com.fasterxml.jackson.databind.ObjectMapper();
     StringBuilder b = new StringBuilder();
     for (String d : docs) {
@@ -97,7 +100,7 @@ final class Fixtures {
     return b.toString();
   }
 
-  static String csv(List<String> docs) {
+  public static String csv(List<String> docs) {
     StringBuilder b = new StringBuilder("id,text\n");
     int i = 0;
     for (String d : docs)
@@ -109,14 +112,14 @@ final class Fixtures {
    * A tokenizer whose ids are UTF-8 bytes plus an offset: BOS 1, EOS 2, byte b is {@code offset +
    * b}. With a large offset the vocabulary passes 65536, for the uint32 path.
    */
-  static class ByteTokenizer implements Tokenizer {
+  public static class ByteTokenizer implements Tokenizer {
     final int offset;
 
-    ByteTokenizer() {
+    public ByteTokenizer() {
       this(3);
     }
 
-    ByteTokenizer(int offset) {
+    public ByteTokenizer(int offset) {
       this.offset = offset;
     }
 
@@ -186,7 +189,7 @@ final class Fixtures {
   }
 
   /** A prepare config over {@code inputs} with overrides (YAML keys). */
-  static PrepareConfig config(Path out, List<String> inputs, Map<String, Object> extra) {
+  public static PrepareConfig config(Path out, List<String> inputs, Map<String, Object> extra) {
     Map<String, Object> m = new HashMap<>();
     m.put("tokenizer", "unused-in-tests");
     m.put("output_dir", out.toString());
@@ -198,7 +201,7 @@ final class Fixtures {
   }
 
   /** All documents of a split, decoded, in order. */
-  static List<String> documents(Path dir, String split, Tokenizer tok) throws IOException {
+  public static List<String> documents(Path dir, String split, Tokenizer tok) throws IOException {
     List<String> out = new ArrayList<>();
     Manifest m = Manifest.read(dir);
     for (Manifest.ShardEntry e : m.shards(split)) {

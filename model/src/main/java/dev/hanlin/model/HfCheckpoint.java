@@ -3,6 +3,7 @@ package dev.hanlin.model;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.model.quant.QuantizedWeight;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;

@@ -1,5 +1,6 @@
 package dev.hanlin.model;
 
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Generator;

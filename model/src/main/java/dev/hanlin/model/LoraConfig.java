@@ -3,6 +3,7 @@ package dev.hanlin.model;
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.hanlin.config.ConfigException;
 import java.util.List;
 import java.util.Set;
 

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;

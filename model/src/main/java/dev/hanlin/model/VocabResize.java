@@ -1,5 +1,6 @@
 package dev.hanlin.model;
 
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.torch.DType;

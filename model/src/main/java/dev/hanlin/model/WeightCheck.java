@@ -1,5 +1,6 @@
 package dev.hanlin.model;
 
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.torch.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.model.quant.QuantizedWeight;
 import dev.hanlin.torch.Autocast;
 import dev.hanlin.torch.DType;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.tokenizer.BpeTokenizer;
 import dev.hanlin.tokenizer.HfTokenizerJson;
 import dev.hanlin.tokenizer.SentencePieceModel;

@@ -172,8 +172,12 @@ public final class Torch {
             x.raw(), new long[] {x.size(-1)}, new TensorOptional(), new DoubleOptional(eps)));
   }
 
-  /** The token-level ignore label: positions with this target add nothing to the loss. */
-  public static final long IGNORE_INDEX = -100;
+  /**
+   * The token-level ignore label, the project's one copy: positions with this target add nothing to
+   * the loss. An int because SFT's label arrays are int[]; it widens wherever libtorch takes a
+   * long.
+   */
+  public static final int IGNORE_INDEX = -100;
 
   /**
    * Mean cross-entropy of {@code logits} (N, V) against {@code targets} (N), skipping {@link

@@ -142,8 +142,9 @@ class TextAndTemplateTest {
             + "\n");
     var options =
         new com.fasterxml.jackson.databind.ObjectMapper()
-            .convertValue(java.util.Map.of("format", "chat"), dev.hanlin.data.SftOptions.class);
-    int[] trained = dev.hanlin.data.SftDataset.load(List.of(f), tok, options, 4096).get(0).ids();
+            .convertValue(java.util.Map.of("format", "chat"), dev.hanlin.data.sft.SftOptions.class);
+    int[] trained =
+        dev.hanlin.data.sft.SftDataset.load(List.of(f), tok, options, 4096).get(0).ids();
     ChatTemplate t = new ChatTemplate(tok);
     int[] prompt = t.prompt(List.of(new Turn(Role.HUMAN, q)), 4096, 0).ids();
     assertArrayEquals(prompt, Arrays.copyOf(trained, prompt.length), "the prompt is SFT's prefix");

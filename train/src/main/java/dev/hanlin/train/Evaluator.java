@@ -1,10 +1,10 @@
 package dev.hanlin.train;
 
-import dev.hanlin.data.Batch;
 import dev.hanlin.data.Cursor;
-import dev.hanlin.data.DataLoader;
-import dev.hanlin.data.LoaderOptions;
-import dev.hanlin.data.TokenDataset;
+import dev.hanlin.data.loader.Batch;
+import dev.hanlin.data.loader.DataLoader;
+import dev.hanlin.data.loader.LoaderOptions;
+import dev.hanlin.data.shard.TokenDataset;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.Autocast;
 import dev.hanlin.torch.DType;
@@ -53,7 +53,7 @@ public final class Evaluator {
    */
   public static EvalMetrics evaluate(
       LlamaModel model,
-      java.util.List<dev.hanlin.data.SftCollator.Arrays> batches,
+      java.util.List<dev.hanlin.data.sft.SftCollator.Arrays> batches,
       long maxBatches,
       Device device,
       boolean bf16,
@@ -64,7 +64,7 @@ public final class Evaluator {
       for (int i = 0; i < n; i++) {
         try (Scope s = Scope.open();
             dev.hanlin.data.LabelledBatch b =
-                dev.hanlin.data.SftLoader.toDevice(batches.get(i), device, Cursor.START)) {
+                dev.hanlin.data.sft.SftLoader.toDevice(batches.get(i), device, Cursor.START)) {
           Tensor logits;
           if (bf16) {
             try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {

@@ -1,8 +1,8 @@
 package dev.hanlin.train;
 
-import dev.hanlin.data.Batch;
-import dev.hanlin.data.DataLoader;
 import dev.hanlin.data.LabelledBatch;
+import dev.hanlin.data.loader.Batch;
+import dev.hanlin.data.loader.DataLoader;
 
 /** Pretraining's packed blocks as labelled micro-batches: every target is trained. */
 final class PackedSource implements LabelledBatch.Source {

@@ -4,8 +4,8 @@ import static com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
-import dev.hanlin.data.SftOptions;
-import dev.hanlin.data.StrictYaml;
+import dev.hanlin.config.StrictYaml;
+import dev.hanlin.data.sft.SftOptions;
 import dev.hanlin.model.LoraConfig;
 import java.nio.file.Path;
 import java.util.List;

@@ -2,9 +2,9 @@ package dev.hanlin.train;
 
 import dev.hanlin.data.Cursor;
 import dev.hanlin.data.DataException;
-import dev.hanlin.data.SftCollator;
-import dev.hanlin.data.SftDataset;
-import dev.hanlin.data.SftLoader;
+import dev.hanlin.data.sft.SftCollator;
+import dev.hanlin.data.sft.SftDataset;
+import dev.hanlin.data.sft.SftLoader;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.LoraAdapters;
 import dev.hanlin.model.PeftAdapter;

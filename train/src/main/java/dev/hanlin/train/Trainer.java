@@ -2,14 +2,14 @@ package dev.hanlin.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.hanlin.data.BlockSize;
 import dev.hanlin.data.Cursor;
-import dev.hanlin.data.DataLoader;
 import dev.hanlin.data.LabelledBatch;
-import dev.hanlin.data.LoaderOptions;
-import dev.hanlin.data.Prepare;
-import dev.hanlin.data.PrepareConfig;
-import dev.hanlin.data.TokenDataset;
+import dev.hanlin.data.loader.BlockSize;
+import dev.hanlin.data.loader.DataLoader;
+import dev.hanlin.data.loader.LoaderOptions;
+import dev.hanlin.data.prepare.Prepare;
+import dev.hanlin.data.prepare.PrepareConfig;
+import dev.hanlin.data.shard.TokenDataset;
 import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaConfig;
 import dev.hanlin.model.LlamaModel;
@@ -247,22 +247,13 @@ public final class Trainer {
     Path data = Path.of(cfg.dataDir());
     if (!cfg.trainFiles().isEmpty() && dist.isMain()) {
       PrepareConfig pc =
-          new PrepareConfig(
-              cfg.tokenizer(),
-              cfg.trainFiles(),
-              cfg.validationFiles(),
-              cfg.dataDir(),
-              cfg.validationSplitPercentage(),
-              cfg.seed(),
-              cfg.textField(),
-              null,
-              null,
-              cfg.maxTrainSamples(),
-              cfg.maxEvalSamples(),
-              null,
-              null,
-              null,
-              null);
+          PrepareConfig.of(cfg.tokenizer(), cfg.trainFiles(), cfg.dataDir())
+              .withValidationFiles(cfg.validationFiles())
+              .withValidationSplitPercentage(cfg.validationSplitPercentage())
+              .withSeed(cfg.seed())
+              .withTextField(cfg.textField())
+              .withMaxTrainSamples(cfg.maxTrainSamples())
+              .withMaxEvalSamples(cfg.maxEvalSamples());
       Prepare.Result r = Prepare.run(pc, tokenizer, err);
       err.println(r.summary());
     }
@@ -347,7 +338,7 @@ public final class Trainer {
     if (Tokenizer.isIn(folder)) {
       try {
         grown = VocabResize.grow(m, Tokenizer.load(folder), tokenizer);
-      } catch (dev.hanlin.model.ConfigException e) {
+      } catch (dev.hanlin.config.ConfigException e) {
         err.println(e.getMessage());
       }
     }

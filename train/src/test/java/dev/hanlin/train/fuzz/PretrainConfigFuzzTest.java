@@ -1,7 +1,7 @@
 package dev.hanlin.train.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.hanlin.data.StrictYaml;
+import dev.hanlin.config.ConfigException;
 import dev.hanlin.train.PretrainConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Timeout;
  * without a {@code --set} override, the two paths through StrictYaml.read. Seeds: the configs/
  * files and a few bad ones, in
  * src/test/resources/dev/hanlin/train/fuzz/PretrainConfigFuzzTestInputs. A finding is anything but
- * StrictYaml.ConfigException, a hang, or a crash.
+ * ConfigException, a hang, or a crash.
  */
 class PretrainConfigFuzzTest {
   private static final List<Map<String, Object>> OVERRIDES =
@@ -32,7 +32,7 @@ class PretrainConfigFuzzTest {
         try {
           PretrainConfig c = PretrainConfig.load(file, overrides);
           c.tokensPerStep(16);
-        } catch (StrictYaml.ConfigException e) {
+        } catch (ConfigException e) {
           // the documented error, naming file, key and line
         }
       }

@@ -34,6 +34,36 @@ class JsonlListenerTest {
         JsonlListener.evalLine(EvalMetrics.of(5, 2.0, 0.5, 100), 12));
   }
 
+  /**
+   * The digits of every kind of double stay those of the hand-built lines (passed before the switch
+   * to Jackson too): metrics.jsonl files are compared byte for byte by bench/engine-equivalence.sh.
+   */
+  @Test
+  void numberDigitsAreThoseOfTheHandBuiltLines() {
+    StepMetrics m =
+        new StepMetrics(
+            7,
+            1L << 40,
+            6.123,
+            1e-6,
+            Double.POSITIVE_INFINITY,
+            1L << 33,
+            -0.0,
+            1.5e20,
+            0.1 + 0.2,
+            true);
+    assertEquals(
+        "{\"type\":\"train\",\"step\":7,\"max_steps\":1099511627776,\"loss\":6.123,"
+            + "\"lr\":1.0E-6,\"grad_norm\":null,\"tokens\":8589934592,\"seconds\":0,"
+            + "\"tokens_per_second\":1.5E20,\"mfu\":0.30000000000000004,\"skipped\":true,"
+            + "\"time\":1764633600.125}",
+        JsonlListener.trainLine(m, 1764633600.125));
+    assertEquals(
+        "{\"type\":\"eval\",\"step\":-1,\"loss\":null,\"perplexity\":null,"
+            + "\"accuracy\":0.00001,\"tokens\":0,\"time\":-2.5}",
+        JsonlListener.evalLine(new EvalMetrics(-1, Double.NaN, Double.NaN, 1e-5, 0), -2.5));
+  }
+
   @Test
   void writesOneParsableObjectPerStepAndEval(@TempDir Path out) throws IOException {
     JsonlListener l = new JsonlListener(() -> 1.0);

@@ -1,5 +1,6 @@
 package dev.hanlin.data;
 
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

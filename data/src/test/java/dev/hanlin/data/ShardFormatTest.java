@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;

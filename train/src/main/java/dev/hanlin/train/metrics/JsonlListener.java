@@ -1,5 +1,6 @@
 package dev.hanlin.train.metrics;
 
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -7,7 +8,6 @@ import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
@@ -182,11 +182,9 @@ public final class JsonlListener implements TrainingListener {
       else dropped++;
     }
     if (dropped == 0) return 0;
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
     StringBuilder b = new StringBuilder();
     for (String l : kept) b.append(l).append('\n');
-    Files.writeString(tmp, b, StandardCharsets.UTF_8);
-    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    AtomicFiles.writeString(file, b);
     return dropped;
   }
 

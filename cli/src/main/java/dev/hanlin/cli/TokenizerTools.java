@@ -42,6 +42,14 @@ final class TokenizerTools {
     }
   }
 
+  /** The held-out comparison: each {@link Efficiency#measure} value and its line. */
+  private static final String[][] HELD_OUT_ROWS = {
+    {"tokensPerChar", "  tokens per character          before %.3f  after %.3f%n"},
+    {"tokensPerHan", "  tokens per Chinese character  before %.3f  after %.3f  (Han runs only)%n"},
+    {"encodeMBs", "  encode MB/s (1 thread)        before %.1f  after %.1f%n"},
+    {"decodeMBs", "  decode MB/s (1 thread)        before %.1f  after %.1f%n"}
+  };
+
   /**
    * Extends {@code base} with pieces learned from {@code corpus}, writes the HF tokenizer folder to
    * {@code output}, and reports what changed (on {@code heldout} text when given); the phases'
@@ -81,18 +89,7 @@ final class TokenizerTools {
       log.printf(
           "held-out %s (%,.0f characters, %,.0f of them Chinese):%n",
           heldout, before.get("chars"), before.get("hanChars"));
-      log.printf(
-          "  tokens per character          before %.3f  after %.3f%n",
-          before.get("tokensPerChar"), after.get("tokensPerChar"));
-      log.printf(
-          "  tokens per Chinese character  before %.3f  after %.3f  (Han runs only)%n",
-          before.get("tokensPerHan"), after.get("tokensPerHan"));
-      log.printf(
-          "  encode MB/s (1 thread)        before %.1f  after %.1f%n",
-          before.get("encodeMBs"), after.get("encodeMBs"));
-      log.printf(
-          "  decode MB/s (1 thread)        before %.1f  after %.1f%n",
-          before.get("decodeMBs"), after.get("decodeMBs"));
+      for (String[] row : HELD_OUT_ROWS) log.printf(row[1], before.get(row[0]), after.get(row[0]));
     }
     return r;
   }

@@ -76,7 +76,7 @@ class VocabLoraPathTest {
 
   @BeforeAll
   static void baseModelAndExtendedTokenizer() throws Exception {
-    repo = PretrainRunTest.repo();
+    repo = TinyRun.repo();
     // the base: a tiny random model beside the demo tokenizer it "was trained with"
     base = tmp.resolve("base");
     var c =

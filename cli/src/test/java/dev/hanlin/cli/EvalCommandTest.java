@@ -10,6 +10,8 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -57,35 +59,40 @@ class EvalCommandTest {
     assertEquals(0, r.code(), r.err());
   }
 
-  static JsonNode eval(String... more) throws Exception {
-    String[] base = {
-      "--mode",
-      "eval",
-      "--model",
-      model.toString(),
-      "--data",
-      data.toString(),
-      "--device",
-      "cpu",
-      "--block-size",
-      "32",
-      "--json"
-    };
-    String[] args =
-        java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(more))
-            .toArray(String[]::new);
-    Result r = cli(args);
+  /** {@code --mode eval} of the trained model on its prepared data, with {@code more} flags. */
+  static Result eval(String... more) {
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "--mode",
+                "eval",
+                "--model",
+                model.toString(),
+                "--data",
+                data.toString(),
+                "--device",
+                "cpu",
+                "--block-size",
+                "32"));
+    args.addAll(List.of(more));
+    return cli(args.toArray(String[]::new));
+  }
+
+  static JsonNode json(String... more) throws Exception {
+    List<String> args = new ArrayList<>(List.of(more));
+    args.add("--json");
+    Result r = eval(args.toArray(String[]::new));
     assertEquals(0, r.code(), r.err());
     return new ObjectMapper().readTree(r.out());
   }
 
   @Test
   void scoresTheValidationSplit() throws Exception {
-    JsonNode all = eval();
+    JsonNode all = json();
     double loss = all.get("loss").asDouble();
     assertTrue(Double.isFinite(loss) && loss > 0, all.toString());
     assertEquals(Math.exp(loss), all.get("perplexity").asDouble(), 1e-9 * Math.exp(loss));
-    JsonNode one = eval("--batch-size", "1", "--max-batches", "1");
+    JsonNode one = json("--batch-size", "1", "--max-batches", "1");
     assertEquals(32, one.get("tokens").asLong(), one.toString()); // one block: 32 targets
     assertTrue(all.get("tokens").asLong() > 32, all.toString());
   }
@@ -95,18 +102,7 @@ class EvalCommandTest {
   void refusesDataOfAnotherTokenizer() throws Exception {
     Path llama = TinyRun.repo().resolve("test-data/assets/tokenizer/tokenizer.model");
     assertTrue(Files.isRegularFile(llama), "run test-data/tokenizer/setup.sh: " + llama);
-    Result r =
-        cli(
-            "--mode",
-            "eval",
-            "--model",
-            model.toString(),
-            "--data",
-            data.toString(),
-            "--device",
-            "cpu",
-            "--tokenizer",
-            llama.toString());
+    Result r = eval("--tokenizer", llama.toString());
     assertEquals(1, r.code(), r.err());
     assertTrue(r.err().contains("was tokenized with tokenizer"), r.err());
   }

@@ -1,7 +1,7 @@
 package dev.hanlin.cli;
 
-import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.tokenizer.VocabExtension;
+import dev.hanlin.torch.io.ProgressLine;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -49,7 +49,9 @@ final class ExtendVocabCommand implements Callable<Integer> {
   public Integer call() {
     int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
     var options = new VocabExtension.Options(vocabSize, minFrequency, maxPieceLength, t, !noEmoji);
-    Tools.extendVocab(base, corpus, heldout, output, options, System.out);
+    // always redrawn in place, on a terminal or not, as extend-vocab has drawn it
+    var progress = new ProgressLine(System.err, true);
+    TokenizerTools.extendVocab(base, corpus, heldout, output, options, progress, System.out);
     return 0;
   }
 }

@@ -1,16 +1,8 @@
 package dev.hanlin.cli;
 
-import dev.hanlin.model.HfCheckpoint;
-import dev.hanlin.model.LlamaConfig;
-import dev.hanlin.model.LlamaModel;
-import dev.hanlin.model.LoraAdapters;
-import dev.hanlin.model.PeftAdapter;
-import dev.hanlin.tokenizer.Tools;
-import dev.hanlin.torch.DType;
-import dev.hanlin.torch.Device;
-import java.nio.file.Files;
+import dev.hanlin.model.LoraConfig;
+import dev.hanlin.model.LoraMerge;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -35,23 +27,10 @@ final class MergeLoraCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    LlamaModel base = HfCheckpoint.load(model, DType.F32, Device.CPU);
-    DType saved = LlamaConfig.read(model.resolve("config.json")).dtype(); // as the base was saved
-    // grown to the adapter's saved embed_tokens/lm_head rows when it was trained on a larger vocab
-    LlamaModel adapted = PeftAdapter.loadOnto(adapter, base, Device.CPU);
-    LoraAdapters a = adapted.lora();
-    LlamaModel merged = a.merge(adapted);
-    merged = merged.withDtype(saved);
-    HfCheckpoint.save(merged, output, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
-    // the adapter's tokenizer wins: a run with an extended vocabulary exports it there
-    for (String f : Tools.TOKENIZER_FILES) {
-      Path src = Files.exists(adapter.resolve(f)) ? adapter.resolve(f) : model.resolve(f);
-      if (Files.exists(src))
-        Files.copy(src, output.resolve(f), StandardCopyOption.REPLACE_EXISTING);
-    }
+    LoraConfig c = LoraMerge.merge(model, adapter, output);
     System.err.printf(
         "merged %s (r=%d, %s) into %s: %s%n",
-        adapter, a.config().r(), a.config().targetModules(), model, output.toAbsolutePath());
+        adapter, c.r(), c.targetModules(), model, output.toAbsolutePath());
     return 0;
   }
 }

@@ -66,7 +66,7 @@ final class ServeCommand implements Callable<Integer> {
     LlamaModel m = model.load();
     int ctx = context != null ? context : m.config().maxPositionEmbeddings();
     String served =
-        name != null ? name : model.model.toAbsolutePath().normalize().getFileName().toString();
+        name != null ? name : model.folder().toAbsolutePath().normalize().getFileName().toString();
     BatchEngine engine = new BatchEngine(m, maxBatch, ctx, maxQueue);
     OpenAiServer server = new OpenAiServer(engine, model.tokenizer(), served, host, port);
     CountDownLatch stopped = new CountDownLatch(1);

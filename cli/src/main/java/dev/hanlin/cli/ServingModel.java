@@ -8,6 +8,7 @@ import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import java.io.IOException;
 import java.nio.file.Path;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -16,35 +17,24 @@ import picocli.CommandLine.Option;
  * inference.
  */
 final class ServingModel {
-  @Option(
-      names = "--model",
-      required = true,
-      description = "HF model folder (config.json, safetensors, tokenizer).")
-  Path model;
-
-  @Option(names = "--adapter", description = "A PEFT LoRA adapter folder to apply to the model.")
-  Path adapter;
-
-  @Option(
-      names = "--tokenizer",
-      description = "tokenizer.model / tokenizer.json (default: the adapter's, else the model's).")
-  Path tokenizer;
-
-  @Option(
-      names = "--device",
-      defaultValue = "auto",
-      description = "cpu, cuda, cuda:N or auto (default).")
-  String device;
+  @Mixin ModelOptions names;
+  @Mixin DeviceOptions device;
 
   @Option(
       names = "--dtype",
       description = "float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA).")
   String dtype;
 
+  /** The model's HF folder. */
+  Path folder() {
+    return names.model;
+  }
+
   /** The model with its adapter applied, if any: the one place an adapter is loaded for serving. */
   LlamaModel load() throws IOException {
-    Device dev = Device.parse(device);
+    Device dev = device.device();
     DType dt = dtype != null ? DType.fromHf(dtype) : dev.isCuda() ? DType.BF16 : DType.F32;
+    Path model = names.model, adapter = names.adapter;
     ModelFolders.requireModel(model);
     LlamaModel m = HfCheckpoint.load(model, adapter != null ? DType.F32 : dt, dev);
     if (adapter != null) { // merged in fp32, as merge-lora and generate do, then cast
@@ -64,13 +54,11 @@ final class ServingModel {
    * required} is false (generate from --prompt-ids).
    */
   Tokenizer tokenizer(boolean required) {
-    ModelFolders.requireModel(model);
-    if (tokenizer != null) return Tokenizer.load(tokenizer);
-    Path p = Tokenizer.isIn(adapter) ? adapter : model;
-    if (Tokenizer.isIn(p)) return Tokenizer.load(p);
-    if (!required) return null;
+    ModelFolders.requireModel(names.model);
+    Tokenizer t = names.tokenizerIfAny();
+    if (t != null || !required) return t;
     throw new IllegalArgumentException(
-        model
+        names.model
             + " has no tokenizer.model or tokenizer.json: pass --tokenizer PATH or use --prompt-ids");
   }
 }

@@ -1,7 +1,6 @@
 package dev.hanlin.cli;
 
 import dev.hanlin.tokenizer.Tokenizer;
-import dev.hanlin.tokenizer.Tools;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -43,8 +42,9 @@ final class TokenizeCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    List<String> texts = input.text != null ? List.of(input.text) : Tools.readLines(input.file);
-    Tools.printIds(Tokenizer.load(tokenizer), texts, json, bos, eos, System.out);
+    List<String> texts =
+        input.text != null ? List.of(input.text) : TokenizerTools.readLines(input.file);
+    TokenizerTools.printIds(Tokenizer.load(tokenizer), texts, json, bos, eos, System.out);
     return 0;
   }
 }

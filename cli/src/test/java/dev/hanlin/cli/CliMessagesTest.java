@@ -71,7 +71,7 @@ class CliMessagesTest {
 
   @Test
   void aBadStepCountIsReportedByKeyBeforeAnyDataIsPrepared() throws Exception {
-    Path repo = PretrainRunTest.repo();
+    Path repo = TinyRun.repo();
     Path out = dir.resolve("out");
     Path y =
         Files.writeString(

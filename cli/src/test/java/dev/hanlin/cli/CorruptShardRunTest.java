@@ -10,7 +10,6 @@ import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,28 +20,22 @@ import org.junit.jupiter.api.io.TempDir;
  * any step, not train on the bad tokens nor die in libtorch.
  */
 class CorruptShardRunTest {
-  static Path repo() {
-    return PretrainRunTest.repo();
-  }
-
   static Path config(Path tmp, Path data, Path out) throws IOException {
-    Path tokenizer = repo().resolve("test-data/assets/tokenizer/tokenizer.model");
+    Path tokenizer = TinyRun.repo().resolve("test-data/assets/tokenizer/tokenizer.model");
     assertTrue(Files.isRegularFile(tokenizer), "run test-data/tokenizer/setup.sh: " + tokenizer);
     Path text = tmp.resolve("songci.txt");
     if (!Files.exists(text)) {
-      List<String> lines = Files.readAllLines(repo().resolve("configs/demo/songci.txt"));
+      List<String> lines = Files.readAllLines(TinyRun.repo().resolve("configs/demo/songci.txt"));
       Files.write(text, lines.subList(0, Math.min(400, lines.size())));
     }
-    String yaml =
+    return TinyRun.config(
+        out,
+        "vocab_size: 32000, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,"
+            + " num_attention_heads: 2, num_key_value_heads: 2",
+        tokenizer,
+        text,
+        data,
         """
-        model_config: %s
-        config_overrides: {vocab_size: 32000, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2}
-        tokenizer: %s
-        train_files: [%s]
-        validation_split_percentage: 5
-        data_dir: %s
-        block_size: 32
-        output_dir: %s
         max_steps: 2
         per_device_train_batch_size: 2
         learning_rate: 1.0e-3
@@ -51,17 +44,11 @@ class CorruptShardRunTest {
         save_steps: 1
         logging_steps: 1
         device: cpu
-        """
-            .formatted(repo().resolve("configs/demo/tiny-llama.json"), tokenizer, text, data, out);
-    Path f = tmp.resolve(out.getFileName() + ".yaml");
-    Files.writeString(f, yaml);
-    return f;
+        """);
   }
 
   static int run(Path yaml, Path log) throws Exception {
-    Process p = PretrainRunTest.start(yaml, log);
-    assertTrue(p.waitFor(5, TimeUnit.MINUTES), "run did not finish; see " + log);
-    return p.exitValue();
+    return TinyRun.finish(TinyRun.pretrain(yaml, log), log, 5);
   }
 
   @Test

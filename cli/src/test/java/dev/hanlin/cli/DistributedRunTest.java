@@ -42,17 +42,11 @@ class DistributedRunTest {
 
   /** A tiny model on short blocks; {@code batch} blocks per rank. */
   static Path config(Path dir, int steps, int batch, String extra) throws IOException {
-    Path repo = PretrainRunTest.repo();
-    String yaml =
+    return TinyRun.config(
+        dir,
+        TinyRun.SMALL,
+        data,
         """
-        model_config: %s
-        config_overrides: {hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}
-        tokenizer: %s
-        train_files: [%s]
-        validation_split_percentage: 5
-        data_dir: %s
-        block_size: 32
-        output_dir: %s
         max_steps: %d
         per_device_train_batch_size: %d
         per_device_eval_batch_size: 4
@@ -65,18 +59,7 @@ class DistributedRunTest {
         dist_timeout_seconds: 30
         %s
         """
-            .formatted(
-                repo.resolve("configs/demo/tiny-llama.json"),
-                repo.resolve("configs/demo/tokenizer.model"),
-                repo.resolve("configs/demo/songci.txt"),
-                data,
-                dir,
-                steps,
-                batch,
-                extra);
-    Path f = dir.resolveSibling(dir.getFileName() + ".yaml");
-    Files.writeString(f, yaml);
-    return f;
+            .formatted(steps, batch, extra));
   }
 
   static int freePort() throws IOException {
@@ -92,7 +75,7 @@ class DistributedRunTest {
 
   static Process launch(Path yaml, Path log, Map<String, String> env, String... launchArgs)
       throws IOException {
-    List<String> cmd = new ArrayList<>(List.of("bash", PretrainRunTest.repo() + "/bin/launch"));
+    List<String> cmd = new ArrayList<>(List.of("bash", TinyRun.repo() + "/bin/launch"));
     cmd.addAll(List.of(launchArgs));
     cmd.addAll(List.of("--", "--mode", "pretrain", "--config", yaml.toString()));
     ProcessBuilder pb = new ProcessBuilder(cmd);

@@ -29,7 +29,7 @@ class Llama2ChineseRunTest {
    * The tiny model and tokenizer, as their --config_name / --config_overrides / --tokenizer_name.
    */
   static List<String> tinyModel() {
-    Path repo = PretrainRunTest.repo();
+    Path repo = TinyRun.repo();
     return List.of(
         "--config_name",
         repo.resolve("configs/demo/tiny-llama.json").toString(),
@@ -42,7 +42,7 @@ class Llama2ChineseRunTest {
 
   @Test
   void loraFinetuneLinesRunToTheEnd() throws Exception {
-    Path repo = PretrainRunTest.repo();
+    Path repo = TinyRun.repo();
     Path out = tmp.resolve("lora");
     Path ds = Files.createDirectories(tmp.resolve("ds")).resolve("ds_config_zero2.json");
     // their ZeRO-2 file, with an explicit clipping value to see it taken
@@ -141,7 +141,7 @@ class Llama2ChineseRunTest {
 
   @Test
   void pretrainLineWithoutAConfigRunsToTheEnd() throws Exception {
-    Path repo = PretrainRunTest.repo();
+    Path repo = TinyRun.repo();
     Path out = tmp.resolve("pt");
     // a slice of the demo corpus keeps the tokenization short
     Path corpus = tmp.resolve("songci-head.txt");
@@ -195,7 +195,7 @@ class Llama2ChineseRunTest {
 
   @Test
   void theTranslatedRecipesLoadWithEveryKeyCommented() throws Exception {
-    Path dir = PretrainRunTest.repo().resolve("configs/llama2-chinese");
+    Path dir = TinyRun.repo().resolve("configs/llama2-chinese");
     List<Path> yamls;
     try (Stream<Path> s = Files.list(dir)) {
       yamls = s.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();

@@ -28,25 +28,13 @@ class PretrainRunTest {
   @TempDir static Path shared;
   static Path data;
 
-  static Path repo() {
-    for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent())
-      if (Files.isDirectory(p.resolve("configs/demo"))) return p;
-    throw new IllegalStateException("configs/demo not found");
-  }
-
   /** A small config: tiny model, short blocks, shared prepared data. */
   static Path config(Path dir, int steps, int batch, int accum, String extra) throws IOException {
-    Path repo = repo();
-    String yaml =
+    return TinyRun.config(
+        dir,
+        TinyRun.SMALL,
+        data,
         """
-        model_config: %s
-        config_overrides: {hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}
-        tokenizer: %s
-        train_files: [%s]
-        validation_split_percentage: 5
-        data_dir: %s
-        block_size: 32
-        output_dir: %s
         max_steps: %d
         per_device_train_batch_size: %d
         gradient_accumulation_steps: %d
@@ -60,45 +48,15 @@ class PretrainRunTest {
         device: cpu
         %s
         """
-            .formatted(
-                repo.resolve("configs/demo/tiny-llama.json"),
-                repo.resolve("configs/demo/tokenizer.model"),
-                repo.resolve("configs/demo/songci.txt"),
-                data,
-                dir,
-                steps,
-                batch,
-                accum,
-                extra);
-    Path f = dir.resolveSibling(dir.getFileName() + ".yaml");
-    Files.writeString(f, yaml);
-    return f;
+            .formatted(steps, batch, accum, extra));
   }
 
   static Process start(Path yaml, Path log) throws IOException {
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> cmd =
-        new ArrayList<>(
-            List.of(
-                java,
-                "--enable-native-access=ALL-UNNAMED",
-                "-cp",
-                System.getProperty("java.class.path"),
-                "dev.hanlin.cli.Main",
-                "--mode",
-                "pretrain",
-                "--config",
-                yaml.toString()));
-    return new ProcessBuilder(cmd)
-        .redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-        .start();
+    return TinyRun.pretrain(yaml, log);
   }
 
   static int runToEnd(Path yaml, Path log) throws Exception {
-    Process p = start(yaml, log);
-    assertTrue(p.waitFor(5, TimeUnit.MINUTES), "run did not finish; see " + log);
-    return p.exitValue();
+    return TinyRun.finish(start(yaml, log), log, 5);
   }
 
   /** step -> loss text, exactly as written, from metrics.jsonl. */

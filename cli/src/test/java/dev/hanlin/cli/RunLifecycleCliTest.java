@@ -43,17 +43,12 @@ class RunLifecycleCliTest {
 
   /** A tiny run on the demo text; data prepared once in {@code shared/data}. */
   static Path config(Path out, int steps, String extra) throws IOException {
-    Path repo = PretrainRunTest.repo();
-    String yaml =
+    return TinyRun.config(
+        out,
+        "hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2,"
+            + " num_key_value_heads: 1",
+        shared.resolve("data"),
         """
-        model_config: %s
-        config_overrides: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1}
-        tokenizer: %s
-        train_files: [%s]
-        validation_split_percentage: 5
-        data_dir: %s
-        block_size: 32
-        output_dir: %s
         max_steps: %d
         per_device_train_batch_size: 2
         learning_rate: 3.0e-3
@@ -66,17 +61,7 @@ class RunLifecycleCliTest {
         device: cpu
         %s
         """
-            .formatted(
-                repo.resolve("configs/demo/tiny-llama.json"),
-                repo.resolve("configs/demo/tokenizer.model"),
-                repo.resolve("configs/demo/songci.txt"),
-                shared.resolve("data"),
-                out,
-                steps,
-                extra);
-    Path f = out.resolveSibling(out.getFileName() + ".yaml");
-    Files.writeString(f, yaml);
-    return f;
+            .formatted(steps, extra));
   }
 
   record Result(int code, String log) {}
@@ -285,7 +270,7 @@ class RunLifecycleCliTest {
 
   @Test
   void theSftExampleSaysToRunTheDemoFirst(@TempDir Path tmp) throws Exception {
-    Path repo = PretrainRunTest.repo();
+    Path repo = TinyRun.repo();
     Path out = tmp.resolve("sft");
     Result r =
         cli(
@@ -309,25 +294,24 @@ class RunLifecycleCliTest {
   @Test
   void theEmbeddedDemoHasItsOwnFoldersAndKeepsItsInputsMtime(@TempDir Path tmp) throws Exception {
     Map<String, Object> o = new LinkedHashMap<>();
-    Path yaml = PretrainCommand.extractDemo(tmp.resolve("demo"), o);
+    Path yaml = EmbeddedDemo.extract(tmp.resolve("demo"), o);
     PretrainConfig embedded = PretrainConfig.load(yaml, o);
     PretrainConfig file =
         PretrainConfig.load(
-            PretrainRunTest.repo().resolve("configs/pretrain-demo.yaml"), new LinkedHashMap<>());
+            TinyRun.repo().resolve("configs/pretrain-demo.yaml"), new LinkedHashMap<>());
     assertNotEquals(
         Path.of(embedded.outputDir()).normalize(), Path.of(file.outputDir()).normalize());
     assertNotEquals(Path.of(embedded.dataDir()).normalize(), Path.of(file.dataDir()).normalize());
-    assertEquals(PretrainCommand.DEMO_OUTPUT, Path.of(PretrainCommand.DEMO_OUTPUT.toString()));
+    assertEquals(EmbeddedDemo.OUTPUT, Path.of(EmbeddedDemo.OUTPUT.toString()));
     // a second extraction leaves unchanged files as they were, so prepare reuses its shards
     Path text = tmp.resolve("demo/inputs/demo/songci.txt");
     FileTime old = FileTime.fromMillis(1_600_000_000_000L);
     Files.setLastModifiedTime(text, old);
-    PretrainCommand.extractDemo(tmp.resolve("demo"), new LinkedHashMap<>());
+    EmbeddedDemo.extract(tmp.resolve("demo"), new LinkedHashMap<>());
     assertEquals(old, Files.getLastModifiedTime(text));
     // a changed file is restored
     Files.writeString(text, "changed");
-    PretrainCommand.extractDemo(tmp.resolve("demo"), new LinkedHashMap<>());
-    assertEquals(
-        Files.size(PretrainRunTest.repo().resolve("configs/demo/songci.txt")), Files.size(text));
+    EmbeddedDemo.extract(tmp.resolve("demo"), new LinkedHashMap<>());
+    assertEquals(Files.size(TinyRun.repo().resolve("configs/demo/songci.txt")), Files.size(text));
   }
 }

@@ -37,7 +37,7 @@ class SftRunTest {
   static Path full;
 
   static Path yaml(Path dir, String body) throws IOException {
-    Path repo = PretrainRunTest.repo();
+    Path repo = TinyRun.repo();
     String y =
         """
         model_config: %s
@@ -65,24 +65,9 @@ class SftRunTest {
   }
 
   static int run(Path log, String... args) throws Exception {
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> cmd =
-        new ArrayList<>(
-            List.of(
-                java,
-                "--enable-native-access=ALL-UNNAMED",
-                "-cp",
-                System.getProperty("java.class.path"),
-                "dev.hanlin.cli.Main"));
-    cmd.addAll(List.of(args));
-    Process p =
-        new ProcessBuilder(cmd)
-            .redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-            .start();
-    assertTrue(p.waitFor(4, TimeUnit.MINUTES), "run did not finish; see " + log);
-    if (p.exitValue() != 0) System.err.println(Files.readString(log));
-    return p.exitValue();
+    int code = TinyRun.finish(TinyRun.start(log, args), log, 4);
+    if (code != 0) System.err.println(Files.readString(log));
+    return code;
   }
 
   static List<JsonNode> metrics(Path out, String type) throws IOException {
@@ -197,7 +182,7 @@ class SftRunTest {
       assertTrue(diff < 1e-4, "merged model differs from base + adapter by " + diff);
     }
     // --mode eval on the SFT records (response tokens only): base + adapter equals the merged model
-    String records = PretrainRunTest.repo().resolve("test-data/sft/lunyu_qa.jsonl").toString();
+    String records = TinyRun.repo().resolve("test-data/sft/lunyu_qa.jsonl").toString();
     List<String> common =
         List.of("--mode", "eval", "--sft-data", records, "--block-size", "64", "--device", "cpu");
     JsonNode withAdapter =
@@ -304,7 +289,7 @@ class SftRunTest {
     List<String> cmd =
         List.of(
             "bash",
-            PretrainRunTest.repo() + "/bin/launch",
+            TinyRun.repo() + "/bin/launch",
             "--nproc-per-node",
             "2",
             "--master-port",
@@ -340,11 +325,10 @@ class SftRunTest {
   void configErrorsNameTheSftKeyAndLine(@TempDir Path tmp) throws Exception {
     var example =
         dev.hanlin.train.PretrainConfig.load(
-            PretrainRunTest.repo().resolve("configs/sft-example.yaml"), new java.util.HashMap<>());
+            TinyRun.repo().resolve("configs/sft-example.yaml"), new java.util.HashMap<>());
     assertEquals("prompt_response", example.sft().format());
     assertEquals(8, example.lora().r());
-    for (String line :
-        Files.readAllLines(PretrainRunTest.repo().resolve("configs/sft-example.yaml")))
+    for (String line : Files.readAllLines(TinyRun.repo().resolve("configs/sft-example.yaml")))
       if (line.matches("^\\s*[a-z_0-9]+:.*") && !line.trim().startsWith("#"))
         assertTrue(line.contains("#") || line.trim().endsWith(":"), "uncommented key: " + line);
     Path y = yaml(tmp.resolve("bad"), "train_files: [x.jsonl]\nsft:\n  prompt_feild: q\n");

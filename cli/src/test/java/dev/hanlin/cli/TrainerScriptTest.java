@@ -39,7 +39,7 @@ class TrainerScriptTest {
     tree = tmp.resolve("tree");
     Files.createDirectories(tree.resolve("bin/lib"));
     for (String f : List.of("bin/trainer", "bin/lib/jdk.sh"))
-      Files.copy(PretrainRunTest.repo().resolve(f), tree.resolve(f));
+      Files.copy(TinyRun.repo().resolve(f), tree.resolve(f));
     // the machine's default java: 17, as Debian 12's
     fake17 = tmp.resolve("java17");
     script(

@@ -12,7 +12,6 @@ import dev.hanlin.model.LlamaConfig;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.tokenizer.Tokenizer;
-import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
@@ -77,7 +76,7 @@ class VocabLoraPathTest {
 
   @BeforeAll
   static void baseModelAndExtendedTokenizer() throws Exception {
-    repo = PretrainRunTest.repo();
+    repo = TinyRun.repo();
     // the base: a tiny random model beside the demo tokenizer it "was trained with"
     base = tmp.resolve("base");
     var c =
@@ -89,7 +88,7 @@ class VocabLoraPathTest {
             """);
     LlamaModel m = LlamaModel.init(LlamaConfig.fromJson(c), 3, DType.F32, Device.CPU);
     HfCheckpoint.save(m, base, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
-    Tools.exportTokenizer(repo.resolve("configs/demo/tokenizer.model"), base);
+    Tokenizer.export(repo.resolve("configs/demo/tokenizer.model"), base);
     // 600 poems: enough for 200 new merges
     corpus = tmp.resolve("songci-600.txt");
     Files.write(

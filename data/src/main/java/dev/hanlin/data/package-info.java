@@ -16,8 +16,8 @@
  * <p>The few types here are the ones several subpackages and the trainer share: the {@link
  * dev.hanlin.data.Cursor} a checkpoint saves, the {@link dev.hanlin.data.LabelledBatch} both tasks
  * hand the trainer, the memory-free {@link dev.hanlin.data.Permutation} (and its {@code mix}) that
- * seeds every shuffle and the validation split, {@link dev.hanlin.data.DataException}, and {@link
- * dev.hanlin.data.AtomicFiles}.
+ * seeds every shuffle and the validation split, and {@link dev.hanlin.data.DataException}. Files
+ * are written through {@link dev.hanlin.torch.io.AtomicFiles}.
  *
  * <pre>{@code
  * // --mode prepare (or Prepare.run(config, tokenizer, err)): shards + manifest.json in output_dir

@@ -10,11 +10,11 @@ import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.TorchPickle;
+import dev.hanlin.torch.io.AtomicFiles;
 import dev.hanlin.torch.safetensors.ShardedCheckpoint;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -213,19 +213,10 @@ public final class HfCheckpoint {
 
   /** Temp file in the same folder, fsync, rename: readers never see half a file. */
   static void writeAtomically(Path target, String text) throws IOException {
-    Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-    try (var ch =
-        java.nio.channels.FileChannel.open(
-            tmp,
-            java.nio.file.StandardOpenOption.CREATE,
-            java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
-            java.nio.file.StandardOpenOption.WRITE)) {
-      ch.write(java.nio.ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
-      ch.force(true);
+    try {
+      AtomicFiles.writeString(target, text);
     } catch (IOException e) {
-      Files.deleteIfExists(tmp);
       throw new IOException(target + ": cannot write: " + e.getMessage(), e);
     }
-    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
   }
 }

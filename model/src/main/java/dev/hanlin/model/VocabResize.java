@@ -2,9 +2,9 @@ package dev.hanlin.model;
 
 import dev.hanlin.config.ConfigException;
 import dev.hanlin.tokenizer.Tokenizer;
-import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -106,9 +106,9 @@ public final class VocabResize {
     Path tmp = output.resolveSibling(output.getFileName() + ".resize-tmp");
     deleteTree(tmp);
     HfCheckpoint.save(grown, tmp, HfCheckpoint.DEFAULT_MAX_SHARD_BYTES);
-    Tools.exportTokenizer(extendedPath, tmp);
+    Tokenizer.export(extendedPath, tmp);
     if (Files.exists(output)) Files.delete(output); // empty, checked above
-    Files.move(tmp, output, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    AtomicFiles.commit(tmp, output);
     return new Result(m.config().vocabSize(), grown.config().vocabSize(), output);
   }
 

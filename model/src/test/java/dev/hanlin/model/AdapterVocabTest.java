@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.hanlin.config.ConfigException;
-import dev.hanlin.tokenizer.Tools;
+import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
@@ -30,7 +30,7 @@ class AdapterVocabTest {
     LoraAdapters a = LoraTest.randomized(grown, new LoraConfig(4, 8.0, 0.0, TARGETS, false, save));
     Path dir = tmp.resolve(name);
     PeftAdapter.save(a, dir, "base");
-    Tools.exportTokenizer(VocabResizeTest.demoTokenizer(), dir); // 4,000 pieces, as a run exports
+    Tokenizer.export(VocabResizeTest.demoTokenizer(), dir); // 4,000 pieces, as a run exports
     return dir;
   }
 
@@ -52,7 +52,7 @@ class AdapterVocabTest {
             grown, new LoraConfig(4, 8.0, 0.0, TARGETS, false, List.of("embed_tokens", "lm_head")));
     Path dir = tmp.resolve("ext");
     PeftAdapter.save(trained, dir, "base");
-    Tools.exportTokenizer(VocabResizeTest.demoTokenizer(), dir);
+    Tokenizer.export(VocabResizeTest.demoTokenizer(), dir);
 
     LlamaModel loaded = PeftAdapter.loadOnto(dir, base, Device.CPU);
     assertEquals(4000, loaded.config().vocabSize());

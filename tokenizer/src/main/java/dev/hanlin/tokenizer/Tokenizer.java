@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
 
 /**
  * A Llama tokenizer: text to ids and back, with SentencePiece's exact semantics whatever file it
@@ -44,11 +46,35 @@ public interface Tokenizer {
   /** A stable hex hash of the vocabulary and normalizer: equal means every id means the same. */
   String fingerprint();
 
+  /**
+   * The files of an HF tokenizer folder, as a run, {@code merge-lora} and {@code resize-vocab} copy
+   * them beside a model; the first two are the ones {@link #load} reads.
+   */
+  List<String> FILES =
+      List.of(
+          "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json");
+
   /** Whether folder {@code dir} holds a tokenizer that {@link #load} reads (a null dir: no). */
   static boolean isIn(Path dir) {
     return dir != null
         && (Files.isRegularFile(dir.resolve("tokenizer.model"))
             || Files.isRegularFile(dir.resolve("tokenizer.json")));
+  }
+
+  /**
+   * Puts the tokenizer at {@code src} (a folder, a {@code tokenizer.model} or a {@code
+   * tokenizer.json}) into the model folder {@code out} as HF tokenizer files.
+   */
+  static void export(Path src, Path out) throws IOException {
+    if (Files.isDirectory(src)) {
+      for (String f : FILES)
+        if (Files.exists(src.resolve(f)))
+          Files.copy(src.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+    } else if (src.getFileName().toString().endsWith(".model")) {
+      HfTokenizerJson.writeFolder(SentencePieceModel.read(src), out);
+    } else {
+      Files.copy(src, out.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
+    }
   }
 
   /**

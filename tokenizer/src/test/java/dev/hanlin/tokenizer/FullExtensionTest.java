@@ -63,8 +63,8 @@ class FullExtensionTest {
     report.append(c.summary("python sentencepiece vs Hanlin, extended tokenizer.model"));
     report.append(j.summary("python sentencepiece vs Hanlin, extended tokenizer.json"));
     for (Path h : List.of(modern, classical)) {
-      List<String> lines = Tools.readLines(h);
-      Map<String, Double> b = Tools.measure(base, lines), a = Tools.measure(ext, lines);
+      List<String> lines = Files.readString(h).lines().toList();
+      Map<String, Double> b = Efficiency.measure(base, lines), a = Efficiency.measure(ext, lines);
       report.append(
           String.format(
               "%s: tokens/char %.3f -> %.3f, tokens/Chinese char %.3f -> %.3f,"

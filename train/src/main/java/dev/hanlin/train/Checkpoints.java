@@ -11,16 +11,13 @@ import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.dist.Dist;
 import dev.hanlin.torch.dist.Group;
+import dev.hanlin.torch.io.AtomicFiles;
 import dev.hanlin.torch.safetensors.SafetensorsFile;
 import dev.hanlin.torch.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
@@ -234,14 +231,9 @@ public final class Checkpoints {
                 SafetensorsWriter.write(tmp.resolve("rng_state.safetensors"), rngState);
                 write(tmp.resolve("config.yaml"), resolvedConfigYaml);
                 write(tmp.resolve(STATE), JSON.writeValueAsString(state));
-                fsyncDir(tmp);
+                AtomicFiles.fsyncDirectory(tmp);
                 deleteTree(dir); // a checkpoint of the same step from an earlier, diverged run
-                try {
-                  Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-                } catch (AtomicMoveNotSupportedException e) {
-                  Files.move(tmp, dir);
-                }
-                fsyncDir(output);
+                AtomicFiles.commit(tmp, dir);
               });
     if (!group.any(failed != null)) return dir;
     if (d.isMain()) {
@@ -364,23 +356,7 @@ public final class Checkpoints {
   }
 
   static void write(Path file, String text) throws IOException {
-    try (FileChannel ch =
-        FileChannel.open(
-            file,
-            StandardOpenOption.CREATE,
-            StandardOpenOption.TRUNCATE_EXISTING,
-            StandardOpenOption.WRITE)) {
-      ch.write(java.nio.ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
-      ch.force(true);
-    }
-  }
-
-  static void fsyncDir(Path dir) {
-    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-      ch.force(true);
-    } catch (IOException ignored) {
-      // some file systems cannot fsync a directory; the rename is still atomic
-    }
+    AtomicFiles.writeSynced(file, text);
   }
 
   static void deleteTree(Path p) throws IOException {

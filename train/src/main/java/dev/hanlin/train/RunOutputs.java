@@ -1,5 +1,6 @@
 package dev.hanlin.train;
 
+import dev.hanlin.tokenizer.Tokenizer;
 import dev.hanlin.train.metrics.JsonlListener;
 import dev.hanlin.train.metrics.PlotListener;
 import dev.hanlin.train.metrics.TensorBoardListener;
@@ -9,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
@@ -38,10 +40,7 @@ final class RunOutputs {
               "adapter_config\\.json(\\.tmp)?",
               "adapter_model\\.safetensors(\\.tmp)?",
               // the tokenizer copied beside the model
-              "tokenizer\\.model",
-              "tokenizer\\.json",
-              "tokenizer_config\\.json",
-              "special_tokens_map\\.json"));
+              Tokenizer.FILES.stream().map(Pattern::quote).collect(Collectors.joining("|"))));
 
   /** Checkpoint folders, complete or half-written. */
   private static final Pattern CHECKPOINT = Pattern.compile("\\.?checkpoint-\\d+(\\.tmp)?");

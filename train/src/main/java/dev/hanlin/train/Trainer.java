@@ -15,7 +15,6 @@ import dev.hanlin.model.LlamaConfig;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.VocabResize;
 import dev.hanlin.tokenizer.Tokenizer;
-import dev.hanlin.tokenizer.Tools;
 import dev.hanlin.torch.Autocast;
 import dev.hanlin.torch.Cuda;
 import dev.hanlin.torch.DType;
@@ -744,7 +743,7 @@ public final class Trainer {
         "the trained model, not exported to " + out);
     if (model.lora() != null) {
       Sft.exportAdapter(model.lora(), cfg, out);
-      Tools.exportTokenizer(Path.of(cfg.tokenizer()), out);
+      Tokenizer.export(Path.of(cfg.tokenizer()), out);
       err.println("exported a PEFT adapter folder to " + out.toAbsolutePath());
       return;
     }
@@ -752,7 +751,7 @@ public final class Trainer {
     if (bf16)
       m = LlamaModel.fromWeights(model.config().withDtype(DType.BF16), bf16Copies(model.weights()));
     HfCheckpoint.save(m, out, cfg.maxShardSize());
-    Tools.exportTokenizer(Path.of(cfg.tokenizer()), out);
+    Tokenizer.export(Path.of(cfg.tokenizer()), out);
     err.println("exported an HF model folder to " + out.toAbsolutePath());
   }
 

@@ -1,12 +1,13 @@
 package dev.hanlin.data.prepare;
 
+import dev.hanlin.torch.io.ProgressLine;
 import java.io.PrintStream;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The prepare progress bar on stderr: files, MB/s, tokens/s and ETA. Redrawn in place twice a
- * second on a terminal; one line every 10 s when stderr is a file or pipe.
+ * second on a terminal; one line every 10 s when stderr is a file or pipe ({@link ProgressLine}).
  */
 final class Progress implements AutoCloseable {
   final AtomicLong bytes = new AtomicLong();
@@ -14,8 +15,7 @@ final class Progress implements AutoCloseable {
   final AtomicLong files = new AtomicLong();
   private final AtomicLong totalBytes;
   private final long totalFiles;
-  private final PrintStream out;
-  private final boolean tty;
+  private final ProgressLine console;
   private final long start = System.nanoTime();
   private final Thread thread;
   private volatile boolean stop;
@@ -23,8 +23,7 @@ final class Progress implements AutoCloseable {
   Progress(long totalFiles, long totalBytes, PrintStream out, boolean enabled) {
     this.totalFiles = totalFiles;
     this.totalBytes = new AtomicLong(totalBytes);
-    this.out = out;
-    this.tty = System.console() != null;
+    this.console = ProgressLine.onConsole(out);
     if (enabled) {
       thread = Thread.ofPlatform().daemon().name("prepare-progress").start(this::loop);
     } else {
@@ -33,7 +32,7 @@ final class Progress implements AutoCloseable {
   }
 
   private void loop() {
-    long period = tty ? 500 : 10_000;
+    long period = console.interactive() ? 500 : 10_000;
     while (!stop) {
       try {
         Thread.sleep(period);
@@ -54,6 +53,7 @@ final class Progress implements AutoCloseable {
     return (System.nanoTime() - start) / 1e9;
   }
 
+  /** Redraws the bar; the {@code last} time it stays on the screen, ending with the total time. */
   synchronized void draw(boolean last) {
     double s = Math.max(1e-9, seconds());
     long b = bytes.get();
@@ -70,18 +70,16 @@ final class Progress implements AutoCloseable {
     String line =
         String.format(
             Locale.ROOT,
-            "prepare [%s%s] %3.0f%%  %d/%d files  %.1f MB/s  %s tok/s  %s",
-            "=".repeat(filled),
-            " ".repeat(width - filled),
+            "prepare [%s] %3.0f%%  %d/%d files  %.1f MB/s  %s tok/s  %s",
+            ProgressLine.bar('=', filled, width),
             frac * 100,
             files.get(),
             totalFiles,
             mbps,
             human(tps),
             eta);
-    if (tty) out.print("\r" + line + (last ? "\n" : ""));
-    else out.println(line);
-    out.flush();
+    console.show(line);
+    if (last) console.end();
   }
 
   static String human(double v) {

@@ -1,6 +1,6 @@
 package dev.hanlin.data.shard;
 
-import dev.hanlin.data.AtomicFiles;
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

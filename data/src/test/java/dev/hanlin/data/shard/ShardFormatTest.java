@@ -5,10 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.hanlin.data.AtomicFiles;
 import dev.hanlin.data.DataException;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;

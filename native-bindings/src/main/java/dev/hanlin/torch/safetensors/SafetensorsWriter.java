@@ -5,16 +5,13 @@ import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -155,58 +152,29 @@ public final class SafetensorsWriter {
   }
 
   static void writeFully(FileChannel ch, ByteBuffer buf) throws IOException {
-    while (buf.hasRemaining()) ch.write(buf);
-  }
-
-  /** The body of an atomic write: fills the open temporary file. */
-  @FunctionalInterface
-  interface Body {
-    void writeTo(FileChannel ch) throws IOException;
+    AtomicFiles.writeFully(ch, buf);
   }
 
   /**
-   * Writes {@code path} through a temporary sibling: body, fsync, rename over the target, fsync of
-   * the folder. The temporary file is removed on any failure.
+   * Writes {@code path} through a hidden, randomly named temporary sibling ({@link AtomicFiles}):
+   * body, fsync, rename over the target, fsync of the folder. The temporary file is removed on any
+   * failure.
    */
-  static void writeAtomically(Path path, Body body) throws IOException {
+  static void writeAtomically(Path path, AtomicFiles.Body body) throws IOException {
     Path target = path.toAbsolutePath();
-    Path dir = target.getParent();
     Path tmp =
-        dir.resolve(
+        target.resolveSibling(
             "."
                 + target.getFileName()
                 + "."
                 + Long.toHexString(ThreadLocalRandom.current().nextLong())
                 + ".tmp");
-    boolean done = false;
     try {
-      try (FileChannel ch =
-          FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        body.writeTo(ch);
-        ch.force(true);
-      }
-      try {
-        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-      } catch (AtomicMoveNotSupportedException ex) {
-        throw new SafetensorsException(target, "file system cannot rename atomically", ex);
-      }
-      done = true;
-      forceDirectory(dir);
+      AtomicFiles.write(target, tmp, body);
     } catch (SafetensorsException ex) {
       throw ex;
     } catch (IOException | RuntimeException ex) {
       throw new SafetensorsException(target, "write failed: " + ex, ex);
-    } finally {
-      if (!done) Files.deleteIfExists(tmp);
-    }
-  }
-
-  /** Makes the rename durable; some file systems cannot open a folder, which is harmless. */
-  private static void forceDirectory(Path dir) {
-    try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-      d.force(true);
-    } catch (IOException ignored) {
-      // Best effort: the data itself is already on disk.
     }
   }
 }

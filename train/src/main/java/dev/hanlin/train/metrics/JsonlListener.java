@@ -2,6 +2,7 @@ package dev.hanlin.train.metrics;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
+import dev.hanlin.torch.io.AtomicFiles;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.StringWriter;
@@ -10,7 +11,6 @@ import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
@@ -202,11 +202,9 @@ public final class JsonlListener implements TrainingListener {
       else dropped++;
     }
     if (dropped == 0) return 0;
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
     StringBuilder b = new StringBuilder();
     for (String l : kept) b.append(l).append('\n');
-    Files.writeString(tmp, b, StandardCharsets.UTF_8);
-    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    AtomicFiles.writeString(file, b);
     return dropped;
   }
 

@@ -2,17 +2,16 @@ package dev.hanlin.train.metrics;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.hanlin.torch.io.AtomicFiles;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.geom.Ellipse2D;
-import java.io.BufferedOutputStream;
 import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import javax.imageio.ImageIO;
@@ -99,14 +98,9 @@ public final class LossPlot {
     // checkpoint and picture): encode in memory. A temporary file renamed into place means a
     // failure never leaves a truncated loss.png.
     ImageIO.setUseCache(false);
-    Path tmp = png.resolveSibling(png.getFileName() + ".tmp");
-    try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(tmp))) {
-      ChartUtils.writeChartAsPNG(out, chart, width, height);
-    } catch (IOException | RuntimeException e) {
-      Files.deleteIfExists(tmp);
-      throw e;
-    }
-    Files.move(tmp, png, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    ChartUtils.writeChartAsPNG(bytes, chart, width, height);
+    AtomicFiles.write(png, bytes.toByteArray());
   }
 
   /** Reads the train and eval losses of a {@code metrics.jsonl} ({@link JsonlListener}). */

@@ -1,5 +1,6 @@
 package dev.hanlin.train.metrics;
 
+import dev.hanlin.torch.io.ProgressLine;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -19,8 +20,7 @@ public final class ProgressListener implements TrainingListener {
   /** The average's span in steps, 1 / (1 - {@link #LOSS_BETA}), as the line labels it. */
   static final int LOSS_STEPS = 10;
 
-  private final PrintStream out;
-  private final boolean interactive;
+  private final ProgressLine line;
   private final long everySteps;
   private final long intervalNanos;
   private final LongSupplier nanoClock;
@@ -29,8 +29,6 @@ public final class ProgressListener implements TrainingListener {
   private long startNanos;
   private long startStep;
   private long lastPrintNanos;
-  private int lastLineLength;
-  private boolean linePending;
 
   /**
    * @param out where lines go
@@ -47,8 +45,7 @@ public final class ProgressListener implements TrainingListener {
       LongSupplier nanoClock) {
     if (everySteps <= 0)
       throw new IllegalArgumentException("everySteps must be > 0, got " + everySteps);
-    this.out = out;
-    this.interactive = interactive;
+    this.line = new ProgressLine(out, interactive);
     this.everySteps = everySteps;
     this.intervalNanos = interval.toNanos();
     this.nanoClock = nanoClock;
@@ -59,8 +56,9 @@ public final class ProgressListener implements TrainingListener {
    * everySteps} steps or 10 seconds.
    */
   public static ProgressListener toStderr(long everySteps) {
+    ProgressLine console = ProgressLine.onConsole(System.err);
     return new ProgressListener(
-        System.err, System.console() != null, everySteps, Duration.ofSeconds(10), System::nanoTime);
+        System.err, console.interactive(), everySteps, Duration.ofSeconds(10), System::nanoTime);
   }
 
   @Override
@@ -80,17 +78,15 @@ public final class ProgressListener implements TrainingListener {
     double elapsed = (now - startNanos) / 1e9;
     long done = m.step() - startStep;
     double eta = done > 0 ? elapsed / done * Math.max(0, m.maxSteps() - m.step()) : Double.NaN;
-    String line = format(m, smoothed, elapsed, eta);
-    if (interactive) {
-      out.print("\r" + pad(line));
-      out.flush();
-      linePending = true;
+    String text = format(m, smoothed, elapsed, eta);
+    if (line.interactive()) {
+      line.show(text);
     } else if (m.step() % everySteps == 0
         || now - lastPrintNanos >= intervalNanos
         || m.step() >= m.maxSteps()
         || done == 1
         || m.skipped()) {
-      out.println(line);
+      line.show(text);
       lastPrintNanos = now;
     }
   }
@@ -181,20 +177,6 @@ public final class ProgressListener implements TrainingListener {
    * screen (the last step's numbers are not overwritten by the checkpoint or eval line).
    */
   private void message(String text) {
-    if (interactive && linePending) {
-      out.print("\n");
-      linePending = false;
-      lastLineLength = 0;
-    }
-    out.println(text);
-    out.flush();
-  }
-
-  /** Spaces after a shorter line so that nothing of the previous one stays visible. */
-  private String pad(String line) {
-    String padded =
-        line.length() < lastLineLength ? line + " ".repeat(lastLineLength - line.length()) : line;
-    lastLineLength = line.length();
-    return padded;
+    line.message(text);
   }
 }

@@ -3,7 +3,7 @@ package dev.hanlin.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.hanlin.train.PretrainConfig;
-import dev.hanlin.train.Trainer;
+import dev.hanlin.train.TrainingRun;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -62,7 +62,7 @@ final class PretrainCommand implements Callable<Integer> {
     if (cfg.sft() != null)
       throw new IllegalArgumentException("the config has an 'sft' section: run it with --mode sft");
     String resolved = new ObjectMapper(new YAMLFactory()).writeValueAsString(cfg);
-    new Trainer(cfg, resolved, System.err).run();
+    new TrainingRun(cfg, resolved, System.err).run();
     return 0;
   }
 

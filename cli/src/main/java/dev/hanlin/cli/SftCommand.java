@@ -3,7 +3,7 @@ package dev.hanlin.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.hanlin.train.PretrainConfig;
-import dev.hanlin.train.Trainer;
+import dev.hanlin.train.TrainingRun;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -59,7 +59,7 @@ final class SftCommand implements Callable<Integer> {
     overrides.putIfAbsent("sft", new LinkedHashMap<>());
     PretrainConfig cfg = PretrainConfig.load(config, overrides);
     String resolved = new ObjectMapper(new YAMLFactory()).writeValueAsString(cfg);
-    new Trainer(cfg, resolved, System.err).run();
+    new TrainingRun(cfg, resolved, System.err).run();
     return 0;
   }
 }

@@ -273,116 +273,53 @@ public final class LlamaModel {
   }
 
   /**
-   * Forward and backward with activation checkpointing (recompute per block): the forward keeps
-   * only each block's input, not its activations; the backward recomputes one block at a time and
-   * backpropagates through it. Gradients equal those of {@code loss(forward(ids)).backward()}; peak
-   * activation memory drops from all blocks to one block. With LoRA dropout, each block's recompute
-   * replays the random state its forward drew from, so both draw the same masks, and the generator
-   * ends where the forward left it. Returns the loss (detached) that {@code lossOfLogits} makes
-   * from the logits (B, T, V). Call it inside the caller's step scope (and autocast, if any).
+   * Where each token sits and what it may attend to, as every block takes it: the rotary {@code
+   * cos} and {@code sin}, (T, D) for rows at positions {@code [start, start + T)} or (B, 1, T, D)
+   * gathered at each token's own position, and {@code mask}, null for causal attention or bool (B,
+   * 1, T, T), true where a query may attend a key.
    */
-  public Tensor forwardBackwardCheckpointed(
-      Tensor ids, java.util.function.Function<Tensor, Tensor> lossOfLogits) {
-    return forwardBackwardCheckpointed(ids, null, null, lossOfLogits);
-  }
+  public record Positions(Tensor cos, Tensor sin, Tensor mask) {}
 
   /**
-   * {@link #forwardBackwardCheckpointed(Tensor, java.util.function.Function)} for packed rows
-   * ({@code positions} and {@code segments} as in {@link #forwardPacked}), or plain rows when both
-   * are null.
+   * The {@link Positions} of {@code t} tokens: plain rows from {@code start} when {@code positions}
+   * is null, else packed rows, where {@code positions} (B, T) restart at 0 at each sample and
+   * {@code segments} (B, T) number a row's samples (a token attends only to earlier tokens of its
+   * own sample).
    */
-  public Tensor forwardBackwardCheckpointed(
-      Tensor ids,
-      Tensor positions,
-      Tensor segments,
-      java.util.function.Function<Tensor, Tensor> lossOfLogits) {
-    return forwardBackwardCheckpointed(ids, positions, segments, lossOfLogits, null);
+  public Positions positions(
+      long start, long t, Tensor positions, Tensor segments, DType dtype, Device device) {
+    Tensor[] cs = rotary.cosSin(start, t, dtype, device); // (T, D) each
+    if (positions == null) return new Positions(cs[0], cs[1], null);
+    Tensor cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
+    Tensor sin = Torch.embedding(cs[1], positions).unsqueeze(1);
+    // same sample and not later: (B, 1, T, T), true where a query may attend a key
+    Tensor mask =
+        segments
+            .unsqueeze(2)
+            .eq(segments.unsqueeze(1))
+            .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
+            .unsqueeze(1);
+    return new Positions(cos, sin, mask);
   }
 
-  /**
-   * {@link #forwardBackwardCheckpointed(Tensor, Tensor, Tensor, java.util.function.Function)} that
-   * tells {@code afterBackward} (unless null) each time some gradients are complete, with the
-   * {@link #backwardStage} of their weights: the head's, then each layer's from the last down, then
-   * -1 for the rest. Data parallelism can send them on at once (ZeRO-2).
-   */
-  public Tensor forwardBackwardCheckpointed(
-      Tensor ids,
-      Tensor positions,
-      Tensor segments,
-      java.util.function.Function<Tensor, Tensor> lossOfLogits,
-      java.util.function.IntConsumer afterBackward) {
-    java.util.function.IntConsumer done = afterBackward != null ? afterBackward : stage -> {};
-    long t = ids.size(1);
-    Tensor x0 = Torch.embedding(embed, ids); // (B, T, C), its small graph kept for the end
-    Tensor[] cs = rotary.cosSin(0, t, x0.dtype(), x0.device());
-    Tensor cos = cs[0], sin = cs[1], mask = null;
-    if (positions != null) {
-      cos = Torch.embedding(cs[0], positions).unsqueeze(1); // (B, 1, T, D)
-      sin = Torch.embedding(cs[1], positions).unsqueeze(1);
-      mask =
-          segments
-              .unsqueeze(2)
-              .eq(segments.unsqueeze(1))
-              .and(positions.unsqueeze(2).ge(positions.unsqueeze(1)))
-              .unsqueeze(1);
-    }
-    // Dropout draws only while autograd records, so with it the forward records too (one block's
-    // graph at a time, dropped at once) and each block notes the random state it started from.
-    boolean dropout = lora != null && lora.config().dropout() > 0;
-    Device device = x0.device();
-    Tensor[] rng = new Tensor[layers.size()];
-    Tensor[] inputs = new Tensor[layers.size() + 1]; // block inputs, without graphs
-    inputs[0] = x0.detach();
-    for (int i = 0; i < layers.size(); i++) {
-      try (Scope s = Scope.open();
-          dev.hanlin.torch.Grad.Guard g = dropout ? () -> {} : dev.hanlin.torch.Grad.noGrad()) {
-        if (dropout) rng[i] = s.keep(Torch.rngState(device));
-        inputs[i + 1] = s.keep(layers.get(i).forward(inputs[i], cos, sin, null, mask).detach());
-      }
-      // under autocast, the block's bf16 weight copies would stay cached until the step ends: a
-      // second copy of the model (12.6 GiB at 7B) for nothing, as each is used once per pass
-      dev.hanlin.torch.Autocast.clearCache();
-    }
-    Tensor after = dropout ? Torch.rngState(device) : null;
-    Tensor lossValue;
-    Tensor grad;
-    try (Scope s = Scope.open()) {
-      Tensor xl = inputs[layers.size()].detach().requiresGrad(true);
-      Tensor loss = lossOfLogits.apply(Torch.linear(norm.forward(xl), lmHead, null));
-      loss.backward();
-      lossValue = s.keep(loss.detach());
-      grad = s.keep(xl.grad());
-    }
-    done.accept(layers.size());
-    for (int i = layers.size() - 1; i >= 0; i--) {
-      try (Scope s = Scope.open()) {
-        if (dropout) Torch.setRngState(device, rng[i]);
-        Tensor xi = inputs[i].detach().requiresGrad(true);
-        layers.get(i).forward(xi, cos, sin, null, mask).backward(grad);
-        grad = s.keep(xi.grad());
-      }
-      dev.hanlin.torch.Autocast.clearCache();
-      done.accept(i); // after the scope: the recomputed activations are freed by now
-    }
-    if (dropout) Torch.setRngState(device, after);
-    if (x0.requiresGrad()) x0.backward(grad); // not with a frozen embedding (LoRA)
-    done.accept(-1);
-    return lossValue;
+  /** The token embeddings (B, T, C) of ids (B, T): the first blocks' input. */
+  public Tensor embed(Tensor ids) {
+    return Torch.embedding(embed, ids);
   }
 
-  /**
-   * When the checkpointed backward has finished the gradient of the weight (or LoRA adapter) named
-   * {@code name}, as it tells {@code afterBackward}: layer {@code i}'s weights after that layer's
-   * backward ({@code i}), the final norm and an untied lm_head after the head's ({@code
-   * numHiddenLayers}), the embedding (which a tied lm_head adds to) at the end ({@code -1}).
-   */
-  public int backwardStage(String name) {
-    String layer = "model.layers.";
-    if (name.startsWith(layer))
-      return Integer.parseInt(name.substring(layer.length(), name.indexOf('.', layer.length())));
-    if (name.equals("model.norm.weight") || name.equals("lm_head.weight"))
-      return config.numHiddenLayers();
-    return -1;
+  /** The number of decoder layers. */
+  public int layerCount() {
+    return layers.size();
+  }
+
+  /** Decoder layer {@code i} over {@code x} (B, T, C), without a cache: its output (B, T, C). */
+  public Tensor forwardLayer(int i, Tensor x, Positions p) {
+    return layers.get(i).forward(x, p.cos(), p.sin(), null, p.mask());
+  }
+
+  /** Logits (B, T, V) of the last block's output (B, T, C): the final norm and the head. */
+  public Tensor head(Tensor x) {
+    return Torch.linear(norm.forward(x), lmHead, null);
   }
 
   /**

@@ -1,8 +1,12 @@
-package dev.hanlin.model;
+package dev.hanlin.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.hanlin.model.HfCheckpoint;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.LoraAdapters;
+import dev.hanlin.model.LoraConfig;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
@@ -12,8 +16,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** Recompute-per-block backward gives the plain backward's loss and gradients. */
-class CheckpointedBackwardTest {
+/** The recomputing backward gives the plain backward's loss and gradients. */
+class RecomputingBackwardTest {
   @Test
   void sameGradientsAsThePlainBackward() throws Exception {
     for (String name : new String[] {"gqa", "tied"}) {
@@ -37,8 +41,13 @@ class CheckpointedBackwardTest {
       }
       try (Scope s = Scope.open()) {
         double loss =
-            m.forwardBackwardCheckpointed(
-                    ids, logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets))
+            RecomputingBackward.run(
+                    m,
+                    ids,
+                    null,
+                    null,
+                    logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets),
+                    null)
                 .item();
         assertEquals(plainLoss, loss, 1e-6, name);
         for (var e : m.weights().entrySet())
@@ -103,11 +112,13 @@ class CheckpointedBackwardTest {
       Torch.manualSeed(11);
       try (Scope s = Scope.open()) {
         double loss =
-            m.forwardBackwardCheckpointed(
+            RecomputingBackward.run(
+                    m,
                     ids,
                     packed ? positions : null,
                     packed ? segments : null,
-                    logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets))
+                    logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets),
+                    null)
                 .item();
         assertEquals(plainLoss, loss, 1e-6, "packed=" + packed);
         assertEquals(plainNext, nextDraw(), 0.0);
@@ -147,9 +158,13 @@ class CheckpointedBackwardTest {
     }
     try (Scope s = Scope.open();
         dev.hanlin.torch.Grad.Guard ac = dev.hanlin.torch.Autocast.enable(Device.CPU, DType.BF16)) {
-      m.forwardBackwardCheckpointed(
+      RecomputingBackward.run(
+          m,
           ids,
-          logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)).toFloat(), targets));
+          null,
+          null,
+          logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)).toFloat(), targets),
+          null);
     }
     for (var e : m.weights().entrySet())
       assertArrayEquals(

@@ -29,7 +29,7 @@ public final class Throughput {
 
   /** The dense bf16 peak of {@code device}, from its name; NaN for a CPU or an unknown GPU. */
   static double peakOf(Device device, IntFunction<String> nameOf) {
-    return device.isCuda() ? Mfu.peakFlopsPerSecond("H100") : Double.NaN;
+    return device.isCuda() ? Mfu.peakFlopsPerSecond(nameOf.apply(device.index())) : Double.NaN;
   }
 
   public double flopsPerToken() {

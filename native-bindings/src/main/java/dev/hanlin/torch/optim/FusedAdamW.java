@@ -23,13 +23,17 @@ public final class FusedAdamW {
   /** AdamW's constants besides the learning rate and weight decay. */
   public record Betas(double beta1, double beta2, double eps) {}
 
-  private static final Type.TypePtr TENSOR_T = new Type.TypePtr(TensorType.get());
-  private static final OperatorHandle ADAMW =
-      Dispatcher.singleton().findSchemaOrThrow("aten::_fused_adamw_", "");
-  private static final OperatorHandle ADD_SCALAR =
-      Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_add_", "Scalar");
-  private static final OperatorHandle ADD_TENSOR =
-      Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_add_", "Tensor");
+  // Made once, at class initialisation, which may run inside a caller's Scope: retained, so that
+  // closing that scope does not free them.
+  private static final Type.TypePtr TENSOR_T =
+      new Type.TypePtr(TensorType.get()).retainReference();
+  private static final OperatorHandle ADAMW = op("aten::_fused_adamw_", "");
+  private static final OperatorHandle ADD_SCALAR = op("aten::_foreach_add_", "Scalar");
+  private static final OperatorHandle ADD_TENSOR = op("aten::_foreach_add_", "Tensor");
+
+  private static OperatorHandle op(String name, String overload) {
+    return Dispatcher.singleton().findSchemaOrThrow(name, overload).retainReference();
+  }
 
   private static IValue list(List<Tensor> ts) {
     GenericList l = new GenericList(TENSOR_T);

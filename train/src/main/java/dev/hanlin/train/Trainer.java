@@ -92,6 +92,10 @@ public final class Trainer {
     return state;
   }
 
+  public Parts parts() {
+    return p;
+  }
+
   /**
    * Steps until {@code plan}'s stop or {@code stop} (all ranks stop together), reading each step's
    * values a step late so that the host stays one step ahead of the GPU; evaluates and checkpoints

@@ -25,8 +25,7 @@ public final class FusedAdamW {
 
   // Made once, at class initialisation, which may run inside a caller's Scope: retained, so that
   // closing that scope does not free them.
-  private static final Type.TypePtr TENSOR_T =
-      new Type.TypePtr(TensorType.get()).retainReference();
+  private static final Type.TypePtr TENSOR_T = new Type.TypePtr(TensorType.get()).retainReference();
   private static final OperatorHandle ADAMW = op("aten::_fused_adamw_", "");
   private static final OperatorHandle ADD_SCALAR = op("aten::_foreach_add_", "Scalar");
   private static final OperatorHandle ADD_TENSOR = op("aten::_foreach_add_", "Tensor");

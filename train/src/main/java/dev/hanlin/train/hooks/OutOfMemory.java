@@ -33,7 +33,8 @@ public final class OutOfMemory {
     if (!m.contains("out of memory")) return e;
     String peak =
         device.isCuda()
-            ? String.format(", CUDA peak %.1f GiB", peakBytes.applyAsLong(device.index()) / 1073741824.0)
+            ? String.format(
+                ", CUDA peak %.1f GiB", peakBytes.applyAsLong(device.index()) / 1073741824.0)
             : "";
     return new IllegalStateException(
         String.format(

@@ -13,6 +13,7 @@ import dev.hanlin.train.parallel.Parallelism;
 import dev.hanlin.train.precision.Precision;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
@@ -75,18 +76,18 @@ public final class Checkpointing {
     Map<String, Tensor> rng = RngState.save(device);
     Path dir;
     try {
-      dir =
-          Checkpoints.save(
-              group,
-              out,
-              model.lora() != null
-                  ? Checkpoints.Weights.of(model.lora())
-                  : Checkpoints.Weights.of(precision.saved(model)),
-              optimizer.state(),
-              parallelism.shardedOptimizerState(),
-              rng,
-              state,
-              resolvedYaml);
+      Map<String, Checkpoints.Part> parts = new LinkedHashMap<>();
+      parts.put(
+          "model",
+          model.lora() != null
+              ? Checkpoints.Weights.of(model.lora())
+              : Checkpoints.Weights.of(precision.saved(model)));
+      parts.put(
+          "optimizer",
+          Checkpoints.Part.optimizer(optimizer.state(), parallelism.shardedOptimizerState()));
+      parts.put("rng", Checkpoints.Part.tensors(RngState.FILE, rng));
+      parts.put("config", Checkpoints.Part.text("config.yaml", resolvedYaml));
+      dir = Checkpoints.save(group, out, parts, state);
     } finally {
       rng.values().forEach(Tensor::release);
     }

@@ -11,6 +11,8 @@ import java.util.Map;
  * {@code cuda} (LoRA dropout draws there), so that a resumed run draws the same masks.
  */
 final class RngState {
+  static final String FILE = "rng_state.safetensors";
+
   private RngState() {}
 
   /** Retained copies, for the caller to release. */

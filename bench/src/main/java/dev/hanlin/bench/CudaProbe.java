@@ -92,12 +92,19 @@ public final class CudaProbe {
         () -> {
           Tensor w = Torch.ones(DType.F32, d, 4, 4).retain().requiresGrad(true);
           Torch.linear(Torch.ones(DType.F32, d, 2, 4), w, null).sum().backward();
-          var opt =
-              new FusedAdamW(
-                  List.of(new FusedAdamW.Group("g", Map.of("w", w), 0.1)), 0.9, 0.95, 1e-8);
-          Tensor norm = FusedAdamW.gradNorm(List.of(w));
+          Tensor norm = Torch.vectorNorm(w.grad(), DType.F32);
           Tensor found = norm.isFinite().logicalNot().toFloat();
-          opt.step(1e-3, FusedAdamW.clipScale(norm, 1.0), found);
+          FusedAdamW.step(
+              List.of(w),
+              List.of(w.grad()),
+              List.of(Torch.zeros(DType.F32, d, 4, 4)),
+              List.of(Torch.zeros(DType.F32, d, 4, 4)),
+              List.of(Torch.zeros(DType.F32, d)),
+              1e-3,
+              0.1,
+              new FusedAdamW.Betas(0.9, 0.95, 1e-8),
+              norm.add(1e-6).div(1.0).clampMin(1.0),
+              found);
           return "norm=" + norm.item() + " found=" + found.item();
         });
   }

@@ -3,7 +3,7 @@ package dev.hanlin.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.hanlin.train.PretrainConfig;
-import dev.hanlin.train.Trainer;
+import dev.hanlin.train.TrainingRun;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -59,6 +59,6 @@ final class RunOptions {
   /** Runs the trainer on {@code cfg}, saving it as resolved beside the run's output. */
   static void train(PretrainConfig cfg) throws Exception {
     String resolved = new ObjectMapper(new YAMLFactory()).writeValueAsString(cfg);
-    new Trainer(cfg, resolved, System.err).run();
+    new TrainingRun(cfg, resolved, System.err).run();
   }
 }

@@ -29,8 +29,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * LoRA on a 4- or 8-bit base (issue 17): the loader quantizes exactly the blocks' linear weights;
  * the quantized model computes what a plain model over the dequantized weights computes (logits and
- * LoRA gradients, bitwise, in fp32 and under bf16 autocast, plain and recomputed, packed or not);
- * merging goes into the full-precision base.
+ * LoRA gradients, bitwise, in fp32 and under bf16 autocast, packed or not; the recomputing backward
+ * on a quantized base is checked in train's RecomputingBackwardTest); merging goes into the
+ * full-precision base.
  */
 class QuantizedBaseTest {
   static final Path GQA = TestData.dir("parity").resolve("gqa");
@@ -176,33 +177,23 @@ class QuantizedBaseTest {
     for (int bits : new int[] {4, 8}) {
       for (boolean autocast : new boolean[] {false, true}) {
         for (boolean packed : new boolean[] {false, true}) {
-          for (boolean recompute : new boolean[] {false, true}) {
-            String what =
-                bits
-                    + " bits autocast="
-                    + autocast
-                    + " packed="
-                    + packed
-                    + " recompute="
-                    + recompute;
-            LlamaModel q = HfCheckpoint.load(GQA, DType.F32, Device.CPU, bits);
-            LlamaModel d = q.dequantized();
-            var onQ = gradients(q, autocast, packed, recompute);
-            var onD = gradients(d, autocast, packed, recompute);
-            assertEquals(onD.keySet(), onQ.keySet());
-            for (var e : onD.entrySet())
-              assertArrayEquals(e.getValue(), onQ.get(e.getKey()), 0f, what + " " + e.getKey());
-            // the frozen dense weights of the base get no gradient either
-            for (Tensor w : q.weights().values()) assertNull(w.grad(), what);
-          }
+          String what = bits + " bits autocast=" + autocast + " packed=" + packed;
+          LlamaModel q = HfCheckpoint.load(GQA, DType.F32, Device.CPU, bits);
+          LlamaModel d = q.dequantized();
+          var onQ = gradients(q, autocast, packed);
+          var onD = gradients(d, autocast, packed);
+          assertEquals(onD.keySet(), onQ.keySet());
+          for (var e : onD.entrySet())
+            assertArrayEquals(e.getValue(), onQ.get(e.getKey()), 0f, what + " " + e.getKey());
+          // the frozen dense weights of the base get no gradient either
+          for (Tensor w : q.weights().values()) assertNull(w.grad(), what);
         }
       }
     }
   }
 
   /** The loss (under "loss") and the gradients of fresh adapters (dropout 0.1, seeded) on base. */
-  private static Map<String, float[]> gradients(
-      LlamaModel base, boolean autocast, boolean packed, boolean recompute) {
+  private static Map<String, float[]> gradients(LlamaModel base, boolean autocast, boolean packed) {
     LoraConfig lc =
         new LoraConfig(4, 8.0, 0.1, null, null, java.util.List.of("embed_tokens", "lm_head"));
     LoraAdapters a = LoraTest.randomized(base, lc);
@@ -218,11 +209,8 @@ class QuantizedBaseTest {
       java.util.function.Function<Tensor, Tensor> loss =
           logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)).toFloat(), targets);
       Tensor l;
-      if (recompute) l = m.forwardBackwardCheckpointed(ids, pos, seg, loss);
-      else {
-        l = loss.apply(packed ? m.forwardPacked(ids, pos, seg) : m.forward(ids, null));
-        l.backward();
-      }
+      l = loss.apply(packed ? m.forwardPacked(ids, pos, seg) : m.forward(ids, null));
+      l.backward();
       out.put("loss", new float[] {(float) l.item()});
     }
     for (var e : a.weights().entrySet()) {

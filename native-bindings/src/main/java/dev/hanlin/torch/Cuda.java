@@ -26,6 +26,20 @@ public final class Cuda {
     return s.reserved_bytes().peak();
   }
 
+  /**
+   * The device's name as CUDA reports it ({@code "NVIDIA H100 80GB HBM3"}), from {@code
+   * at::cuda::getDeviceProperties}; null when it cannot be read (the CUDA runtime's Java classes
+   * are not on the class path).
+   */
+  public static String deviceName(int device) {
+    if (!torch.cuda_is_available()) throw new IllegalStateException("CUDA is not available");
+    try {
+      return torch_cuda.getDeviceProperties((byte) device).name().getString();
+    } catch (LinkageError e) {
+      return null;
+    }
+  }
+
   public static void resetPeak(int device) {
     allocator().resetPeakStats((byte) device);
   }

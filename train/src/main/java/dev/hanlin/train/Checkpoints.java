@@ -145,9 +145,59 @@ public final class Checkpoints {
     return files;
   }
 
-  /** How a checkpoint's weights go into its folder. */
-  public interface Weights {
+  /**
+   * One component's part of a checkpoint: the files it writes into the checkpoint's folder. The
+   * parts are the model's weights, the optimizer state, the random state and the resolved config;
+   * the trainer state (step, data cursor) is written last by {@link #save}, as the mark of a
+   * complete checkpoint.
+   */
+  public interface Part {
+    void write(Path folder, Dist dist) throws IOException;
+
+    /** Every rank writes its own files (sharded optimizer state); otherwise only the main rank. */
+    default boolean perRank() {
+      return false;
+    }
+
+    /** Tensors in one safetensors file. */
+    static Part tensors(String file, Map<String, Tensor> tensors) {
+      return (dir, d) -> SafetensorsWriter.write(dir.resolve(file), tensors);
+    }
+
+    /** A text file. */
+    static Part text(String file, String text) {
+      return (dir, d) -> Checkpoints.write(dir.resolve(file), text);
+    }
+
+    /**
+     * The optimizer state: the whole of it in {@code optimizer.safetensors}, or with {@code
+     * sharded} each rank's share (the parameters it updates) in its own {@code
+     * optimizer-rank-R-of-N.safetensors}, with nothing gathered anywhere.
+     */
+    static Part optimizer(Map<String, Tensor> state, boolean sharded) {
+      if (!sharded) return tensors(OPTIMIZER, state);
+      return new Part() {
+        @Override
+        public void write(Path dir, Dist d) throws IOException {
+          SafetensorsWriter.write(dir.resolve(optimizerShard(d.rank(), d.worldSize())), state);
+        }
+
+        @Override
+        public boolean perRank() {
+          return true;
+        }
+      };
+    }
+  }
+
+  /** How a checkpoint's weights go into its folder: the model's part. */
+  public interface Weights extends Part {
     void write(Path folder) throws IOException;
+
+    @Override
+    default void write(Path folder, Dist dist) throws IOException {
+      write(folder);
+    }
 
     /** The full model in HF's layout. */
     static Weights of(LlamaModel model) {
@@ -161,6 +211,21 @@ public final class Checkpoints {
     static Weights of(LoraAdapters adapters) {
       return dir -> PeftAdapter.save(adapters, dir, "checkpoint");
     }
+  }
+
+  /** The parts of a checkpoint as the trainer writes them, in the order they are written. */
+  public static Map<String, Part> parts(
+      Weights weights,
+      Map<String, Tensor> optimizerState,
+      boolean sharded,
+      Map<String, Tensor> rngState,
+      String resolvedConfigYaml) {
+    Map<String, Part> parts = new LinkedHashMap<>();
+    parts.put("model", weights);
+    parts.put("optimizer", Part.optimizer(optimizerState, sharded));
+    parts.put("rng", Part.tensors("rng_state.safetensors", rngState));
+    parts.put("config", Part.text("config.yaml", resolvedConfigYaml));
+    return parts;
   }
 
   /** Writes {@code output/checkpoint-<step>} atomically from one process; returns its path. */
@@ -202,6 +267,22 @@ public final class Checkpoints {
       TrainerState state,
       String resolvedConfigYaml)
       throws IOException {
+    return save(
+        group,
+        output,
+        parts(weights, optimizerState, sharded, rngState, resolvedConfigYaml),
+        state);
+  }
+
+  /**
+   * Writes {@code output/checkpoint-<step>} atomically from {@code parts}; every rank of {@code
+   * group} calls it and gets its path, or every rank throws and no {@code checkpoint-<step>} folder
+   * exists (earlier checkpoints are left as they were). Each rank writes the {@link Part#perRank}
+   * parts; the main rank then writes the others in order, {@code trainer_state.json} ({@code
+   * state}, its own) last, and renames the folder into place.
+   */
+  public static Path save(Group group, Path output, Map<String, Part> parts, TrainerState state)
+      throws IOException {
     Path dir = output.resolve("checkpoint-" + state.step());
     Path tmp = output.resolve(".checkpoint-" + state.step() + ".tmp");
     Dist d = group.dist();
@@ -214,22 +295,19 @@ public final class Checkpoints {
                   deleteTree(tmp);
                   Files.createDirectories(tmp);
                 });
-    // 2. each rank writes its share of the optimizer state
-    if (!group.any(failed != null) && sharded)
+    // 2. each rank writes its own parts (its share of the optimizer state)
+    if (!group.any(failed != null))
       failed =
           attempt(
-              () ->
-                  SafetensorsWriter.write(
-                      tmp.resolve(optimizerShard(d.rank(), d.worldSize())), optimizerState));
+              () -> {
+                for (Part p : parts.values()) if (p.perRank()) p.write(tmp, d);
+              });
     // 3. the main rank writes the rest, trainer_state.json last, and renames the folder
     if (!group.any(failed != null) && d.isMain())
       failed =
           attempt(
               () -> {
-                weights.write(tmp);
-                if (!sharded) SafetensorsWriter.write(tmp.resolve(OPTIMIZER), optimizerState);
-                SafetensorsWriter.write(tmp.resolve("rng_state.safetensors"), rngState);
-                write(tmp.resolve("config.yaml"), resolvedConfigYaml);
+                for (Part p : parts.values()) if (!p.perRank()) p.write(tmp, d);
                 write(tmp.resolve(STATE), JSON.writeValueAsString(state));
                 AtomicFiles.fsyncDirectory(tmp);
                 deleteTree(dir); // a checkpoint of the same step from an earlier, diverged run

@@ -9,14 +9,14 @@ import java.util.Map;
  * refuses them where they come in (a checkpoint, an HF folder) and where they go out (the export),
  * naming the tensor, instead of "succeeding" with a broken model.
  */
-final class FiniteWeights {
+public final class FiniteWeights {
   private FiniteWeights() {}
 
   /**
    * @param where what holds the weights, for the message ("checkpoint X", "model folder X")
    * @throws IllegalStateException naming the first tensor with a non-finite value, and how many
    */
-  static void require(Map<String, Tensor> weights, String where) {
+  public static void require(Map<String, Tensor> weights, String where) {
     for (var e : weights.entrySet()) {
       long bad;
       try (Scope s = Scope.open()) {

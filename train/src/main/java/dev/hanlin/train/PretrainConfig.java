@@ -7,6 +7,7 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.hanlin.config.StrictYaml;
 import dev.hanlin.data.sft.SftOptions;
 import dev.hanlin.model.LoraConfig;
+import dev.hanlin.train.optim.LrSchedule;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;

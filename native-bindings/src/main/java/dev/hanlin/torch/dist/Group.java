@@ -167,8 +167,11 @@ public final class Group implements AutoCloseable {
     return device;
   }
 
-  /** The c10d process group, for {@link GradSync}; null for a single process. */
-  ProcessGroup nativeGroup() {
+  /**
+   * The c10d process group, for the trainer's data-parallel gradient Reducer; null for a single
+   * process.
+   */
+  public ProcessGroup nativeGroup() {
     return pg;
   }
 
@@ -303,7 +306,7 @@ public final class Group implements AutoCloseable {
   }
 
   /** The error for a collective that failed after starting at {@code t0}. */
-  DistException failed(String what, long t0, RuntimeException e) {
+  public DistException failed(String what, long t0, RuntimeException e) {
     return new DistException(
         String.format(
             "%s: %s failed after %.1f s: %s. Another rank has probably died or hung"

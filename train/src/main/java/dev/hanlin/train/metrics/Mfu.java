@@ -29,6 +29,12 @@ public final class Mfu {
   /** A100 dense bf16 peak, FLOP/s. */
   public static final double A100_BF16 = 312e12;
 
+  /** L40S dense bf16 peak, FLOP/s. */
+  public static final double L40S_BF16 = 362e12;
+
+  /** GeForce RTX 4090 dense bf16 peak (fp32 accumulate), FLOP/s. */
+  public static final double RTX_4090_BF16 = 165e12;
+
   private Mfu() {}
 
   /**
@@ -64,6 +70,8 @@ public final class Mfu {
     if (n.contains("H200")) return H200_BF16;
     if (n.contains("H100")) return n.contains("PCIE") ? H100_PCIE_BF16 : H100_SXM_BF16;
     if (n.contains("A100")) return A100_BF16;
+    if (n.contains("L40S")) return L40S_BF16;
+    if (n.contains("RTX 4090")) return RTX_4090_BF16;
     return Double.NaN;
   }
 

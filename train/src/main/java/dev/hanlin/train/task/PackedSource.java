@@ -1,4 +1,4 @@
-package dev.hanlin.train;
+package dev.hanlin.train.task;
 
 import dev.hanlin.data.LabelledBatch;
 import dev.hanlin.data.loader.Batch;

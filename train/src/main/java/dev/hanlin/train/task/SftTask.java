@@ -1,4 +1,4 @@
-package dev.hanlin.train;
+package dev.hanlin.train.task;
 
 import dev.hanlin.data.Cursor;
 import dev.hanlin.data.DataException;
@@ -9,24 +9,23 @@ import dev.hanlin.model.LlamaModel;
 import dev.hanlin.model.LoraAdapters;
 import dev.hanlin.model.PeftAdapter;
 import dev.hanlin.tokenizer.Tokenizer;
-import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
-import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.dist.Group;
+import dev.hanlin.train.Evaluator;
+import dev.hanlin.train.PretrainConfig;
 import dev.hanlin.train.metrics.EvalMetrics;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /**
- * What {@code --mode sft} adds to the training engine: samples read and tokenized in memory (once
- * the block size is known), their loader and evaluation batches, and LoRA (a frozen base, bf16 on
- * CUDA, with trainable adapters and modules to save).
+ * Instruction tuning ({@code --mode sft}): samples read and tokenized in memory (once the block
+ * size is known), their loader and evaluation batches; only response tokens are trained, so the
+ * loss's divisor is summed over the ranks.
  */
-final class Sft {
+final class SftTask implements Task {
   private final PretrainConfig cfg;
   private final Tokenizer tokenizer;
   private final PrintStream err;
@@ -34,16 +33,16 @@ final class Sft {
   private List<SftCollator.Arrays> evalBatches;
   private int loadedFor = -1;
 
-  private Sft(PretrainConfig cfg, Tokenizer tokenizer, PrintStream err) {
+  private SftTask(PretrainConfig cfg, Tokenizer tokenizer, PrintStream err) {
     this.cfg = cfg;
     this.tokenizer = tokenizer;
     this.err = err;
   }
 
-  static Sft open(PretrainConfig cfg, Tokenizer tokenizer, PrintStream err) {
+  static SftTask open(PretrainConfig cfg, Tokenizer tokenizer, PrintStream err) {
     if (cfg.trainFiles().isEmpty())
       throw new IllegalArgumentException("--mode sft needs 'train_files' (jsonl, json or csv)");
-    return new Sft(cfg, tokenizer, err);
+    return new SftTask(cfg, tokenizer, err);
   }
 
   private SftCollator collator(int block) {
@@ -88,63 +87,37 @@ final class Sft {
     return files.stream().map(Path::of).toList();
   }
 
-  SftLoader loader(PretrainConfig c, int block, int rank, int world, Device device, Cursor start)
-      throws IOException {
+  @Override
+  public SftLoader loader(int block, Group group, Device device, Cursor start) throws IOException {
     load(block);
     try {
       return SftLoader.training(
           train,
-          c.trainBatchSize(),
-          c.seed(),
-          c.sft().groupByLength(),
+          cfg.trainBatchSize(),
+          cfg.seed(),
+          cfg.sft().groupByLength(),
           collator(block),
           device,
-          rank,
-          world,
+          group.dist().rank(),
+          group.dist().worldSize(),
           start);
     } catch (DataException e) {
       throw new DataException(e.getMessage() + " (per_device_train_batch_size x ranks)", e);
     }
   }
 
-  Optional<EvalMetrics> evaluate(
-      LlamaModel model, PretrainConfig c, int block, Device device, boolean bf16, long step) {
-    if (evalBatches == null) return Optional.empty();
-    return Optional.of(
-        Evaluator.evaluate(model, evalBatches, c.maxEvalBatches(), device, bf16, step));
+  /** Samples differ in their response tokens: the divisor is summed over the ranks. */
+  @Override
+  public double globalLabelled(long labelled, Group group) {
+    return group.sum(labelled)[0];
   }
 
-  /**
-   * The base model frozen (and cast to bf16 when training on CUDA in bf16) with LoRA adapters:
-   * fresh ones, or those of the checkpoint being resumed.
-   */
-  LlamaModel withLora(LlamaModel full, Checkpoints.Loaded ck, Device device, boolean bf16) {
-    LlamaModel base = full;
-    for (Tensor w : full.weights().values()) w.requiresGrad(false);
-    if (bf16 && device.isCuda()) {
-      Map<String, Tensor> w = new LinkedHashMap<>();
-      full.weights().forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
-      full.weights().values().forEach(Tensor::release);
-      base = LlamaModel.fromWeights(full.config().withDtype(DType.BF16), w);
-      // the fp32 copy the engine loads first is gone: the peak reported at the end is training's
-      dev.hanlin.torch.Cuda.resetPeak(device.index());
-    }
-    LoraAdapters a =
-        ck == null
-            ? LoraAdapters.init(base, cfg.lora(), cfg.seed())
-            : LoraAdapters.fromWeights(base.config(), cfg.lora(), ck.weights());
-    for (Tensor t : a.weights().values()) t.requiresGrad(true);
-    long trainable = a.weights().values().stream().mapToLong(Tensor::numel).sum();
-    err.printf(
-        "LoRA r=%d alpha=%s on %s%s: %,d trainable parameters (%.3f%% of %,d)%n",
-        cfg.lora().r(),
-        cfg.lora().alpha(),
-        cfg.lora().targetModules(),
-        cfg.lora().modulesToSave().isEmpty() ? "" : " + " + cfg.lora().modulesToSave(),
-        trainable,
-        100.0 * trainable / base.config().parameterCount(),
-        base.config().parameterCount());
-    return a.applyTo(base);
+  @Override
+  public Optional<EvalMetrics> evaluate(
+      LlamaModel model, int block, Device device, boolean bf16, long step) {
+    if (evalBatches == null) return Optional.empty();
+    return Optional.of(
+        Evaluator.evaluate(model, evalBatches, cfg.maxEvalBatches(), device, bf16, step));
   }
 
   /** The run's result for a LoRA run: the adapter in PEFT's layout. */

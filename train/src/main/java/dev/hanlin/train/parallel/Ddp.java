@@ -1,8 +1,11 @@
-package dev.hanlin.torch.dist;
+package dev.hanlin.train.parallel;
 
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.dist.DistException;
+import dev.hanlin.torch.dist.Group;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.bytedeco.pytorch.BoolVector;
 import org.bytedeco.pytorch.Reducer;
 import org.bytedeco.pytorch.SizeTStringMap;
@@ -16,38 +19,35 @@ import org.bytedeco.pytorch.TensorVector;
  * produces it, and a full bucket is all-reduced (averaged over the ranks) while backward goes on,
  * so communication overlaps computation. Micro-batches that only accumulate skip the hooks and the
  * communication, as DDP's {@code no_sync()}. The model is not touched: this wraps its parameters.
+ * Every rank updates every parameter with the averaged gradients.
  */
-public final class GradSync {
+final class Ddp implements Parallelism {
   /** DDP's defaults: a small first bucket so communication starts early, then 25 MiB. */
   public static final long FIRST_BUCKET_BYTES = 1L << 20, BUCKET_BYTES = 25L << 20;
 
   private final Group group;
-  private final Reducer reducer;
+  private Reducer reducer;
   private long syncStart = System.nanoTime(); // when the last synced micro-batch began
 
-  private GradSync(Group group) {
+  Ddp(Group group) {
     this.group = group;
-    this.reducer = null;
+  }
+
+  @Override
+  public Group group() {
+    return group;
   }
 
   /**
-   * No gradient communication here: for ZeRO-2, where {@link Shards#reduceGrads} sends each
-   * gradient to its owner instead. {@link #beforeForward} does nothing.
+   * Every rank starts from rank 0's weights; then hooks {@code trainable} (leaf tensors that
+   * require grad, in the same order on every rank). Their gradients become views into the
+   * communication buckets, so they cost no extra memory.
    */
-  public static GradSync none(Group group) {
-    return new GradSync(group);
-  }
-
-  /**
-   * Hooks {@code params} (leaf tensors that require grad, in the same order on every rank). Their
-   * gradients become views into the communication buckets, so they cost no extra memory.
-   */
-  public GradSync(Group group, List<Tensor> params) {
-    this.group = group;
-    if (!group.isDistributed()) {
-      reducer = null;
-      return;
-    }
+  @Override
+  public void start(Map<String, Tensor> trainable) {
+    group.broadcast(trainable.values(), 0);
+    if (!group.isDistributed()) return;
+    List<Tensor> params = List.copyOf(trainable.values());
     TensorVector v = new TensorVector();
     BoolVector sparse = new BoolVector();
     for (Tensor p : params) {
@@ -101,7 +101,8 @@ public final class GradSync {
    * micro-batch's backward ends the step: it returns with every gradient averaged over the ranks.
    * Otherwise backward only accumulates locally, with no communication.
    */
-  public void beforeForward(boolean sync) {
+  @Override
+  public void beforeMicroBatch(boolean sync) {
     if (reducer == null) return;
     try {
       reducer.rebuild_buckets(); // after the first synced step: buckets in actual gradient order
@@ -118,6 +119,7 @@ public final class GradSync {
    * A failure of a forward/backward that may have been the gradient all-reduce (the Reducer runs it
    * inside backward) said as such; other failures (out of memory) are returned as they are.
    */
+  @Override
   public RuntimeException explain(RuntimeException e) {
     if (reducer == null || e instanceof DistException) return e;
     String m = String.valueOf(e.getMessage()).toLowerCase(java.util.Locale.ROOT);

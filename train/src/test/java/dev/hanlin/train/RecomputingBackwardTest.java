@@ -1,8 +1,12 @@
-package dev.hanlin.model;
+package dev.hanlin.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.hanlin.model.HfCheckpoint;
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.model.LoraAdapters;
+import dev.hanlin.model.LoraConfig;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
@@ -12,8 +16,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** Recompute-per-block backward gives the plain backward's loss and gradients. */
-class CheckpointedBackwardTest {
+/** The recomputing backward gives the plain backward's loss and gradients. */
+class RecomputingBackwardTest {
   @Test
   void sameGradientsAsThePlainBackward() throws Exception {
     for (String name : new String[] {"gqa", "tied"}) {
@@ -37,8 +41,13 @@ class CheckpointedBackwardTest {
       }
       try (Scope s = Scope.open()) {
         double loss =
-            m.forwardBackwardCheckpointed(
-                    ids, logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets))
+            RecomputingBackward.run(
+                    m,
+                    ids,
+                    null,
+                    null,
+                    logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets),
+                    null)
                 .item();
         assertEquals(plainLoss, loss, 1e-6, name);
         for (var e : m.weights().entrySet())
@@ -58,8 +67,23 @@ class CheckpointedBackwardTest {
    */
   @Test
   void loraDropoutAndPackedRowsReplayTheSameMasks() throws Exception {
+    loraGradientsEqualThePlainBackward(0);
+  }
+
+  /**
+   * The same on a 4-bit (NF4) and an 8-bit base, as {@code lora.load_in_bits} trains (which always
+   * recomputes): each quantized projection is dequantized again in the recompute, to the same
+   * values.
+   */
+  @Test
+  void onAQuantizedBaseTooBitwise() throws Exception {
+    loraGradientsEqualThePlainBackward(4);
+    loraGradientsEqualThePlainBackward(8);
+  }
+
+  private static void loraGradientsEqualThePlainBackward(int bits) throws Exception {
     LlamaModel base =
-        HfCheckpoint.load(TestData.dir("parity").resolve("gqa"), DType.F32, Device.CPU);
+        HfCheckpoint.load(TestData.dir("parity").resolve("gqa"), DType.F32, Device.CPU, bits);
     LoraAdapters ad = LoraAdapters.init(base, new LoraConfig(4, 8.0, 0.3, null, null, null), 7);
     LlamaModel m = base.withLora(ad);
     for (Tensor w : ad.weights().values()) w.requiresGrad(true);
@@ -103,11 +127,13 @@ class CheckpointedBackwardTest {
       Torch.manualSeed(11);
       try (Scope s = Scope.open()) {
         double loss =
-            m.forwardBackwardCheckpointed(
+            RecomputingBackward.run(
+                    m,
                     ids,
                     packed ? positions : null,
                     packed ? segments : null,
-                    logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets))
+                    logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)), targets),
+                    null)
                 .item();
         assertEquals(plainLoss, loss, 1e-6, "packed=" + packed);
         assertEquals(plainNext, nextDraw(), 0.0);
@@ -115,8 +141,8 @@ class CheckpointedBackwardTest {
           assertArrayEquals(
               plain.get(e.getKey()),
               e.getValue().grad().toFloatArray(),
-              1e-6f,
-              "packed=" + packed + " " + e.getKey());
+              bits == 0 ? 1e-6f : 0f,
+              "bits=" + bits + " packed=" + packed + " " + e.getKey());
           e.getValue().clearGrad();
         }
       }
@@ -147,9 +173,13 @@ class CheckpointedBackwardTest {
     }
     try (Scope s = Scope.open();
         dev.hanlin.torch.Grad.Guard ac = dev.hanlin.torch.Autocast.enable(Device.CPU, DType.BF16)) {
-      m.forwardBackwardCheckpointed(
+      RecomputingBackward.run(
+          m,
           ids,
-          logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)).toFloat(), targets));
+          null,
+          null,
+          logits -> Torch.crossEntropy(logits.reshape(-1, logits.size(-1)).toFloat(), targets),
+          null);
     }
     for (var e : m.weights().entrySet())
       assertArrayEquals(

@@ -1,8 +1,10 @@
-package dev.hanlin.torch.dist;
+package dev.hanlin.train.parallel;
 
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
+import dev.hanlin.torch.dist.Dist;
+import dev.hanlin.torch.dist.Group;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -10,14 +12,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Optimizer-state sharding (ZeRO stage 1): each parameter is owned by one rank, which alone keeps
- * its AdamW moments and updates it; the new values then go from each owner to every rank. With
- * stage 1 the gradients are still averaged in full on every rank (by {@link GradSync}); with stage
- * 2 {@link #reduceGrads} sums each onto its owner only, and the other ranks free theirs, so that
- * gradient memory shrinks by the world size too. The update stays exactly that of one process.
- * Whole tensors are dealt, largest first, to the rank holding the fewest bytes so far.
+ * The ZeRO owner policy: each parameter is owned by one rank, which alone keeps its AdamW moments
+ * and updates it; the new values then go from each owner to every rank. With stage 1 the gradients
+ * are still averaged in full on every rank (by {@link Ddp}); with stage 2 {@link #reduceGrads} sums
+ * each onto its owner only, and the other ranks free theirs, so that gradient memory shrinks by the
+ * world size too. The update stays exactly that of one process. Whole tensors are dealt, largest
+ * first, to the rank holding the fewest bytes so far.
  */
-public final class Shards {
+final class Shards {
   private final Map<String, Integer> owner;
   private final int rank, world;
 
@@ -30,7 +32,7 @@ public final class Shards {
   /**
    * Deals {@code params} (name to tensor, the same on every rank) over the ranks of {@code dist}.
    */
-  public static Shards of(Map<String, Tensor> params, Dist dist) {
+  static Shards of(Map<String, Tensor> params, Dist dist) {
     List<String> names = new ArrayList<>(params.keySet());
     names.sort(Comparator.comparingLong((String n) -> -params.get(n).numel())); // stable
     long[] load = new long[dist.worldSize()];

@@ -1,4 +1,4 @@
-package dev.hanlin.train;
+package dev.hanlin.train.optim;
 
 import java.util.Arrays;
 import java.util.Locale;
@@ -15,7 +15,7 @@ public record LrSchedule(
     LINEAR,
     CONSTANT;
 
-    static Shape parse(String s) {
+    public static Shape parse(String s) {
       try {
         return valueOf(s.toUpperCase(Locale.ROOT));
       } catch (IllegalArgumentException e) {

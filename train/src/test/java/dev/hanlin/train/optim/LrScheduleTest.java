@@ -1,10 +1,10 @@
-package dev.hanlin.train;
+package dev.hanlin.train.optim;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.hanlin.train.LrSchedule.Shape;
+import dev.hanlin.train.optim.LrSchedule.Shape;
 import org.junit.jupiter.api.Test;
 
 class LrScheduleTest {

@@ -1,0 +1,98 @@
+package dev.hanlin.train.hooks;
+
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.dist.Group;
+import dev.hanlin.train.Checkpoints;
+import dev.hanlin.train.PretrainConfig;
+import dev.hanlin.train.TrainerState;
+import dev.hanlin.train.metrics.Listeners;
+import dev.hanlin.train.optim.Optimizer;
+import dev.hanlin.train.parallel.Parallelism;
+import dev.hanlin.train.precision.Precision;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Where a run resumes from, and a checkpoint's parts: the model's (its trainable weights as the
+ * precision saves them, or the LoRA adapter), the optimizer's (whole, or this rank's share), the
+ * random state, and the trainer state (step, data cursor, skip streak, tokens; the learning-rate
+ * schedule is a function of the step). {@link Checkpoints} writes and reads them in the format on
+ * disk.
+ */
+public final class Checkpointing {
+  private final Group group;
+  private final Path out;
+  private final String resolvedYaml;
+  private final int saveTotalLimit;
+  private final Device device;
+
+  public Checkpointing(Group group, Path out, String resolvedYaml, int saveTotalLimit, Device d) {
+    this.group = group;
+    this.out = out;
+    this.resolvedYaml = resolvedYaml;
+    this.saveTotalLimit = saveTotalLimit;
+    this.device = d;
+  }
+
+  /**
+   * The checkpoint to resume, or null for a fresh run: {@code resume_from_checkpoint}, else the
+   * latest complete one in {@code output_dir} unless {@code overwrite_output_dir}. Reads {@code
+   * output_dir}, changes nothing.
+   */
+  public static Path resumePoint(PretrainConfig cfg, Path out) throws IOException {
+    if (cfg.resumeFromCheckpoint() != null) return Path.of(cfg.resumeFromCheckpoint());
+    return cfg.overwriteOutputDir() ? null : Checkpoints.latest(out).orElse(null);
+  }
+
+  /**
+   * Loads the optimizer's part (with sharded state, only this rank's share, from whichever files
+   * hold it) and the random state of {@code ck}; returns its trainer state. The model's part was
+   * read when the model was built.
+   */
+  public TrainerState restore(Checkpoints.Loaded ck, Optimizer optimizer) throws IOException {
+    Map<String, Tensor> saved = ck.optimizer(optimizer.state().keySet());
+    optimizer.loadState(saved);
+    saved.values().forEach(Tensor::release); // the host copies read from the files
+    RngState.restore(ck.rng(), device);
+    return ck.state();
+  }
+
+  /**
+   * Every rank: writes {@code checkpoint-<step>} (each rank its own share of the optimizer state
+   * when it keeps only that), then the main rank prunes old ones and tells the listeners.
+   */
+  public void save(
+      LlamaModel model,
+      Precision precision,
+      Optimizer optimizer,
+      Parallelism parallelism,
+      TrainerState state,
+      Listeners listeners)
+      throws IOException {
+    Map<String, Tensor> rng = RngState.save(device);
+    Path dir;
+    try {
+      Map<String, Checkpoints.Part> parts = new LinkedHashMap<>();
+      parts.put(
+          "model",
+          model.lora() != null
+              ? Checkpoints.Weights.of(model.lora())
+              : Checkpoints.Weights.of(precision.saved(model)));
+      parts.put(
+          "optimizer",
+          Checkpoints.Part.optimizer(optimizer.state(), parallelism.shardedOptimizerState()));
+      parts.put("rng", Checkpoints.Part.tensors(RngState.FILE, rng));
+      parts.put("config", Checkpoints.Part.text("config.yaml", resolvedYaml));
+      dir = Checkpoints.save(group, out, parts, state);
+    } finally {
+      rng.values().forEach(Tensor::release);
+    }
+    if (!group.dist().isMain()) return;
+    Checkpoints.prune(out, saveTotalLimit);
+    listeners.onCheckpoint(state.step(), dir);
+  }
+}

@@ -1,0 +1,55 @@
+package dev.hanlin.train.parallel;
+
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.dist.Group;
+import java.util.Map;
+
+/**
+ * ZeRO stage 1: gradients averaged in full on every rank (as {@link Ddp}), but each rank keeps the
+ * optimizer state of, and updates, only the parameters {@link Shards} gives it; the new values are
+ * then broadcast from their owners.
+ */
+final class Zero1 implements Parallelism {
+  private final Ddp ddp;
+  private final Shards shards;
+
+  Zero1(Group group, Shards shards) {
+    this.ddp = new Ddp(group);
+    this.shards = shards;
+  }
+
+  @Override
+  public Group group() {
+    return ddp.group();
+  }
+
+  @Override
+  public boolean owns(String name) {
+    return shards.owns(name);
+  }
+
+  @Override
+  public void start(Map<String, Tensor> trainable) {
+    ddp.start(trainable);
+  }
+
+  @Override
+  public void beforeMicroBatch(boolean last) {
+    ddp.beforeMicroBatch(last);
+  }
+
+  @Override
+  public void afterOptimizerStep(Map<String, Tensor> trainable) {
+    shards.syncParams(group(), trainable);
+  }
+
+  @Override
+  public boolean shardedOptimizerState() {
+    return true;
+  }
+
+  @Override
+  public RuntimeException explain(RuntimeException e) {
+    return ddp.explain(e);
+  }
+}

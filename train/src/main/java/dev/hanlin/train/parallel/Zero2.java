@@ -1,0 +1,71 @@
+package dev.hanlin.train.parallel;
+
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.dist.Group;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.IntConsumer;
+import java.util.function.ToIntFunction;
+
+/**
+ * ZeRO stage 2: as the recomputing backward finishes a stage's gradients (a layer, the head, the
+ * embedding), each is summed onto its owner and freed elsewhere, so that no rank ever holds every
+ * gradient; the owner updates it and broadcasts the new value. Needs the recomputing backward
+ * ({@code gradient_checkpointing}), which the config checks.
+ */
+final class Zero2 implements Parallelism {
+  private final Group group;
+  private final Shards shards;
+  private final ToIntFunction<String> stageOf;
+  private Map<Integer, Map<String, Tensor>> byStage; // trainable weights by backward stage
+
+  Zero2(Group group, Shards shards, ToIntFunction<String> stageOf) {
+    this.group = group;
+    this.shards = shards;
+    this.stageOf = stageOf;
+  }
+
+  @Override
+  public Group group() {
+    return group;
+  }
+
+  @Override
+  public boolean owns(String name) {
+    return shards.owns(name);
+  }
+
+  @Override
+  public void start(Map<String, Tensor> trainable) {
+    group.broadcast(trainable.values(), 0);
+  }
+
+  /** {@code last} micro-batch of the step: the owners then average over the ranks. */
+  @Override
+  public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
+    if (byStage == null) { // the same every micro-batch: grouped once
+      byStage = new HashMap<>();
+      trainable.forEach(
+          (k, v) ->
+              byStage.computeIfAbsent(stageOf.applyAsInt(k), s -> new LinkedHashMap<>()).put(k, v));
+    }
+    return stage -> shards.reduceGrads(group, byStage.getOrDefault(stage, Map.of()), last);
+  }
+
+  /** Each rank has only its share's gradients. */
+  @Override
+  public Tensor globalNorm(Tensor localNorm) {
+    return Shards.globalNorm(group, localNorm);
+  }
+
+  @Override
+  public void afterOptimizerStep(Map<String, Tensor> trainable) {
+    shards.syncParams(group, trainable);
+  }
+
+  @Override
+  public boolean shardedOptimizerState() {
+    return true;
+  }
+}

@@ -1,0 +1,84 @@
+package dev.hanlin.train.precision;
+
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import java.io.PrintStream;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The number formats of a run: what the model computes in, what the optimizer updates, and what
+ * checkpoints and the export hold. {@link Fp32} (everything float32), {@link Autocast} (float32
+ * weights, bf16 matmuls under autocast) and {@link MasterWeights} (a bf16 model, fp32 master copies
+ * that AdamW updates and copies back).
+ */
+public interface Precision {
+  /** Whether the run computes in bf16 (evaluation runs under autocast then). */
+  boolean bf16();
+
+  /** The model the run trains, made from the float32 model its source built. */
+  default LlamaModel adopt(LlamaModel fp32, PrintStream err) {
+    return fp32;
+  }
+
+  /** Around each micro-batch's forward and backward. */
+  Grad.Guard enter(Device device);
+
+  /** What the optimizer updates, given the model's trainable weights. */
+  default Map<String, Tensor> optimizerParams(Map<String, Tensor> trainable) {
+    return trainable;
+  }
+
+  /** The largest decaying optimizer group, in elements (bounds the fp32 gradient copies). */
+  default long groupCap() {
+    return Long.MAX_VALUE;
+  }
+
+  /** Each optimizer parameter's gradient, or null when there is none. */
+  default Function<Tensor, Tensor> gradOf(LlamaModel model) {
+    return Tensor::grad;
+  }
+
+  /** After each optimizer step. */
+  default void afterStep(LlamaModel model) {}
+
+  /** The model as checkpoints hold it (float32). */
+  default LlamaModel saved(LlamaModel model) {
+    return model;
+  }
+
+  /** The model as the run's export holds it: bf16 when the run computed in bf16. */
+  default LlamaModel exported(LlamaModel model) {
+    return model;
+  }
+
+  /**
+   * {@code bf16} (null: on CUDA), {@code masterWeights} (only for full-weight training: LoRA keeps
+   * a frozen base and fp32 adapters).
+   */
+  static Precision of(Boolean bf16, boolean masterWeights, boolean lora, Device device) {
+    boolean b = bf16 != null ? bf16 : device.isCuda();
+    if (!b) return new Fp32();
+    return masterWeights && !lora ? new MasterWeights() : new Autocast();
+  }
+
+  /** Retained bf16 copies of {@code weights} (the same tensors where they are bf16 already). */
+  static Map<String, Tensor> bf16Copies(Map<String, Tensor> weights) {
+    Map<String, Tensor> w = new LinkedHashMap<>();
+    try (Scope s = Scope.open()) { // the detached views in between
+      weights.forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
+    }
+    return w;
+  }
+
+  /** {@code model}'s weights as a bf16 model. */
+  static LlamaModel bf16Model(LlamaModel model) {
+    return LlamaModel.fromWeights(
+        model.config().withDtype(DType.BF16), bf16Copies(model.weights()));
+  }
+}

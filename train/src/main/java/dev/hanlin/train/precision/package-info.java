@@ -1,0 +1,7 @@
+/**
+ * A run's number formats ({@link dev.hanlin.train.precision.Precision}): {@code Fp32}, {@code
+ * Autocast} (fp32 weights, bf16 compute) and {@code MasterWeights} (a bf16 model, fp32 masters the
+ * optimizer updates and copies back). Each says what the optimizer updates, where its gradients
+ * come from, and what checkpoints and the export hold.
+ */
+package dev.hanlin.train.precision;

@@ -210,6 +210,40 @@ class SftRunTest {
     throw new AssertionError("no JSON in " + log);
   }
 
+  /**
+   * Llama2-Chinese's LoRA recipe on a 4-bit base ({@code --load_in_bits 4}, here the flat key): the
+   * base's projections are NF4, the recomputing backward is switched on, and a run stopped and
+   * resumed gives bitwise the uninterrupted run's losses and adapter (the base is quantized again,
+   * deterministically, on resume).
+   */
+  @Test
+  void fourBitBaseStoppedAndResumedEqualsUninterrupted(@TempDir Path tmp) throws Exception {
+    Path a = tmp.resolve("a"), b = tmp.resolve("b");
+    assertEquals(
+        0,
+        run(
+            tmp.resolve("a.log"),
+            "--mode",
+            "sft",
+            "--config",
+            yaml(a, lora("load_in_bits: 4")).toString()));
+    String log = Files.readString(tmp.resolve("a.log"));
+    assertTrue(log.contains("(14 projections in 4 bits, the rest f32)"), log);
+    assertTrue(log.contains("gradient checkpointing is on"), log);
+    Path yb = yaml(b, lora("load_in_bits: 4\nstop_after_steps: 3"));
+    assertEquals(0, run(tmp.resolve("b.log"), "--mode", "sft", "--config", yb.toString()));
+    Files.writeString(yb, Files.readString(yb).replace("stop_after_steps: 3", ""));
+    assertEquals(0, run(tmp.resolve("b.log"), "--mode", "sft", "--config", yb.toString()));
+    assertTrue(Files.readString(tmp.resolve("b.log")).contains("resuming from"));
+    assertEquals(6, losses(a).size());
+    assertEquals(losses(a), losses(b));
+    assertArrayEquals(
+        Files.readAllBytes(a.resolve(PeftAdapter.WEIGHTS)),
+        Files.readAllBytes(b.resolve(PeftAdapter.WEIGHTS)));
+    // the adapter is a plain PEFT adapter: no trace of the quantized base in its config
+    assertTrue(!Files.readString(a.resolve(PeftAdapter.CONFIG)).contains("load_in_bits"));
+  }
+
   @Test
   void loraDropoutWithGradientCheckpointingEqualsThePlainBackward(@TempDir Path tmp)
       throws Exception {

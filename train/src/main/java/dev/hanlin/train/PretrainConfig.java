@@ -75,7 +75,8 @@ public record PretrainConfig(
     @JsonProperty("lora_alpha") @JsonInclude(NON_NULL) Double loraAlpha,
     @JsonProperty("lora_dropout") @JsonInclude(NON_NULL) Double loraDropout,
     @JsonProperty("target_modules") @JsonInclude(NON_NULL) Object targetModules,
-    @JsonProperty("modules_to_save") @JsonInclude(NON_NULL) Object modulesToSave) {
+    @JsonProperty("modules_to_save") @JsonInclude(NON_NULL) Object modulesToSave,
+    @JsonProperty("load_in_bits") @JsonInclude(NON_NULL) Integer loadInBits) {
 
   public PretrainConfig {
     tokenizer = or(tokenizer, modelNameOrPath); // as HF: the model folder's own tokenizer
@@ -86,6 +87,8 @@ public record PretrainConfig(
       dataDir = Path.of(outputDir, "data").toString();
     if (sft == null) require(dataDir, "data_dir");
     lora = foldFlatLora(lora, loraR, loraAlpha, loraDropout, targetModules, modulesToSave);
+    lora = foldLoadInBits(lora, loadInBits);
+    loadInBits = null;
     loraR = null;
     loraAlpha = null;
     loraDropout = null;
@@ -93,6 +96,10 @@ public record PretrainConfig(
     modulesToSave = null;
     if (lora != null && sft == null)
       throw new IllegalArgumentException("'lora' needs an 'sft' section (--mode sft)");
+    if (lora != null && lora.loadInBits() != null && modelNameOrPath == null)
+      throw new IllegalArgumentException(
+          "'lora.load_in_bits' quantizes the base read from 'model_name_or_path' (an HF folder);"
+              + " a run from 'model_config' has no trained base to quantize");
     if (modelNameOrPath == null && modelConfig == null)
       throw new IllegalArgumentException(
           "give 'model_name_or_path' (an HF folder) or 'model_config' (a config.json to start from)");
@@ -212,6 +219,26 @@ public record PretrainConfig(
               + ") or the section, not both");
     return new LoraConfig(
         r, alpha, dropout, names(targets, "target_modules"), null, names(save, "modules_to_save"));
+  }
+
+  /**
+   * The flat {@code load_in_bits} (Llama2-Chinese's {@code --load_in_bits 4}) as {@code
+   * lora.load_in_bits}: it quantizes the frozen base of a LoRA run, so without LoRA it is an error.
+   */
+  private static LoraConfig foldLoadInBits(LoraConfig lora, Integer bits) {
+    if (bits == null) return lora;
+    if (lora == null)
+      throw new IllegalArgumentException(
+          "'load_in_bits' quantizes the frozen base of a LoRA run: give lora_r (or a lora:"
+              + " section), or leave it out");
+    if (lora.loadInBits() != null && !lora.loadInBits().equals(bits))
+      throw new IllegalArgumentException(
+          "'load_in_bits' is "
+              + bits
+              + " but 'lora.load_in_bits' is "
+              + lora.loadInBits()
+              + ": give one of them");
+    return lora.withLoadInBits(bits);
   }
 
   /** A list of module names from a YAML list or a comma-separated string, as their scripts pass. */

@@ -146,7 +146,7 @@ public final class TrainingRun {
                 optimizer,
                 schedule,
                 task,
-                Backward.of(cfg.gradientCheckpointing()),
+                backward(),
                 device,
                 cfg.gradientAccumulationSteps(),
                 new OutOfMemory(
@@ -256,5 +256,20 @@ public final class TrainingRun {
               + "%n",
           state.step(), maxSteps, out.resolve("checkpoint-" + state.step()));
     return state;
+  }
+
+  /**
+   * The recomputing backward with {@code gradient_checkpointing}, and always on a quantized base
+   * ({@code lora.load_in_bits}), as PEFT's {@code prepare_model_for_kbit_training} turns it on:
+   * autograd keeps the dequantized weight each projection's input gradient needs until backward, so
+   * without recomputation every layer's copy would be alive at once, a bf16 model again.
+   */
+  private Backward backward() {
+    boolean quantized = cfg.lora() != null && cfg.lora().needsGradientCheckpointing();
+    if (quantized && !cfg.gradientCheckpointing())
+      err.println(
+          "lora.load_in_bits: gradient checkpointing is on (each block is recomputed in backward,"
+              + " so only one block's dequantized weights are alive at a time)");
+    return Backward.of(cfg.gradientCheckpointing() || quantized);
   }
 }

@@ -67,6 +67,37 @@ class PretrainConfigTest {
     assertEquals(0, with(Map.of()).warmupStepsFor(100));
   }
 
+  /**
+   * Llama2-Chinese's --load_in_bits 4 becomes lora.load_in_bits; it needs LoRA and a model folder.
+   */
+  @Test
+  void flatLoadInBitsFoldsIntoLoraAndNeedsLoraOnAModelFolder(@TempDir Path dir) throws Exception {
+    String head =
+        "tokenizer: t.model\noutput_dir: out\nmodel_name_or_path: m\ntrain_files: [x.csv]\nsft: {}\n";
+    Path flat = Files.writeString(dir.resolve("flat.yaml"), head + "lora_r: 8\nload_in_bits: 4\n");
+    PretrainConfig c = PretrainConfig.load(flat, Map.of());
+    assertEquals(4, c.lora().baseBits());
+    assertEquals(null, c.loadInBits()); // the resolved config holds lora.load_in_bits only
+    Path section =
+        Files.writeString(dir.resolve("section.yaml"), head + "lora: {r: 8}\nload_in_bits: 8\n");
+    assertEquals(8, PretrainConfig.load(section, Map.of()).lora().baseBits());
+    Path noLora = Files.writeString(dir.resolve("nolora.yaml"), head + "load_in_bits: 4\n");
+    var e = assertThrows(RuntimeException.class, () -> PretrainConfig.load(noLora, Map.of()));
+    assertTrue(e.getMessage().contains("'load_in_bits' quantizes the frozen base"), e.getMessage());
+    Path clash =
+        Files.writeString(
+            dir.resolve("clash.yaml"), head + "lora: {r: 8, load_in_bits: 8}\nload_in_bits: 4\n");
+    e = assertThrows(RuntimeException.class, () -> PretrainConfig.load(clash, Map.of()));
+    assertTrue(e.getMessage().contains("'lora.load_in_bits' is 8"), e.getMessage());
+    Path fresh =
+        Files.writeString(
+            dir.resolve("fresh.yaml"),
+            head.replace("model_name_or_path: m", "model_config: c")
+                + "lora_r: 8\nload_in_bits: 4\n");
+    e = assertThrows(RuntimeException.class, () -> PretrainConfig.load(fresh, Map.of()));
+    assertTrue(e.getMessage().contains("a run from 'model_config'"), e.getMessage());
+  }
+
   @Test
   void flatLoraKeysFoldIntoTheLoraSection(@TempDir Path dir) throws Exception {
     String head =

@@ -30,8 +30,7 @@ public final class MasterWeights implements Precision {
   @Override
   public LlamaModel adopt(LlamaModel fp32, PrintStream err) {
     masters = fp32.weights();
-    LlamaModel m =
-        LlamaModel.fromWeights(fp32.config().withDtype(DType.BF16), Precision.bf16Copies(masters));
+    LlamaModel m = fp32.withDtype(DType.BF16);
     err.println("master_weights: the model computes in bf16, AdamW updates fp32 master weights");
     return m;
   }

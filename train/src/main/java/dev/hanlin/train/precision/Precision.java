@@ -4,10 +4,8 @@ import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
-import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import java.io.PrintStream;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Function;
 
@@ -67,18 +65,8 @@ public interface Precision {
     return masterWeights && !lora ? new MasterWeights() : new Autocast();
   }
 
-  /** Retained bf16 copies of {@code weights} (the same tensors where they are bf16 already). */
-  static Map<String, Tensor> bf16Copies(Map<String, Tensor> weights) {
-    Map<String, Tensor> w = new LinkedHashMap<>();
-    try (Scope s = Scope.open()) { // the detached views in between
-      weights.forEach((k, v) -> w.put(k, v.detach().to(DType.BF16).retain()));
-    }
-    return w;
-  }
-
   /** {@code model}'s weights as a bf16 model. */
   static LlamaModel bf16Model(LlamaModel model) {
-    return LlamaModel.fromWeights(
-        model.config().withDtype(DType.BF16), bf16Copies(model.weights()));
+    return model.withDtype(DType.BF16);
   }
 }

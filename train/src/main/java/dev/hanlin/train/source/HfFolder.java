@@ -10,12 +10,16 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** An HF model folder ({@code model_name_or_path}): config.json and safetensors weights. */
-record HfFolder(Path folder) implements ModelSource {
+/**
+ * An HF model folder ({@code model_name_or_path}): config.json and safetensors weights; with {@code
+ * loadInBits} 4 or 8 ({@code lora.load_in_bits}) the blocks' linear weights are quantized as they
+ * are read, one tensor at a time, so the whole model never sits in memory at full precision.
+ */
+record HfFolder(Path folder, int loadInBits) implements ModelSource {
   @Override
   public LlamaModel load(Device device) throws IOException {
     require();
-    LlamaModel m = HfCheckpoint.load(folder, DType.F32, device);
+    LlamaModel m = HfCheckpoint.load(folder, DType.F32, device, loadInBits);
     FiniteWeights.require(m.weights(), "model folder " + folder);
     return m;
   }

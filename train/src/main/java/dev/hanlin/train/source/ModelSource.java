@@ -32,7 +32,9 @@ public sealed interface ModelSource permits FreshInit, HfFolder, Resume {
 
   /** The model folder or the fresh init of {@code cfg}, ignoring any checkpoint. */
   static ModelSource base(PretrainConfig cfg) {
-    if (cfg.modelNameOrPath() != null) return new HfFolder(Path.of(cfg.modelNameOrPath()));
+    if (cfg.modelNameOrPath() != null)
+      return new HfFolder(
+          Path.of(cfg.modelNameOrPath()), cfg.lora() == null ? 0 : cfg.lora().baseBits());
     return new FreshInit(Path.of(cfg.modelConfig()), cfg.configOverrides(), cfg.seed());
   }
 }

@@ -40,22 +40,13 @@ final class Pretraining implements Task {
     Path data = Path.of(cfg.dataDir());
     if (!cfg.trainFiles().isEmpty() && group.dist().isMain()) {
       PrepareConfig pc =
-          new PrepareConfig(
-              cfg.tokenizer(),
-              cfg.trainFiles(),
-              cfg.validationFiles(),
-              cfg.dataDir(),
-              cfg.validationSplitPercentage(),
-              cfg.seed(),
-              cfg.textField(),
-              null,
-              null,
-              cfg.maxTrainSamples(),
-              cfg.maxEvalSamples(),
-              null,
-              null,
-              null,
-              null);
+          PrepareConfig.of(cfg.tokenizer(), cfg.trainFiles(), cfg.dataDir())
+              .withValidationFiles(cfg.validationFiles())
+              .withValidationSplitPercentage(cfg.validationSplitPercentage())
+              .withSeed(cfg.seed())
+              .withTextField(cfg.textField())
+              .withMaxTrainSamples(cfg.maxTrainSamples())
+              .withMaxEvalSamples(cfg.maxEvalSamples());
       Prepare.Result r = Prepare.run(pc, tokenizer, err);
       err.println(r.summary());
     }

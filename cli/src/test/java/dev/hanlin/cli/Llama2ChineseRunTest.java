@@ -212,6 +212,7 @@ class Llama2ChineseRunTest {
     PretrainConfig lora = PretrainConfig.load(dir.resolve("sft-lora.yaml"), Map.of());
     assertEquals(8, lora.lora().r());
     assertEquals(7, lora.lora().targetModules().size());
+    assertEquals(4, lora.lora().baseBits()); // their finetune_lora.sh passes --load_in_bits 4
     HfFlags.Parsed ds =
         HfFlags.parse(List.of("--deepspeed", dir.resolve("ds_config_zero2.json").toString()));
     assertEquals(2, ds.keys().get("zero_stage"));

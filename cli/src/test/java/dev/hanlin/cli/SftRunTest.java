@@ -320,6 +320,20 @@ class SftRunTest {
         y4,
         Files.readString(y4)
             .replace("per_device_train_batch_size: 4\ngradient_accumulation_steps: 2\n", ""));
+    launchTwo(y4, tmp.resolve("ddp.log"));
+    List<JsonNode> a = metrics(one, "train");
+    assertEquals(2, a.size());
+    for (Path other : List.of(two, packed, packedCk, ddp)) {
+      List<JsonNode> b = metrics(other, "train");
+      for (int i = 0; i < 2; i++) {
+        double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();
+        assertEquals(la, lb, 1e-5 * la, other.getFileName() + " step " + (i + 1));
+      }
+    }
+  }
+
+  /** {@code bin/launch --nproc-per-node 2 -- --mode sft --config y} (Gloo), to its end. */
+  static void launchTwo(Path y, Path log) throws Exception {
     List<String> cmd =
         List.of(
             "bash",
@@ -332,26 +346,55 @@ class SftRunTest {
             "--mode",
             "sft",
             "--config",
-            y4.toString());
+            y.toString());
     ProcessBuilder pb = new ProcessBuilder(cmd);
     pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
     pb.environment().put("HANLIN_CLASSPATH", System.getProperty("java.class.path"));
     pb.environment().keySet().removeIf(k -> k.startsWith("SLURM_"));
-    Path ddpLog = tmp.resolve("ddp.log");
     Process p =
         pb.redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.appendTo(ddpLog.toFile()))
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
             .start();
-    assertTrue(p.waitFor(4, TimeUnit.MINUTES), "ddp run did not finish");
-    assertEquals(0, p.exitValue(), () -> DistributedRunTest.read(ddpLog));
-    List<JsonNode> a = metrics(one, "train");
+    assertTrue(p.waitFor(4, TimeUnit.MINUTES), "2-process run did not finish");
+    assertEquals(0, p.exitValue(), () -> DistributedRunTest.read(log));
+  }
+
+  /**
+   * LoRA on a 4-bit base, data-parallel: two processes of 2 samples each take the step of one
+   * process of 4 (each rank quantizes the same base; only the replicated adapters are reduced).
+   */
+  @Test
+  void fourBitBaseOnTwoProcessesEqualsOne(@TempDir Path tmp) throws Exception {
+    String body =
+        """
+        model_name_or_path: %s
+        train_files: [$REPO/test-data/sft/lunyu_qa.jsonl]
+        block_size: 64
+        max_steps: 2
+        save_steps: 0
+        sft: {format: prompt_response}
+        lora: {r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj, down_proj], load_in_bits: 4}
+        """
+            .formatted(full);
+    Path one = tmp.resolve("one"), two = tmp.resolve("two");
+    Path y1 = yaml(one, body + "per_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n");
+    Path y2 = yaml(two, body + "per_device_train_batch_size: 2\ngradient_accumulation_steps: 1\n");
+    for (Path y : List.of(y1, y2))
+      Files.writeString(
+          y,
+          Files.readString(y)
+              .replace("per_device_train_batch_size: 4\ngradient_accumulation_steps: 2\n", ""));
+    assertEquals(0, run(tmp.resolve("one.log"), "--mode", "sft", "--config", y1.toString()));
+    launchTwo(y2, tmp.resolve("two.log"));
+    assertTrue(DistributedRunTest.read(tmp.resolve("two.log")).contains("in 4 bits"));
+    List<JsonNode> a = metrics(one, "train"), b = metrics(two, "train");
     assertEquals(2, a.size());
-    for (Path other : List.of(two, packed, packedCk, ddp)) {
-      List<JsonNode> b = metrics(other, "train");
-      for (int i = 0; i < 2; i++) {
-        double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();
-        assertEquals(la, lb, 1e-5 * la, other.getFileName() + " step " + (i + 1));
-      }
+    assertEquals(2, b.size());
+    for (int i = 0; i < 2; i++) {
+      double la = a.get(i).get("loss").asDouble(), lb = b.get(i).get("loss").asDouble();
+      assertEquals(la, lb, 1e-5 * la, "step " + (i + 1));
+      double ga = a.get(i).get("grad_norm").asDouble(), gb = b.get(i).get("grad_norm").asDouble();
+      assertEquals(ga, gb, 1e-4 * ga, "grad norm, step " + (i + 1));
     }
   }
 

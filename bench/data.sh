@@ -4,11 +4,8 @@
 # a trainer at TRAINER_TPS tokens/s waits per step for data. Needs test-data/tokenizer/setup.sh.
 #   bench/data.sh                (env: CORPUS, BLOCK, BATCH, STEPS, TRAINER_TPS, WORKERS)
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-assets="$root/test-data/assets"
-model="$assets/tokenizer/tokenizer.model"
-[ -f "$model" ] || { echo "missing $model: run test-data/tokenizer/setup.sh" >&2; exit 1; }
-export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+source "$(dirname "$0")/lib.sh"
+require_tokenizer_assets
 corpus="${CORPUS:-$assets/corpus/zh_train.txt}"
 (cd "$root" && mvn -B -q -pl cli -am package -DskipTests -Dspotless.check.skip=true)
 cp="$root/cli/target/trainer.jar:$root/cli/target/lib/*"

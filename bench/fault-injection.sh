@@ -49,6 +49,12 @@ row() { # fault tries survived note
   [ "$2" = "$3" ] || FAILED=1
   echo "  -> $1: $3/$2 survived. $4"
 }
+summary() { # fault tries survived all-survived-note failed-prefix failure-notes...
+  local fault=$1 tries=$2 ok=$3 note=$4 prefix=$5
+  shift 5
+  [ $# -gt 0 ] && note="$prefix: $(IFS=';'; echo "$*")"
+  row "$fault" "$tries" "$ok" "$note"
+}
 
 # config OUT [extra yaml lines]: writes OUT.yaml for a run into OUT
 config() {
@@ -179,9 +185,8 @@ stage rename rename,renameat,renameat2 "$tmp" "at rename of $tmp to checkpoint-8
 stage prune unlink,unlinkat,rmdir "checkpoint-4/model.safetensors" \
   "while pruning checkpoint-4 after checkpoint-12 (its trainer_state.json already gone)"
 stage export rename,renameat,renameat2 "config.json.tmp" "as the final export's config.json is renamed"
-note="all resumed bitwise"
-[ ${#kill_notes[@]} -gt 0 ] && note="not survived: $(IFS=';'; echo "${kill_notes[*]}")"
-row "kill -9 (random steps, checkpoint-write stages)" $kill_tries $kill_ok "$note"
+summary "kill -9 (random steps, checkpoint-write stages)" $kill_tries $kill_ok \
+  "all resumed bitwise" "not survived" "${kill_notes[@]}"
 fi
 
 if want diskfull; then
@@ -278,9 +283,8 @@ for how in every-50th-token-31999 every-50th-token-65535 one-bit-in-a-token head
   echo "   $how: verify-data exit $vrc, pretrain exit $prc ($(grep -m1 -i error "$out.log" | cut -c1-100))"
 done
 rm -rf "$WORK/data" && mv "$WORK/data.pristine" "$WORK/data"
-note="all refused naming the shard"
-[ ${#shard_notes[@]} -gt 0 ] && note="not all refused naming the shard: $(IFS=';'; echo "${shard_notes[*]}")"
-row "corrupted token shards (verify-data and pretrain)" $shard_tries $shard_ok "$note"
+summary "corrupted token shards (verify-data and pretrain)" $shard_tries $shard_ok \
+  "all refused naming the shard" "not all refused naming the shard" "${shard_notes[@]}"
 fi
 
 if want checkpoints; then
@@ -336,9 +340,9 @@ for how in truncated-weights truncated-optimizer truncated-trainer-state flipped
   fi
   echo "   $how: exit $rc, $r: $(grep -m1 -iE 'error|resuming' "$out.log" | cut -c1-120)"
 done
-note="each refused naming the file/tensor, or resumed bitwise from an earlier checkpoint"
-[ ${#ckpt_notes[@]} -gt 0 ] && note="not survived: $(IFS=';'; echo "${ckpt_notes[*]}")"
-row "corrupted checkpoints (resume)" $ckpt_tries $ckpt_ok "$note"
+summary "corrupted checkpoints (resume)" $ckpt_tries $ckpt_ok \
+  "each refused naming the file/tensor, or resumed bitwise from an earlier checkpoint" \
+  "not survived" "${ckpt_notes[@]}"
 fi
 
 echo

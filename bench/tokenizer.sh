@@ -6,11 +6,8 @@
 # Needs test-data/tokenizer/setup.sh to have run. Usage:
 #   bench/tokenizer.sh [EXTENDED_TOKENIZER_DIR]      (env: THREADS, SECONDS_PER_ROW)
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-assets="$root/test-data/assets"
-model="$assets/tokenizer/tokenizer.model"
-[ -f "$model" ] || { echo "missing $model: run test-data/tokenizer/setup.sh" >&2; exit 1; }
-export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+source "$(dirname "$0")/lib.sh"
+require_tokenizer_assets
 threads="${THREADS:-$(nproc)}"
 secs="${SECONDS_PER_ROW:-2}"
 # Timed: all held-out modern Chinese and the first 6,000 classical lines (2.2 MB together), the

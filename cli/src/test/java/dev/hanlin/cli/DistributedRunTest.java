@@ -42,13 +42,12 @@ class DistributedRunTest {
 
   /** A tiny model on short blocks; {@code batch} blocks per rank. */
   static Path config(Path dir, int steps, int batch, String extra) throws IOException {
-    return TinyRun.config(
+    return TinyRun.small(
         dir,
-        TinyRun.SMALL,
         data,
+        steps,
+        batch,
         """
-        max_steps: %d
-        per_device_train_batch_size: %d
         per_device_eval_batch_size: 4
         learning_rate: 3.0e-3
         warmup_steps: 2
@@ -59,7 +58,7 @@ class DistributedRunTest {
         dist_timeout_seconds: 30
         %s
         """
-            .formatted(steps, batch, extra));
+            .formatted(extra));
   }
 
   static int freePort() throws IOException {
@@ -138,6 +137,18 @@ class DistributedRunTest {
     return max;
   }
 
+  /** Runs {@code yaml} on 2 processes of this host, output to {@code log}; it must exit 0. */
+  static void runOnTwoProcesses(Path yaml, Path log) throws Exception {
+    Process p = launch(yaml, log, "--nproc-per-node", "2", "--master-port", "" + freePort());
+    assertEquals(0, finish(p, log), () -> read(log));
+  }
+
+  /** The run in {@code out} has the reference run's losses after step {@code from} and weights. */
+  static void assertMatchesReference(Path out, int from) throws Exception {
+    assertLossesMatch(losses(reference), losses(out), from);
+    assertTrue(maxWeightDifference(reference, out) < 1e-4, "final weights differ");
+  }
+
   static void assertLossesMatch(List<Double> expected, List<Double> actual, int from) {
     assertEquals(expected.size(), actual.size(), "steps");
     for (int i = from; i < expected.size(); i++)
@@ -168,17 +179,8 @@ class DistributedRunTest {
   void twoProcessesGiveTheLossesAndWeightsOfOneWithTheSameGlobalBatch(@TempDir Path tmp)
       throws Exception {
     Path two = tmp.resolve("two"), log = tmp.resolve("two.log");
-    Process p =
-        launch(
-            config(two, STEPS, 2, ""),
-            log,
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "" + freePort());
-    assertEquals(0, finish(p, log), () -> read(log));
-    assertLossesMatch(losses(reference), losses(two), 0);
-    assertTrue(maxWeightDifference(reference, two) < 1e-4, "final weights differ");
+    runOnTwoProcesses(config(two, STEPS, 2, ""), log);
+    assertMatchesReference(two, 0);
     String out = read(log);
     assertTrue(out.contains("[0] step 6/6"), out); // rank 0 logs, with its prefix
     assertFalse(out.contains("[1] step"), out); // rank 1 does not
@@ -217,8 +219,7 @@ class DistributedRunTest {
     Path one = config(run, STEPS, 4, ""), log = tmp.resolve("resume.log");
     assertEquals(0, finish(launch(one, log, "--nproc-per-node", "1"), log), () -> read(log));
     assertTrue(read(log).contains("resuming from"), () -> read(log));
-    assertLossesMatch(losses(reference), losses(run), 0);
-    assertTrue(maxWeightDifference(reference, run) < 1e-4, "final weights differ");
+    assertMatchesReference(run, 0);
   }
 
   /** The optimizer state of a checkpoint's rank files, merged into one file for comparison. */
@@ -251,17 +252,8 @@ class DistributedRunTest {
   void shardedOptimizerStateAndRecomputedActivationsGiveTheSameRunAndPerRankCheckpoints(
       @TempDir Path tmp) throws Exception {
     Path zero = tmp.resolve("zero"), log = tmp.resolve("zero.log");
-    Process p =
-        launch(
-            config(zero, STEPS, 2, "zero_stage: 1\ngradient_checkpointing: true"),
-            log,
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "" + freePort());
-    assertEquals(0, finish(p, log), () -> read(log));
-    assertLossesMatch(losses(reference), losses(zero), 0);
-    assertTrue(maxWeightDifference(reference, zero) < 1e-4, "final weights differ");
+    runOnTwoProcesses(config(zero, STEPS, 2, "zero_stage: 1\ngradient_checkpointing: true"), log);
+    assertMatchesReference(zero, 0);
     // each rank wrote the moments of what it updates; together, those of an unsharded run
     Path ck = zero.resolve("checkpoint-6");
     assertShardedOptimizerFiles(ck);
@@ -275,17 +267,8 @@ class DistributedRunTest {
     // the 1-process run's step-3 checkpoint, resumed on 2 processes that each load their share
     Path resumed = tmp.resolve("resumed"), log2 = tmp.resolve("resumed.log");
     String from = "resume_from_checkpoint: " + reference.resolve("checkpoint-3");
-    Process q =
-        launch(
-            config(resumed, STEPS, 2, "zero_stage: 1\n" + from),
-            log2,
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "" + freePort());
-    assertEquals(0, finish(q, log2), () -> read(log2));
-    assertLossesMatch(losses(reference), losses(resumed), 3);
-    assertTrue(maxWeightDifference(reference, resumed) < 1e-4, "final weights differ");
+    runOnTwoProcesses(config(resumed, STEPS, 2, "zero_stage: 1\n" + from), log2);
+    assertMatchesReference(resumed, 3);
   }
 
   /**
@@ -298,17 +281,8 @@ class DistributedRunTest {
       throws Exception {
     Path zero = tmp.resolve("zero2"), log = tmp.resolve("zero2.log");
     String zero2 = "zero_stage: 2\ngradient_checkpointing: true\n";
-    Process p =
-        launch(
-            config(zero, STEPS, 1, zero2 + "gradient_accumulation_steps: 2"),
-            log,
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "" + freePort());
-    assertEquals(0, finish(p, log), () -> read(log));
-    assertLossesMatch(losses(reference), losses(zero), 0);
-    assertTrue(maxWeightDifference(reference, zero) < 1e-4, "final weights differ");
+    runOnTwoProcesses(config(zero, STEPS, 1, zero2 + "gradient_accumulation_steps: 2"), log);
+    assertMatchesReference(zero, 0);
     // AdamW and clipping hide a gradient's scale from the losses; its norm shows it
     List<Double> norms = trainMetric(reference, "grad_norm");
     for (int i = 0; i < STEPS; i++)
@@ -324,23 +298,13 @@ class DistributedRunTest {
         finish(launch(config(one, STEPS, 4, from), log1, "--nproc-per-node", "1"), log1),
         () -> read(log1));
     assertTrue(read(log1).contains("resuming from"), () -> read(log1));
-    assertLossesMatch(losses(reference), losses(one), 3);
-    assertTrue(maxWeightDifference(reference, one) < 1e-4, "final weights differ");
+    assertMatchesReference(one, 3);
 
     // the unsharded step-3 checkpoint of one process on two with ZeRO-2
     Path two = tmp.resolve("two"), log2 = tmp.resolve("two.log");
     from = "resume_from_checkpoint: " + reference.resolve("checkpoint-3");
-    Process q =
-        launch(
-            config(two, STEPS, 2, zero2 + from),
-            log2,
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "" + freePort());
-    assertEquals(0, finish(q, log2), () -> read(log2));
-    assertLossesMatch(losses(reference), losses(two), 3);
-    assertTrue(maxWeightDifference(reference, two) < 1e-4, "final weights differ");
+    runOnTwoProcesses(config(two, STEPS, 2, zero2 + from), log2);
+    assertMatchesReference(two, 3);
   }
 
   @Test

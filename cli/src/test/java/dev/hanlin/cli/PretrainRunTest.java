@@ -30,13 +30,12 @@ class PretrainRunTest {
 
   /** A small config: tiny model, short blocks, shared prepared data. */
   static Path config(Path dir, int steps, int batch, int accum, String extra) throws IOException {
-    return TinyRun.config(
+    return TinyRun.small(
         dir,
-        TinyRun.SMALL,
         data,
+        steps,
+        batch,
         """
-        max_steps: %d
-        per_device_train_batch_size: %d
         gradient_accumulation_steps: %d
         learning_rate: 3.0e-3
         warmup_steps: 3
@@ -48,7 +47,7 @@ class PretrainRunTest {
         device: cpu
         %s
         """
-            .formatted(steps, batch, accum, extra));
+            .formatted(accum, extra));
   }
 
   static Process start(Path yaml, Path log) throws IOException {
@@ -57,6 +56,16 @@ class PretrainRunTest {
 
   static int runToEnd(Path yaml, Path log) throws Exception {
     return TinyRun.finish(start(yaml, log), log, 5);
+  }
+
+  /** The first {@code steps} train losses of the two runs agree to 1e-5. */
+  static void assertSameLosses(Path expected, Path actual, int steps) throws IOException {
+    List<String> x = losses(expected), y = losses(actual);
+    for (int i = 0; i < steps; i++) {
+      double l1 = Double.parseDouble(x.get(i).split(":")[1]),
+          l2 = Double.parseDouble(y.get(i).split(":")[1]);
+      assertEquals(l1, l2, 1e-5, "step " + (i + 1));
+    }
   }
 
   /** step -> loss text, exactly as written, from metrics.jsonl. */
@@ -151,12 +160,7 @@ class PretrainRunTest {
     Path big = tmp.resolve("big"), acc = tmp.resolve("acc");
     assertEquals(0, runToEnd(config(big, 3, 8, 1, ""), tmp.resolve("big.log")));
     assertEquals(0, runToEnd(config(acc, 3, 2, 4, ""), tmp.resolve("acc.log")));
-    List<String> x = losses(big), y = losses(acc);
-    for (int i = 0; i < 3; i++) {
-      double l1 = Double.parseDouble(x.get(i).split(":")[1]),
-          l2 = Double.parseDouble(y.get(i).split(":")[1]);
-      assertEquals(l1, l2, 1e-5, "step " + (i + 1));
-    }
+    assertSameLosses(big, acc, 3);
   }
 
   @Test
@@ -166,12 +170,7 @@ class PretrainRunTest {
     assertEquals(
         0,
         runToEnd(config(ckpt, 3, 4, 1, "gradient_checkpointing: true"), tmp.resolve("ckpt.log")));
-    List<String> x = losses(plain), y = losses(ckpt);
-    for (int i = 0; i < 3; i++) {
-      double l1 = Double.parseDouble(x.get(i).split(":")[1]),
-          l2 = Double.parseDouble(y.get(i).split(":")[1]);
-      assertEquals(l1, l2, 1e-5, "step " + (i + 1));
-    }
+    assertSameLosses(plain, ckpt, 3);
   }
 
   @Test

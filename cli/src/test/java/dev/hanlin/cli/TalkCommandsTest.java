@@ -117,6 +117,12 @@ class TalkCommandsTest {
     return cmd;
   }
 
+  /** Types {@code text} into the tmux session "chat" and presses Enter. */
+  static void typeLine(String text) throws Exception {
+    tmux("send-keys", "-t", "chat", "-l", text);
+    tmux("send-keys", "-t", "chat", "Enter");
+  }
+
   static String tmux(String... args) throws Exception {
     List<String> cmd = new ArrayList<>(List.of("tmux", "-u", "-L", "hanlin-chat-test"));
     cmd.addAll(List.of(args));
@@ -191,20 +197,15 @@ class TalkCommandsTest {
         "sh " + script + "; sleep 600");
     try {
       waitForScreen("Human: ", 1);
-      tmux("send-keys", "-t", "chat", "-l", "你好");
-      tmux("send-keys", "-t", "chat", "Enter");
+      typeLine("你好");
       waitForScreen("Human: ", 2);
-      tmux("send-keys", "-t", "chat", "-l", "天气怎么样");
-      tmux("send-keys", "-t", "chat", "Enter");
+      typeLine("天气怎么样");
       waitForScreen("Human: ", 3);
-      tmux("send-keys", "-t", "chat", "-l", "/reset");
-      tmux("send-keys", "-t", "chat", "Enter");
+      typeLine("/reset");
       waitForScreen("\\(conversation reset\\)", 1);
-      tmux("send-keys", "-t", "chat", "-l", "你好");
-      tmux("send-keys", "-t", "chat", "Enter");
+      typeLine("你好");
       waitForScreen("Human: ", 5);
-      tmux("send-keys", "-t", "chat", "-l", "/exit");
-      tmux("send-keys", "-t", "chat", "Enter");
+      typeLine("/exit");
       String s = waitForScreen("Assistant: ", 3);
       List<int[]> got = promptIds(s);
       assertEquals(3, got.size(), s);

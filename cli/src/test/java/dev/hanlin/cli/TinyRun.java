@@ -36,6 +36,18 @@ final class TinyRun {
   }
 
   /**
+   * {@link #config(Path, String, Path, String)} of the {@link #SMALL} model: {@code steps} steps of
+   * {@code batch} blocks a rank, then {@code keys}.
+   */
+  static Path small(Path out, Path data, int steps, int batch, String keys) throws IOException {
+    return config(
+        out,
+        SMALL,
+        data,
+        "max_steps: %d\nper_device_train_batch_size: %d\n".formatted(steps, batch) + keys);
+  }
+
+  /**
    * Writes {@code <out>.yaml} beside {@code out}: the demo's model config shaped by {@code model}
    * (config_overrides), {@code text} tokenized by {@code tokenizer} into {@code data} with 5 % held
    * out, blocks of 32, output to {@code out}, then {@code keys} (YAML lines).

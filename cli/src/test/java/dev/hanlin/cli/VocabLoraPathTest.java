@@ -64,6 +64,26 @@ class VocabLoraPathTest {
     assertEquals(0, cli(log, args), () -> String.join(" ", args) + "\n" + log);
   }
 
+  /** {@code --mode sft} of {@link #yaml}{@code (out, model, body)}; it must succeed. */
+  static void sft(Path out, String model, String body) throws Exception {
+    ok("--mode", "sft", "--config", yaml(out, model, body).toString());
+  }
+
+  /**
+   * {@code --mode merge-lora}: the base {@code model} with {@code adapter} merged into {@code out}.
+   */
+  static void mergeLora(Path model, Path adapter, Path out) {
+    ok(
+        "--mode",
+        "merge-lora",
+        "--model",
+        model.toString(),
+        "--adapter",
+        adapter.toString(),
+        "--output",
+        out.toString());
+  }
+
   /** The last JSON line a mode printed. */
   static JsonNode json(String... args) throws Exception {
     StringBuilder log = new StringBuilder();
@@ -181,38 +201,14 @@ class VocabLoraPathTest {
 
     // continued pretraining with LoRA on the resized model, saving the grown modules
     Path adapter = tmp.resolve("pt-adapter");
-    ok(
-        "--mode",
-        "sft",
-        "--config",
-        yaml(
-                adapter,
-                resized.toString(),
-                data + LORA + ", modules_to_save: [embed_tokens, lm_head]}")
-            .toString());
+    sft(adapter, resized.toString(), data + LORA + ", modules_to_save: [embed_tokens, lm_head]}");
     assertTrue(Files.exists(adapter.resolve("tokenizer.model")));
 
     // merged onto the resized base, and onto the original 4,000-row base (grown on its own): the
     // saved modules replace every grown row, so the two are the same model
     Path merged = tmp.resolve("pt-merged"), mergedFromBase = tmp.resolve("pt-merged-base");
-    ok(
-        "--mode",
-        "merge-lora",
-        "--model",
-        resized.toString(),
-        "--adapter",
-        adapter.toString(),
-        "--output",
-        merged.toString());
-    ok(
-        "--mode",
-        "merge-lora",
-        "--model",
-        base.toString(),
-        "--adapter",
-        adapter.toString(),
-        "--output",
-        mergedFromBase.toString());
+    mergeLora(resized, adapter, merged);
+    mergeLora(base, adapter, mergedFromBase);
     assertArrayEquals(
         Files.readAllBytes(merged.resolve("model.safetensors")),
         Files.readAllBytes(mergedFromBase.resolve("model.safetensors")));
@@ -250,19 +246,14 @@ class VocabLoraPathTest {
     // SFT LoRA on the 4,000-row base with the 4,200-piece tokenizer: the run grows the vocabulary
     Path adapter = tmp.resolve("sft-adapter");
     Path records = repo.resolve("test-data/sft/lunyu_qa.jsonl");
-    ok(
-        "--mode",
-        "sft",
-        "--config",
-        yaml(
-                adapter,
-                base.toString(),
-                "train_files: ["
-                    + records
-                    + "]\nsft: {format: prompt_response}\n"
-                    + LORA
-                    + ", modules_to_save: [embed_tokens, lm_head]}")
-            .toString());
+    sft(
+        adapter,
+        base.toString(),
+        "train_files: ["
+            + records
+            + "]\nsft: {format: prompt_response}\n"
+            + LORA
+            + ", modules_to_save: [embed_tokens, lm_head]}");
     List<String> eval =
         List.of(
             "--mode",
@@ -277,15 +268,7 @@ class VocabLoraPathTest {
     JsonNode withAdapter =
         json(cat(eval, "--model", base.toString(), "--adapter", adapter.toString()));
     Path merged = tmp.resolve("sft-merged");
-    ok(
-        "--mode",
-        "merge-lora",
-        "--model",
-        base.toString(),
-        "--adapter",
-        adapter.toString(),
-        "--output",
-        merged.toString());
+    mergeLora(base, adapter, merged);
     JsonNode fromMerged = json(cat(eval, "--model", merged.toString()));
     assertEquals(withAdapter.get("tokens"), fromMerged.get("tokens"));
     double la = withAdapter.get("loss").asDouble();

@@ -42,19 +42,26 @@ class LoraPeftParityTest {
     return dir;
   }
 
+  /** A PEFT case: its folder, the base (test-data/parity/gqa, F32) and PEFT's adapter, loaded. */
+  record PeftCase(Path dir, LlamaModel base, LoraAdapters adapters) {
+    static PeftCase load(String name) throws Exception {
+      Path dir = caseDir(name);
+      LlamaModel base =
+          HfCheckpoint.load(TestData.dir("parity").resolve("gqa"), DType.F32, Device.CPU);
+      return new PeftCase(dir, base, PeftAdapter.load(dir, base.config(), Device.CPU));
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"gqa_all", "gqa_rs_save"})
   void logitsMatchPeft(String name) throws Exception {
-    Path dir = caseDir(name);
-    LlamaModel base =
-        HfCheckpoint.load(TestData.dir("parity").resolve("gqa"), DType.F32, Device.CPU);
-    LoraAdapters a = PeftAdapter.load(dir, base.config(), Device.CPU);
-    try (SafetensorsFile g = SafetensorsFile.open(dir.resolve("goldens.safetensors"));
+    PeftCase c = PeftCase.load(name);
+    try (SafetensorsFile g = SafetensorsFile.open(c.dir().resolve("goldens.safetensors"));
         Scope s = Scope.open();
         Grad.Guard ng = Grad.inference()) {
       Tensor ids = g.load("input_ids");
-      Tensor adapted = a.applyTo(base).forward(ids, null);
-      Tensor merged = a.merge(base).forward(ids, null);
+      Tensor adapted = c.adapters().applyTo(c.base()).forward(ids, null);
+      Tensor merged = c.adapters().merge(c.base()).forward(ids, null);
       assertArrayEquals(g.info("logits_adapter").shape(), adapted.shape());
       double dA = adapted.sub(g.load("logits_adapter")).abs().max().item();
       double dM = merged.sub(g.load("logits_merged")).abs().max().item();
@@ -67,18 +74,15 @@ class LoraPeftParityTest {
   @ParameterizedTest
   @ValueSource(strings = {"gqa_all", "gqa_rs_save"})
   void hanlinWritesPeftsKeysAndConfig(String name) throws Exception {
-    Path dir = caseDir(name);
-    LlamaModel base =
-        HfCheckpoint.load(TestData.dir("parity").resolve("gqa"), DType.F32, Device.CPU);
-    LoraAdapters a = PeftAdapter.load(dir, base.config(), Device.CPU);
+    PeftCase c = PeftCase.load(name);
     Path out = tmp.resolve(name);
-    PeftAdapter.save(a, out, "test-data/parity/gqa");
-    try (SafetensorsFile peft = SafetensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS));
+    PeftAdapter.save(c.adapters(), out, "test-data/parity/gqa");
+    try (SafetensorsFile peft = SafetensorsFile.open(c.dir().resolve(PeftAdapter.WEIGHTS));
         SafetensorsFile ours = SafetensorsFile.open(out.resolve(PeftAdapter.WEIGHTS))) {
       assertEquals(new TreeSet<>(peft.names()), new TreeSet<>(ours.names()));
     }
     ObjectMapper json = new ObjectMapper();
-    JsonNode p = json.readTree(dir.resolve(PeftAdapter.CONFIG).toFile());
+    JsonNode p = json.readTree(c.dir().resolve(PeftAdapter.CONFIG).toFile());
     JsonNode o = json.readTree(out.resolve(PeftAdapter.CONFIG).toFile());
     for (String k :
         new String[] {

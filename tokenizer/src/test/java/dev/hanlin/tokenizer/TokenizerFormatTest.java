@@ -43,37 +43,30 @@ class TokenizerFormatTest {
   void chosenBitFlipsNameTheFileAndOffset() throws Exception {
     // The first piece's tag 0x0a (field 1, length-delimited) becomes 0x08 (varint): the
     // reproduction, which read f.bytes() of a varint and died with a NullPointerException.
-    Path p = flipped(0, 1);
-    assertEquals(p + ": pieces at byte 0: wire type 0, expected 2", loadError(p));
+    assertFlipError(0, 1, ": pieces at byte 0: wire type 0, expected 2");
     // Piece 0's type (byte 15: 2, UNKNOWN) becomes 66.
-    p = flipped(15, 6);
-    assertEquals(p + ": piece 0 at byte 14: unknown piece type 66", loadError(p));
+    assertFlipError(15, 6, ": piece 0 at byte 14: unknown piece type 66");
     // Piece 0's text tag (byte 2) becomes a varint: "<unk>" is then read as tags, '<' first.
-    p = flipped(2, 1);
-    assertEquals(p + ": piece 0 at byte 4: unsupported wire type 4 (field 7)", loadError(p));
+    assertFlipError(2, 1, ": piece 0 at byte 4: unsupported wire type 4 (field 7)");
     // Piece 0's score tag (byte 9, fixed32) becomes fixed64, longer than what is left.
-    p = flipped(9, 2);
-    assertEquals(
-        p + ": piece 0 at byte 10: a value of 8 bytes runs past the end of its message",
-        loadError(p));
+    assertFlipError(
+        9, 2, ": piece 0 at byte 10: a value of 8 bytes runs past the end of its message");
     // Piece 0's type tag (byte 14: field 3, varint) becomes field 2, the score, as a varint.
-    p = flipped(14, 3);
-    assertEquals(p + ": piece 0 score at byte 14: wire type 0, expected 5", loadError(p));
+    assertFlipError(14, 3, ": piece 0 score at byte 14: wire type 0, expected 5");
     // Piece 0's length (byte 1: 14) gains a continuation bit: it claims 1294 bytes, which are
     // there but are several pieces; their fields are then read as piece 0's.
-    p = flipped(1, 7);
+    Path p = flipped(1, 7);
     assertTrue(loadError(p).contains(" at byte "), loadError(p));
     // trainer_spec's tag (byte 499437) becomes a varint: its payload is read as top-level fields.
     p = flipped(499437, 1);
     assertTrue(loadError(p).contains(" at byte "), loadError(p));
     // pad_id -1 (ten bytes from 499641) becomes -2: not a piece.
-    p = flipped(499641, 0);
-    assertEquals(
-        p + ": trainer_spec field 43 at byte 499639: special id -2 is not a piece (32000 pieces)",
-        loadError(p));
+    assertFlipError(
+        499641,
+        0,
+        ": trainer_spec field 43 at byte 499639: special id -2 is not a piece (32000 pieces)");
     // Piece 3 "<0x00>" becomes "<0x01>", which piece 4 already is: the encoder refuses it.
-    p = flipped(53, 0);
-    assertEquals(p + ": piece <0x01> appears twice (id 4)", loadError(p));
+    assertFlipError(53, 0, ": piece <0x01> appears twice (id 4)");
   }
 
   /**
@@ -146,5 +139,13 @@ class TokenizerFormatTest {
     Path root = json("root.json", "[]");
     e = assertThrows(TokenizerFormatException.class, () -> HfTokenizerJson.read(root));
     assertEquals(root + ": (root): not a JSON object", e.getMessage());
+  }
+
+  /**
+   * Flipping bit {@code bit} of byte {@code at} makes loading fail with the file and {@code want}.
+   */
+  private void assertFlipError(int at, int bit, String want) throws Exception {
+    Path p = flipped(at, bit);
+    assertEquals(p + want, loadError(p));
   }
 }

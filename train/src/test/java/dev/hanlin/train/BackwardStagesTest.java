@@ -3,10 +3,7 @@ package dev.hanlin.train;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
-import dev.hanlin.torch.DType;
-import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
@@ -24,9 +21,8 @@ import org.junit.jupiter.api.Test;
 class BackwardStagesTest {
   @Test
   void eachStageReportsFinalGradients() throws Exception {
-    for (String name : new String[] {"gqa", "tied"}) {
-      LlamaModel m = HfCheckpoint.load(TestData.dir("parity").resolve(name), DType.F32, Device.CPU);
-      for (Tensor w : m.weights().values()) w.requiresGrad(true);
+    for (String name : TestData.PARITY_MODELS) {
+      LlamaModel m = TestData.trainableParityModel(name);
       Tensor ids = Torch.fromLongs(new long[] {5, 9, 33, 7, 81, 12, 3, 44}, 2, 4).retain();
       Tensor targets = Torch.fromLongs(new long[] {9, 33, 7, 81, 12, 3, 44, 100}, 8).retain();
       int layers = m.config().numHiddenLayers();

@@ -20,9 +20,8 @@ import org.junit.jupiter.api.Test;
 class RecomputingBackwardTest {
   @Test
   void sameGradientsAsThePlainBackward() throws Exception {
-    for (String name : new String[] {"gqa", "tied"}) {
-      LlamaModel m = HfCheckpoint.load(TestData.dir("parity").resolve(name), DType.F32, Device.CPU);
-      for (Tensor w : m.weights().values()) w.requiresGrad(true);
+    for (String name : TestData.PARITY_MODELS) {
+      LlamaModel m = TestData.trainableParityModel(name);
       Tensor ids =
           Torch.fromLongs(new long[] {5, 9, 33, 7, 81, 12, 3, 44, 100, 2, 60, 61}, 2, 6).retain();
       Tensor targets =

@@ -39,20 +39,9 @@ class LoaderTest {
     Fixtures.write(dir.resolve("a.jsonl"), Fixtures.jsonl(Fixtures.mixed(), "text"));
     data = dir.resolve("out");
     // Small shards so that windows cross shard boundaries.
-    Prepare.run(
-        Fixtures.config(
-            data,
-            List.of("a.jsonl"),
-            Map.of("shard_tokens", 700, "validation_split_percentage", 10.0)),
-        TOK,
-        dir,
-        new PrintStream(new ByteArrayOutputStream()),
-        8);
-    List<Long> all = new ArrayList<>();
-    for (String d : Fixtures.documents(data, "train", TOK)) {
-      for (int id : TOK.encode(d, true, true)) all.add((long) id);
-    }
-    stream = all.stream().mapToLong(Long::longValue).toArray();
+    stream =
+        prepareTrainStream(
+            data, TOK, Map.of("shard_tokens", 700, "validation_split_percentage", 10.0));
   }
 
   static long[] row(long[] flat, int r, int width) {
@@ -89,16 +78,7 @@ class LoaderTest {
   void uint32ShardsLoadTheSameIds() throws Exception {
     var wide = new Fixtures.ByteTokenizer(70_000);
     Path out = dir.resolve("wide");
-    Prepare.run(
-        Fixtures.config(out, List.of("a.jsonl"), Map.of("shard_tokens", 700)),
-        wide,
-        dir,
-        new PrintStream(new ByteArrayOutputStream()),
-        8);
-    List<Long> all = new ArrayList<>();
-    for (String d : Fixtures.documents(out, "train", wide)) {
-      for (int id : wide.encode(d, true, true)) all.add((long) id);
-    }
+    long[] all = prepareTrainStream(out, wide, Map.of("shard_tokens", 700));
     int t = 40;
     try (TokenDataset ds = TokenDataset.open(out, "train", wide.fingerprint());
         DataLoader dl =
@@ -109,7 +89,7 @@ class LoaderTest {
           long[] got = b.tokens().toLongArray();
           for (int i = 0; i < got.length; i++) {
             long global = (2L * k + i / (t + 1)) * t + i % (t + 1);
-            assertEquals((long) all.get((int) global), got[i]);
+            assertEquals(all[(int) global], got[i]);
           }
           assertTrue(Arrays.stream(got).anyMatch(x -> x > 65_535));
         }
@@ -271,5 +251,25 @@ class LoaderTest {
     long fixed = 0;
     for (long i = 0; i < 10_000; i++) if (p.apply(i) == i) fixed++;
     assertTrue(fixed < 20, "looks random: " + fixed + " fixed points");
+  }
+
+  /**
+   * Prepares {@code a.jsonl} of {@code dir} into {@code out} with {@code tok} and the config keys
+   * {@code extra}; returns the train split's documents encoded again, end to end (the stream a
+   * loader must read).
+   */
+  private static long[] prepareTrainStream(Path out, Tokenizer tok, Map<String, Object> extra)
+      throws Exception {
+    Prepare.run(
+        Fixtures.config(out, List.of("a.jsonl"), extra),
+        tok,
+        dir,
+        new PrintStream(new ByteArrayOutputStream()),
+        8);
+    List<Long> all = new ArrayList<>();
+    for (String d : Fixtures.documents(out, "train", tok)) {
+      for (int id : tok.encode(d, true, true)) all.add((long) id);
+    }
+    return all.stream().mapToLong(Long::longValue).toArray();
   }
 }

@@ -22,6 +22,11 @@ class DocumentReaderTest {
     }
   }
 
+  /** Writes {@code content} to {@code name} in the temp folder and reads it with {@code LINES}. */
+  Read readLines(String name, String content) throws Exception {
+    return read(Fixtures.write(dir.resolve(name), content), LINES);
+  }
+
   static Read read(Path p, DocumentReader.Options o) throws Exception {
     List<Doc> docs = new ArrayList<>();
     List<String> bad = new ArrayList<>();
@@ -130,12 +135,11 @@ class DocumentReaderTest {
 
   @Test
   void malformedJsonLinesAndMissingFieldsAreReportedWithLines() throws Exception {
-    Path p =
-        Fixtures.write(
-            dir.resolve("a.jsonl"),
+    Read r =
+        readLines(
+            "a.jsonl",
             "{\"text\": \"ok\"}\n{\"text\": \"broken\"\n{\"other\": 1}\n{\"text\": 5}\n"
                 + "{\"text\": \"fine\"}\n");
-    Read r = read(p, LINES);
     assertEquals(List.of("ok", "fine"), r.texts());
     assertEquals(3, r.bad().size());
     assertTrue(r.bad().get(0).startsWith("MALFORMED@2"), r.bad().toString());
@@ -146,12 +150,11 @@ class DocumentReaderTest {
   /** Issue 13 item 5: a second value or stray text after the first one on a line. */
   @Test
   void contentAfterTheFirstJsonValueOnALineIsMalformed() throws Exception {
-    Path p =
-        Fixtures.write(
-            dir.resolve("a.jsonl"),
+    Read r =
+        readLines(
+            "a.jsonl",
             "{\"text\":\"A\"}{\"text\":\"B\"}\n{\"text\":\"x\"} xyz\n{\"text\":\"y\"}  \n"
                 + "{\"text\":\"z\"} 7\n");
-    Read r = read(p, LINES);
     assertEquals(List.of("y"), r.texts());
     assertEquals(3, r.bad().size(), r.bad().toString());
     assertEquals(

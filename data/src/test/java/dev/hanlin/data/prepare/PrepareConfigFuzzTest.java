@@ -2,7 +2,7 @@ package dev.hanlin.data.prepare;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.hanlin.config.ConfigException;
-import java.nio.file.Files;
+import dev.hanlin.data.FuzzFiles;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -20,19 +20,18 @@ class PrepareConfigFuzzTest {
   @Timeout(value = 20, unit = TimeUnit.SECONDS)
   @FuzzTest(maxDuration = "30s")
   void prepareConfig(byte[] bytes) throws Exception {
-    Path file = Files.createTempFile("fuzz", ".yaml");
-    try {
-      Files.write(file, bytes);
-      for (Map<String, Object> overrides : YamlFuzz.OVERRIDES) {
-        try {
-          PrepareConfig.load(file, overrides).readerOptions();
-        } catch (ConfigException e) {
-          // the documented error, naming file, key and line
-        }
-      }
-    } finally {
-      Files.deleteIfExists(file);
-    }
+    FuzzFiles.onTempFile(
+        ".yaml",
+        bytes,
+        file -> {
+          for (Map<String, Object> overrides : YamlFuzz.OVERRIDES) {
+            try {
+              PrepareConfig.load(file, overrides).readerOptions();
+            } catch (ConfigException e) {
+              // the documented error, naming file, key and line
+            }
+          }
+        });
   }
 
   /** The example config seed is accepted, so mutations start from a config that loads. */

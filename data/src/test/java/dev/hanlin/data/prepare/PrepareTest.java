@@ -350,14 +350,7 @@ class PrepareTest {
     assertEquals(2, clean.manifest().counts().emptyDocuments());
     assertEquals(1, clean.manifest().counts().malformed());
     assertEquals(clean.manifest().problems(), resumed.manifest().problems());
-    Map<String, FileTime> names = shardTimes(dir.resolve("clean"));
-    assertEquals(names.keySet(), shardTimes(dir.resolve("o")).keySet());
-    for (String n : names.keySet()) {
-      assertArrayEquals(
-          Files.readAllBytes(dir.resolve("clean/shards/" + n)),
-          Files.readAllBytes(dir.resolve("o/shards/" + n)),
-          n);
-    }
+    assertSameShards(dir.resolve("clean"), dir.resolve("o"));
     verifyAll(dir.resolve("o"));
   }
 
@@ -390,14 +383,7 @@ class PrepareTest {
     var r3 =
         Prepare.run(Fixtures.config(dir.resolve("w3"), List.of("a.jsonl"), m3), tok, dir, quiet, 8);
     assertTrue(r3.manifest().splits().train().shards() > 3, "several shards per input");
-    Map<String, FileTime> names = shardTimes(dir.resolve("w1"));
-    assertEquals(names.keySet(), shardTimes(dir.resolve("w3")).keySet());
-    for (String n : names.keySet()) {
-      assertArrayEquals(
-          Files.readAllBytes(dir.resolve("w1/shards/" + n)),
-          Files.readAllBytes(dir.resolve("w3/shards/" + n)),
-          n);
-    }
+    assertSameShards(dir.resolve("w1"), dir.resolve("w3"));
   }
 
   @Test
@@ -454,5 +440,17 @@ class PrepareTest {
         s.contains("tokenizing " + dir.resolve("a.txt")) || s.contains("tokenizing a.txt"), s);
     assertEquals(1, r.processed());
     assertEquals(before, Fixtures.documents(out, "train", tok));
+  }
+
+  /** The two prepared folders hold shards of the same names and the same bytes. */
+  private static void assertSameShards(Path expected, Path actual) throws IOException {
+    Map<String, FileTime> names = shardTimes(expected);
+    assertEquals(names.keySet(), shardTimes(actual).keySet());
+    for (String n : names.keySet()) {
+      assertArrayEquals(
+          Files.readAllBytes(expected.resolve("shards").resolve(n)),
+          Files.readAllBytes(actual.resolve("shards").resolve(n)),
+          n);
+    }
   }
 }

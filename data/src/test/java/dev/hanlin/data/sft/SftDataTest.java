@@ -47,6 +47,12 @@ class SftDataTest {
     return SftDataset.load(List.of(f), bytes, options(opts), max);
   }
 
+  /** Loading {@code content} as file {@code name} fails with a message containing {@code want}. */
+  private void assertLoadFails(String name, String content, String want) {
+    DataException e = assertThrows(DataException.class, () -> load(name, content, Map.of(), 64));
+    assertTrue(e.getMessage().contains(want), e.getMessage());
+  }
+
   @Test
   void promptResponseBoundaryIsExact() throws IOException {
     SftDataset d = load("a.jsonl", "{\"input\": \"hi\", \"target\": \"ok\"}\n", Map.of(), 64);
@@ -75,44 +81,24 @@ class SftDataTest {
 
   @Test
   void missingFieldNamesFileAndLine() {
-    DataException e =
-        assertThrows(
-            DataException.class,
-            () ->
-                load(
-                    "bad.jsonl",
-                    "{\"input\": \"a\", \"target\": \"b\"}\n\n{\"instruction\": \"a\", \"output\": \"b\"}\n",
-                    Map.of(),
-                    64));
-    assertTrue(e.getMessage().contains("bad.jsonl:3: missing field 'input'"), e.getMessage());
-    DataException csv =
-        assertThrows(
-            DataException.class, () -> load("bad.csv", "input,answer\nx,y\n", Map.of(), 64));
-    assertTrue(csv.getMessage().contains("bad.csv:2: missing field 'target'"), csv.getMessage());
+    assertLoadFails(
+        "bad.jsonl",
+        "{\"input\": \"a\", \"target\": \"b\"}\n\n{\"instruction\": \"a\", \"output\": \"b\"}\n",
+        "bad.jsonl:3: missing field 'input'");
+    assertLoadFails("bad.csv", "input,answer\nx,y\n", "bad.csv:2: missing field 'target'");
   }
 
   /** Issue 13 item 9: a null target is not "missing", and a number is not text. */
   @Test
   void nullAndNonStringFieldsAreNamedWithTheirType() {
-    DataException nul =
-        assertThrows(
-            DataException.class,
-            () -> load("n.jsonl", "{\"input\": \"a\", \"target\": null}\n", Map.of(), 64));
-    assertTrue(
-        nul.getMessage().contains("n.jsonl:1: field 'target' is null; it must be a string"),
-        nul.getMessage());
-    DataException num =
-        assertThrows(
-            DataException.class,
-            () ->
-                load(
-                    "m.json",
-                    "[{\"input\": \"a\", \"target\": \"b\"},\n {\"input\": \"a\", \"target\": 5}]",
-                    Map.of(),
-                    64));
-    assertTrue(
-        num.getMessage().contains("m.json:2: field 'target' is a number (5); it must be a string"),
-        num.getMessage());
+    assertLoadFails(
+        "n.jsonl",
+        "{\"input\": \"a\", \"target\": null}\n",
+        "n.jsonl:1: field 'target' is null; it must be a string");
+    assertLoadFails(
+        "m.json",
+        "[{\"input\": \"a\", \"target\": \"b\"},\n {\"input\": \"a\", \"target\": 5}]",
+        "m.json:2: field 'target' is a number (5); it must be a string");
   }
 
   /** Issue 13 item 9: invalid UTF-8 in SFT data names file:line and byte, in every format. */
@@ -166,23 +152,12 @@ class SftDataTest {
   /** Issue 13 item 5: JSON Lines holds one value per line; a second one is not dropped. */
   @Test
   void contentAfterTheJsonValueOnALineIsAnError() {
-    DataException e =
-        assertThrows(
-            DataException.class,
-            () ->
-                load(
-                    "t.jsonl",
-                    "{\"input\": \"a\", \"target\": \"b\"}\n{\"input\":\"A\",\"target\":\"B\"}{\"input\":\"C\",\"target\":\"D\"}\n",
-                    Map.of(),
-                    64));
-    assertTrue(
-        e.getMessage().contains("t.jsonl:2: malformed JSON: more after the JSON value at column"),
-        e.getMessage());
-    DataException junk =
-        assertThrows(
-            DataException.class,
-            () -> load("u.jsonl", "{\"input\": \"a\", \"target\": \"b\"} xyz\n", Map.of(), 64));
-    assertTrue(junk.getMessage().contains("u.jsonl:1: malformed JSON"), junk.getMessage());
+    assertLoadFails(
+        "t.jsonl",
+        "{\"input\": \"a\", \"target\": \"b\"}\n{\"input\":\"A\",\"target\":\"B\"}{\"input\":\"C\",\"target\":\"D\"}\n",
+        "t.jsonl:2: malformed JSON: more after the JSON value at column");
+    assertLoadFails(
+        "u.jsonl", "{\"input\": \"a\", \"target\": \"b\"} xyz\n", "u.jsonl:1: malformed JSON");
   }
 
   @Test

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.hanlin.data.DataException;
 import dev.hanlin.data.Fixtures;
+import dev.hanlin.data.FuzzFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,22 +32,22 @@ class SftFuzzTest {
     if (bytes.length == 0) return;
     int pick = bytes[0] & 0xff;
     SftOptions options = SftOptions.DEFAULT.withFormat(FORMATS[pick % 4]);
-    Path file = Files.createTempFile("fuzz", EXTENSIONS[pick / 4 % 3]);
-    try {
-      Files.write(file, java.util.Arrays.copyOfRange(bytes, 1, bytes.length));
-      SftDataset data;
-      try {
-        data = SftDataset.load(List.of(file), new Fixtures.ByteTokenizer(), options, MAX_LENGTH);
-      } catch (DataException | IOException e) {
-        return; // the reader's own errors, naming file and line
-      }
-      for (SftExample ex : data.examples()) {
-        if (ex.ids().length != ex.labels().length || ex.ids().length > MAX_LENGTH)
-          throw new IllegalStateException("example of " + ex.ids().length + " ids");
-      }
-    } finally {
-      Files.deleteIfExists(file);
-    }
+    FuzzFiles.onTempFile(
+        EXTENSIONS[pick / 4 % 3],
+        java.util.Arrays.copyOfRange(bytes, 1, bytes.length),
+        file -> {
+          SftDataset data;
+          try {
+            data =
+                SftDataset.load(List.of(file), new Fixtures.ByteTokenizer(), options, MAX_LENGTH);
+          } catch (DataException | IOException e) {
+            return; // the reader's own errors, naming file and line
+          }
+          for (SftExample ex : data.examples()) {
+            if (ex.ids().length != ex.labels().length || ex.ids().length > MAX_LENGTH)
+              throw new IllegalStateException("example of " + ex.ids().length + " ids");
+          }
+        });
   }
 
   /** The seeds of each layout give examples, so mutations start past the record checks. */

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.hanlin.data.DataException;
+import dev.hanlin.data.FuzzFiles;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
@@ -42,18 +43,17 @@ class ShardFuzzTest {
   @Timeout(value = 20, unit = TimeUnit.SECONDS)
   @FuzzTest(maxDuration = "30s")
   void shard(byte[] bytes) throws Exception {
-    Path file = Files.createTempFile("fuzz", ".tok");
-    try {
-      Files.write(file, bytes);
-      read(file);
-      byte[] fixed = withChecksums(bytes);
-      if (fixed != null) {
-        Files.write(file, fixed);
-        read(file);
-      }
-    } finally {
-      Files.deleteIfExists(file);
-    }
+    FuzzFiles.onTempFile(
+        ".tok",
+        bytes,
+        file -> {
+          read(file);
+          byte[] fixed = withChecksums(bytes);
+          if (fixed != null) {
+            Files.write(file, fixed);
+            read(file);
+          }
+        });
   }
 
   private static void read(Path file) throws IOException {

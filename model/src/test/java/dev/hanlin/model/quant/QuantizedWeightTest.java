@@ -35,9 +35,7 @@ class QuantizedWeightTest {
         assertEquals(DType.BF16, d.dtype());
         assertArrayEquals(new long[] {8, 64}, d.shape());
       }
-      IllegalArgumentException e =
-          assertThrows(IllegalArgumentException.class, () -> QuantizedWeight.quantize(w, 3));
-      assertTrue(e.getMessage().contains("3"), e.getMessage());
+      assertQuantizeRejects(w, 3, "3");
     }
   }
 
@@ -101,14 +99,10 @@ class QuantizedWeightTest {
       v[77] = Float.NaN;
       Tensor nan = Torch.fromFloats(v, 2, 64);
       for (int bits : new int[] {4, 8}) {
-        IllegalArgumentException e =
-            assertThrows(IllegalArgumentException.class, () -> QuantizedWeight.quantize(nan, bits));
-        assertTrue(e.getMessage().contains("NaN"), e.getMessage());
+        assertQuantizeRejects(nan, bits, "NaN");
       }
       Tensor ints = Torch.fromLongs(new long[] {1, 2, 3}, 3);
-      IllegalArgumentException e =
-          assertThrows(IllegalArgumentException.class, () -> QuantizedWeight.quantize(ints, 4));
-      assertTrue(e.getMessage().contains("I64"), e.getMessage());
+      assertQuantizeRejects(ints, 4, "I64");
     }
   }
 
@@ -156,5 +150,12 @@ class QuantizedWeightTest {
         assertFalse(q8.dequantize(DType.F32).requiresGrad());
       }
     }
+  }
+
+  /** Quantizing {@code w} to {@code bits} fails with a message containing {@code want}. */
+  private static void assertQuantizeRejects(Tensor w, int bits, String want) {
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> QuantizedWeight.quantize(w, bits));
+    assertTrue(e.getMessage().contains(want), e.getMessage());
   }
 }

@@ -4,17 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.hanlin.torch.DType;
-import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
-import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.safetensors.SafetensorsException;
 import dev.hanlin.torch.safetensors.SafetensorsFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -26,35 +22,26 @@ import org.junit.jupiter.api.Timeout;
  * (test-data/fuzz/make_seeds.py). A finding is anything but a {@link SafetensorsException}, a hang,
  * or a crash.
  */
-class SafetensorsFuzzTest {
-
-  /** Loads libtorch before the first input, whose per-input timeout is not meant for that. */
-  @BeforeAll
-  static void loadLibtorch() {
-    try (Scope s = Scope.open()) {
-      Torch.zeros(DType.F32, Device.CPU, 1).sum();
-    }
-  }
+class SafetensorsFuzzTest extends LibtorchFuzzTarget {
 
   @Timeout(value = 20, unit = TimeUnit.SECONDS)
   @FuzzTest(maxDuration = "30s")
   void safetensors(byte[] bytes) throws Exception {
-    Path file = Files.createTempFile("fuzz", ".safetensors");
-    try {
-      Files.write(file, bytes);
-      try (SafetensorsFile f = SafetensorsFile.open(file);
-          Scope s = Scope.open()) {
-        for (String name : f.names()) {
-          f.load(name).sum();
-          f.bytes(name);
-        }
-        f.metadata();
-      } catch (SafetensorsException e) {
-        // the reader's own error: names the file; expected for most mutations
-      }
-    } finally {
-      Files.deleteIfExists(file);
-    }
+    onTempFile(
+        ".safetensors",
+        file -> {
+          Files.write(file, bytes);
+          try (SafetensorsFile f = SafetensorsFile.open(file);
+              Scope s = Scope.open()) {
+            for (String name : f.names()) {
+              f.load(name).sum();
+              f.bytes(name);
+            }
+            f.metadata();
+          } catch (SafetensorsException e) {
+            // the reader's own error: names the file; expected for most mutations
+          }
+        });
   }
 
   /** The valid seeds open and hold what make_seeds.py wrote, so mutations start past the header. */

@@ -4,11 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.hanlin.torch.DType;
-import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
-import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.TorchPickle;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -19,7 +16,6 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -31,40 +27,31 @@ import org.junit.jupiter.api.Timeout;
  * src/test/resources/dev/hanlin/torch/fuzz/TorchPickleFuzzTestInputs. A finding is anything but the
  * reader's IOException, a hang, or a crash.
  */
-class TorchPickleFuzzTest {
+class TorchPickleFuzzTest extends LibtorchFuzzTarget {
   private static final int STORAGES = 4, STORAGE_BYTES = 64;
   private static final Path SEEDS =
       Path.of("src/test/resources/dev/hanlin/torch/fuzz/TorchPickleFuzzTestInputs/torchPickle");
 
-  /** Loads libtorch before the first input, whose per-input timeout is not meant for that. */
-  @BeforeAll
-  static void loadLibtorch() {
-    try (Scope s = Scope.open()) {
-      Torch.zeros(DType.F32, Device.CPU, 1).sum();
-    }
-  }
-
   @Timeout(value = 20, unit = TimeUnit.SECONDS)
   @FuzzTest(maxDuration = "30s")
   void torchPickle(byte[] pickle) throws Exception {
-    Path file = Files.createTempFile("fuzz", ".bin");
-    try {
-      writeZip(file, pickle);
-      Map<String, Tensor> tensors;
-      try {
-        tensors = TorchPickle.loadStateDict(file);
-      } catch (IOException e) {
-        return; // the reader's own error, naming the file
-      }
-      try (Scope s = Scope.open()) {
-        for (Tensor t : tensors.values()) {
-          t.sum();
-          t.release();
-        }
-      }
-    } finally {
-      Files.deleteIfExists(file);
-    }
+    onTempFile(
+        ".bin",
+        file -> {
+          writeZip(file, pickle);
+          Map<String, Tensor> tensors;
+          try {
+            tensors = TorchPickle.loadStateDict(file);
+          } catch (IOException e) {
+            return; // the reader's own error, naming the file
+          }
+          try (Scope s = Scope.open()) {
+            for (Tensor t : tensors.values()) {
+              t.sum();
+              t.release();
+            }
+          }
+        });
   }
 
   /** The small state-dict seeds load as tensors, so mutations start from pickles that work. */
@@ -72,16 +59,15 @@ class TorchPickleFuzzTest {
   void smallSeedsLoad() throws Exception {
     for (String name :
         List.of("small_state_dict_protocol2.pkl", "small_state_dict_protocol4.pkl")) {
-      Path file = Files.createTempFile("seed", ".bin");
-      try {
-        writeZip(file, Files.readAllBytes(SEEDS.resolve(name)));
-        Map<String, Tensor> t = TorchPickle.loadStateDict(file);
-        assertEquals(List.of("w", "w_t", "ids", "empty"), List.copyOf(t.keySet()), name);
-        assertArrayEquals(new long[] {3, 2}, t.get("w_t").shape(), name);
-        t.values().forEach(Tensor::release);
-      } finally {
-        Files.deleteIfExists(file);
-      }
+      onTempFile(
+          ".bin",
+          file -> {
+            writeZip(file, Files.readAllBytes(SEEDS.resolve(name)));
+            Map<String, Tensor> t = TorchPickle.loadStateDict(file);
+            assertEquals(List.of("w", "w_t", "ids", "empty"), List.copyOf(t.keySet()), name);
+            assertArrayEquals(new long[] {3, 2}, t.get("w_t").shape(), name);
+            t.values().forEach(Tensor::release);
+          });
     }
   }
 

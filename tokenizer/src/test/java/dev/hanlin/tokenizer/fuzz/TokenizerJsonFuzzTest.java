@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.hanlin.tokenizer.Tokenizer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -21,20 +20,7 @@ class TokenizerJsonFuzzTest {
   @Timeout(value = 20, unit = TimeUnit.SECONDS)
   @FuzzTest(maxDuration = "30s")
   void tokenizerJson(byte[] bytes) throws Exception {
-    Path file = Files.createTempFile("fuzz", ".json");
-    Tokenizer tokenizer;
-    try {
-      Files.write(file, bytes);
-      try {
-        tokenizer = Tokenizer.load(file);
-      } catch (Exception e) {
-        if (TokenizerModelFuzzTest.documented(e)) return;
-        throw e;
-      }
-    } finally {
-      Files.deleteIfExists(file);
-    }
-    Roundtrip.exercise(tokenizer);
+    Roundtrip.loadAndExercise(bytes, ".json");
   }
 
   /**

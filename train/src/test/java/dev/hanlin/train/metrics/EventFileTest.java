@@ -72,18 +72,20 @@ class EventFileTest {
   void readerChecksCrcs() {
     byte[] good = hex(GOLDEN_SCALAR);
     assertEquals(1, EventFileReader.records(good, "golden").size());
-    byte[] badData = good.clone();
-    badData[20] ^= 1;
-    assertTrue(
-        assertThrows(IllegalStateException.class, () -> EventFileReader.records(badData, "x"))
-            .getMessage()
-            .contains("data crc"));
-    byte[] badLength = good.clone();
-    badLength[8] ^= 1;
-    assertTrue(
-        assertThrows(IllegalStateException.class, () -> EventFileReader.records(badLength, "x"))
-            .getMessage()
-            .contains("length crc"));
+    assertRejectsFlippedByte(good, 20, "data crc");
+    assertRejectsFlippedByte(good, 8, "length crc");
+  }
+
+  /**
+   * Flipping one bit of byte {@code at} makes the reader fail with a message naming {@code crc}.
+   */
+  private static void assertRejectsFlippedByte(byte[] good, int at, String crc) {
+    byte[] bad = good.clone();
+    bad[at] ^= 1;
+    String message =
+        assertThrows(IllegalStateException.class, () -> EventFileReader.records(bad, "x"))
+            .getMessage();
+    assertTrue(message.contains(crc), message);
   }
 
   @Test

@@ -9,6 +9,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.function.LongSupplier;
 import org.junit.jupiter.api.Test;
 
 class ProgressListenerTest {
@@ -56,13 +57,7 @@ class ProgressListenerTest {
   void etaUsesTheRateSinceStartAndSmoothsLoss() {
     long[] now = {0};
     var buf = new ByteArrayOutputStream();
-    var p =
-        new ProgressListener(
-            new PrintStream(buf, true, StandardCharsets.UTF_8),
-            false,
-            1,
-            Duration.ofSeconds(10),
-            () -> now[0]);
+    var p = listener(buf, false, 1, () -> now[0]);
     p.onStart(new RunInfo("demo", 110, 10, Path.of("out"), Double.NaN, 1));
     now[0] = 2_000_000_000L; // 2 s for steps 11 and 12: 1 s a step, 98 to go
     p.onStep(step(11, 110, 4.0, Double.NaN));
@@ -78,13 +73,7 @@ class ProgressListenerTest {
   void logModePrintsEveryNStepsOrInterval() {
     long[] now = {0};
     var buf = new ByteArrayOutputStream();
-    var p =
-        new ProgressListener(
-            new PrintStream(buf, true, StandardCharsets.UTF_8),
-            false,
-            5,
-            Duration.ofSeconds(10),
-            () -> now[0]);
+    var p = listener(buf, false, 5, () -> now[0]);
     p.onStart(new RunInfo("demo", 20, 0, Path.of("out"), Double.NaN, 1));
     for (int s = 1; s <= 20; s++) {
       now[0] += s == 13 ? 11_000_000_000L : 100_000_000L; // step 13 takes 11 s
@@ -105,13 +94,7 @@ class ProgressListenerTest {
   @Test
   void terminalModeRedrawsOneLine() {
     var buf = new ByteArrayOutputStream();
-    var p =
-        new ProgressListener(
-            new PrintStream(buf, true, StandardCharsets.UTF_8),
-            true,
-            100,
-            Duration.ofSeconds(10),
-            () -> 0);
+    var p = listener(buf, true, 100, () -> 0);
     p.onStart(new RunInfo("demo", 2, 0, Path.of("out"), Double.NaN, 1));
     p.onStep(step(1, 2, 3, 0.5));
     p.onStep(step(2, 2, 3, 0.5));
@@ -129,5 +112,18 @@ class ProgressListenerTest {
     String[] after = buf.toString(StandardCharsets.UTF_8).split("\n");
     assertTrue(after[3].startsWith("\rstep 3/3"), after[3]);
     assertEquals("checkpoint @ step 3 -> out/checkpoint-3", after[4]);
+  }
+
+  /**
+   * A listener printing to {@code buf} with a 10 s log interval, reading time from {@code clock}.
+   */
+  private static ProgressListener listener(
+      ByteArrayOutputStream buf, boolean tty, int everyN, LongSupplier clock) {
+    return new ProgressListener(
+        new PrintStream(buf, true, StandardCharsets.UTF_8),
+        tty,
+        everyN,
+        Duration.ofSeconds(10),
+        clock);
   }
 }

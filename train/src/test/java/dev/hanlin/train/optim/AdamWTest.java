@@ -25,17 +25,15 @@ class AdamWTest {
 
   @Test
   void matchesDocumentedAdamWWithDecayGroups() {
-    Generator gen = Generator.cpu(3);
-    Tensor w = Torch.randn(gen, DType.F32, Device.CPU, 8, 4).retain().requiresGrad(true);
-    Tensor b = Torch.randn(gen, DType.F32, Device.CPU, 8).retain().requiresGrad(true);
-    Tensor x = Torch.randn(gen, DType.F32, Device.CPU, 16, 4).retain();
+    Problem l = Problem.random(3);
+    Tensor w = l.w(), b = l.b(), x = l.x();
     var opt = optimizer(w, b);
     double[] wRef = toDouble(w.toFloatArray()), bRef = toDouble(b.toFloatArray());
     double[][] mW = new double[2][wRef.length], mB = new double[2][bRef.length];
     for (int step = 1; step <= 5; step++) {
       try (Scope s = Scope.open()) {
         opt.zeroGrad();
-        Torch.linear(x, w, b).pow(2).sum().backward();
+        squaredOutput(x, w, b).backward();
         adamw(wRef, toDouble(w.grad().toFloatArray()), mW, step, 0.1);
         adamw(bRef, toDouble(b.grad().toFloatArray()), mB, step, 0.0);
         opt.step(LR);
@@ -48,15 +46,13 @@ class AdamWTest {
 
   @Test
   void savedStateResumesBitwise() {
-    Generator gen = Generator.cpu(4);
-    Tensor w = Torch.randn(gen, DType.F32, Device.CPU, 8, 4).retain().requiresGrad(true);
-    Tensor b = Torch.randn(gen, DType.F32, Device.CPU, 8).retain().requiresGrad(true);
-    Tensor x = Torch.randn(gen, DType.F32, Device.CPU, 16, 4).retain();
+    Problem l = Problem.random(4);
+    Tensor w = l.w(), b = l.b(), x = l.x();
     var opt = optimizer(w, b);
     for (int i = 0; i < 3; i++) {
       try (Scope s = Scope.open()) {
         opt.zeroGrad();
-        Torch.linear(x, w, b).pow(2).sum().backward();
+        squaredOutput(x, w, b).backward();
         opt.step(LR);
       }
     }
@@ -68,8 +64,8 @@ class AdamWTest {
     opt2.loadState(saved);
     try (Scope s = Scope.open()) {
       opt.zeroGrad();
-      Torch.linear(x, w, b).pow(2).sum().backward();
-      Torch.linear(x, w2, b2).pow(2).sum().backward();
+      squaredOutput(x, w, b).backward();
+      squaredOutput(x, w2, b2).backward();
       assertEquals(opt.gradNorm().item(), opt2.gradNorm().item());
       opt.step(5e-3);
       opt2.step(5e-3);
@@ -85,10 +81,8 @@ class AdamWTest {
    */
   @Test
   void clipsInsideTheKernelAndSkipsFlaggedSteps() {
-    Generator gen = Generator.cpu(5);
-    Tensor w = Torch.randn(gen, DType.F32, Device.CPU, 8, 4).retain().requiresGrad(true);
-    Tensor b = Torch.randn(gen, DType.F32, Device.CPU, 8).retain().requiresGrad(true);
-    Tensor x = Torch.randn(gen, DType.F32, Device.CPU, 16, 4).retain();
+    Problem l = Problem.random(5);
+    Tensor w = l.w(), b = l.b(), x = l.x();
     var opt = optimizer(w, b);
     double[] wRef = toDouble(w.toFloatArray()), bRef = toDouble(b.toFloatArray());
     double[][] mW = new double[2][wRef.length], mB = new double[2][bRef.length];
@@ -97,7 +91,7 @@ class AdamWTest {
       boolean skip = step == 3;
       try (Scope s = Scope.open()) {
         opt.zeroGrad();
-        Torch.linear(x, w, b).pow(2).sum().backward();
+        squaredOutput(x, w, b).backward();
         double[] gw = toDouble(w.grad().toFloatArray()), gb = toDouble(b.grad().toFloatArray());
         double sq = 0;
         for (double v : gw) sq += v * v;
@@ -151,5 +145,21 @@ class AdamWTest {
     float[] f = new float[d.length];
     for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
     return f;
+  }
+
+  /** A seeded 8x4 weight and bias needing gradients, and a 16x4 input. */
+  record Problem(Tensor w, Tensor b, Tensor x) {
+    static Problem random(long seed) {
+      Generator gen = Generator.cpu(seed);
+      return new Problem(
+          Torch.randn(gen, DType.F32, Device.CPU, 8, 4).retain().requiresGrad(true),
+          Torch.randn(gen, DType.F32, Device.CPU, 8).retain().requiresGrad(true),
+          Torch.randn(gen, DType.F32, Device.CPU, 16, 4).retain());
+    }
+  }
+
+  /** The loss every test differentiates: the sum of the squared outputs of x w^T + b. */
+  private static Tensor squaredOutput(Tensor x, Tensor w, Tensor b) {
+    return Torch.linear(x, w, b).pow(2).sum();
   }
 }

@@ -293,6 +293,22 @@ public final class Tensor implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Makes this tensor show {@code src}'s storage, sizes and strides; its identity (the handles that
+   * refer to it, its autograd metadata) stays. How parameter sharding points a weight at memory
+   * gathered from the ranks; a leaf that requires grad takes it only under no-grad.
+   */
+  public Tensor set_(Tensor src) {
+    t.set_(src.t);
+    return this;
+  }
+
+  /** Drops this tensor's storage: it becomes empty (shape [0]), dtype and device kept. */
+  public Tensor setEmpty_() {
+    t.set_();
+    return this;
+  }
+
   public Tensor zero_() {
     t.zero_();
     return this;

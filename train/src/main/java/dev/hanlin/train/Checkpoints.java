@@ -14,6 +14,7 @@ import dev.hanlin.torch.dist.Group;
 import dev.hanlin.torch.io.AtomicFiles;
 import dev.hanlin.torch.safetensors.SafetensorsFile;
 import dev.hanlin.torch.safetensors.SafetensorsWriter;
+import dev.hanlin.train.parallel.Zero3Layout;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -54,7 +55,7 @@ public final class Checkpoints {
       Pattern.compile("optimizer-rank-(\\d+)-of-(\\d+)\\.safetensors");
 
   /** The file of rank {@code rank}'s optimizer state in a checkpoint of {@code world} ranks. */
-  static String optimizerShard(int rank, int world) {
+  public static String optimizerShard(int rank, int world) {
     return "optimizer-rank-" + rank + "-of-" + world + ".safetensors";
   }
 
@@ -71,6 +72,8 @@ public final class Checkpoints {
      * only its share, and it never takes device memory before the optimizer copies it.
      */
     public Map<String, Tensor> optimizer(Collection<String> keys) throws IOException {
+      if (Zero3Layout.isIn(dir)) // ZeRO-3's flat shards: each tensor assembled from the ranks'
+      return Zero3Layout.read(dir).assemble(dir, true, keys, DType.F32, Device.CPU);
       List<Path> files = optimizerFiles(dir);
       List<SafetensorsFile> open = new ArrayList<>();
       Map<String, Tensor> out = new LinkedHashMap<>();
@@ -157,6 +160,21 @@ public final class Checkpoints {
     /** Every rank writes its own files (sharded optimizer state); otherwise only the main rank. */
     default boolean perRank() {
       return false;
+    }
+
+    /** {@code p}, written by every rank into its own files. */
+    static Part perRank(Part p) {
+      return new Part() {
+        @Override
+        public void write(Path dir, Dist d) throws IOException {
+          p.write(dir, d);
+        }
+
+        @Override
+        public boolean perRank() {
+          return true;
+        }
+      };
     }
 
     /** Tensors in one safetensors file. */
@@ -363,6 +381,11 @@ public final class Checkpoints {
           weights.put(
               n.substring("base_model.model.".length()), f.load(n, DType.F32, device).retain());
       }
+    } else if (Zero3Layout.isIn(dir)) { // ZeRO-3's per-rank shards, assembled whole
+      Zero3Layout layout = Zero3Layout.read(dir);
+      List<String> names = new ArrayList<>();
+      layout.units().forEach(u -> u.tensors().forEach(e -> names.add(e.name())));
+      weights = layout.assemble(dir, false, names, dtype, device);
     } else weights = HfCheckpoint.load(dir, dtype, device).weights();
     optimizerFiles(dir); // all there, before the model is built
     Map<String, Tensor> rng = new LinkedHashMap<>();
@@ -433,7 +456,7 @@ public final class Checkpoints {
     for (int i = 0; i < all.size() - limit; i++) deleteTree(all.get(i));
   }
 
-  static void write(Path file, String text) throws IOException {
+  public static void write(Path file, String text) throws IOException {
     AtomicFiles.writeSynced(file, text);
   }
 

@@ -66,6 +66,8 @@ public record PretrainConfig(
     @JsonProperty("stop_after_steps") Long stopAfterSteps,
     @JsonProperty("dist_timeout_seconds") Long distTimeoutSeconds,
     @JsonProperty("zero_stage") Integer zeroStage,
+    // HF's fsdp flag ("full_shard" is zero_stage 3); folded into zero_stage below
+    @JsonProperty("fsdp") @JsonInclude(NON_NULL) String fsdp,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora,
@@ -152,9 +154,12 @@ public record PretrainConfig(
     if (masterWeights && Boolean.FALSE.equals(bf16))
       throw new IllegalArgumentException(
           "'master_weights: true' needs 'bf16' (it is bf16 training)");
-    if (masterWeights && zeroStage != null && zeroStage > 0)
+    zeroStage = foldFsdp(zeroStage, fsdp);
+    fsdp = null;
+    if (masterWeights && zeroStage != null && zeroStage > 0 && zeroStage < 3)
       throw new IllegalArgumentException(
-          "'master_weights' with 'zero_stage' > 0 is not supported yet; use one of them");
+          "'master_weights' with 'zero_stage' 1 or 2 is not supported yet; use zero_stage 3 (its"
+              + " shards are the fp32 masters) or 0");
     if (masterWeights && lora != null)
       throw new IllegalArgumentException(
           "'master_weights' is for full training; with 'lora' the base is bf16 and the adapters"
@@ -169,15 +174,55 @@ public record PretrainConfig(
     maxShardSize = positive(or(maxShardSize, 5_000_000_000L), "max_shard_size");
     distTimeoutSeconds = positive(or(distTimeoutSeconds, 1800L), "dist_timeout_seconds");
     zeroStage = or(zeroStage, 0);
-    if (zeroStage < 0 || zeroStage > 2)
+    if (zeroStage < 0 || zeroStage > 3)
       throw new IllegalArgumentException(
           "'zero_stage' must be 0 (every rank keeps the whole optimizer state), 1 (each rank"
-              + " keeps and updates its share) or 2 (its share of the gradients too); got "
+              + " keeps and updates its share), 2 (its share of the gradients too) or 3 (its share"
+              + " of the parameters too); got "
               + zeroStage);
     if (zeroStage == 2 && !gradientCheckpointing)
       throw new IllegalArgumentException(
           "'zero_stage: 2' needs 'gradient_checkpointing: true': gradients are sent to their"
               + " owners block by block as the recomputing backward finishes them");
+    if (zeroStage == 3 && !gradientCheckpointing)
+      throw new IllegalArgumentException(
+          "'zero_stage: 3' (fsdp: full_shard) needs 'gradient_checkpointing: true': each block's"
+              + " weights are gathered and its gradients reduce-scattered as the recomputing"
+              + " backward walks the model block by block");
+    if (zeroStage == 3 && lora != null)
+      throw new IllegalArgumentException(
+          "'zero_stage: 3' with 'lora' is not supported yet: LoRA trains a few adapters on a"
+              + " frozen base, which zero_stage 0 to 2 (or load_in_bits) keep small enough");
+  }
+
+  /**
+   * {@code zero_stage} from HF's {@code fsdp} option: {@code full_shard} (optionally with {@code
+   * auto_wrap}, which per-block units always are) is 3, {@code shard_grad_op} 2, {@code no_shard}
+   * or empty nothing; the two keys must agree when both are given.
+   */
+  static Integer foldFsdp(Integer zeroStage, String fsdp) {
+    if (fsdp == null || fsdp.isBlank()) return zeroStage;
+    java.util.Set<String> words =
+        new java.util.TreeSet<>(
+            java.util.List.of(fsdp.trim().toLowerCase(java.util.Locale.ROOT).split("[\\s,]+")));
+    words.remove("auto_wrap");
+    int stage =
+        switch (String.join(" ", words)) {
+          case "full_shard" -> 3;
+          case "shard_grad_op" -> 2;
+          case "no_shard", "" -> 0;
+          default ->
+              throw new IllegalArgumentException(
+                  "'fsdp: "
+                      + fsdp
+                      + "' is not supported: use full_shard (zero_stage 3), shard_grad_op"
+                      + " (zero_stage 2) or no_shard; CPU offload of parameters and hybrid"
+                      + " sharding are not available");
+        };
+    if (zeroStage != null && zeroStage != stage)
+      throw new IllegalArgumentException(
+          "'fsdp: " + fsdp + "' means zero_stage " + stage + ", but 'zero_stage' is " + zeroStage);
+    return stage;
   }
 
   private static <T> T or(T v, T dflt) {

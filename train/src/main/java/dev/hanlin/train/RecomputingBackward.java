@@ -22,6 +22,19 @@ public final class RecomputingBackward {
   private RecomputingBackward() {}
 
   /**
+   * What parameter sharding (ZeRO-3) needs around each stage, given as {@code afterBackward}: its
+   * {@link #accept} says a stage's gradients are complete (as a plain {@code IntConsumer} does);
+   * {@link #enter} comes before a stage's weights are used (its forward, and again its recompute
+   * and backward), {@link #leave} after its forward, until its backward enters it again. Stages are
+   * those of {@link #stageOf}; the embedding's is -1 and the head's the layer count.
+   */
+  public interface Walk extends IntConsumer {
+    void enter(int stage);
+
+    void leave(int stage);
+  }
+
+  /**
    * Runs forward and backward of {@code lossOfLogits(model(ids))}, for packed rows ({@code
    * positions} and {@code segments} as in {@link LlamaModel#forwardPacked}) or plain rows when both
    * are null; returns the loss (detached). Tells {@code afterBackward} (unless null) each time some
@@ -37,9 +50,12 @@ public final class RecomputingBackward {
       Function<Tensor, Tensor> lossOfLogits,
       IntConsumer afterBackward) {
     IntConsumer done = afterBackward != null ? afterBackward : stage -> {};
+    Walk walk = afterBackward instanceof Walk w ? w : null; // null: no weights to fetch
     int layers = model.layers().size();
     long t = ids.size(1);
+    if (walk != null) walk.enter(-1);
     Tensor x0 = model.embed(ids); // (B, T, C), its small graph kept for the end
+    if (walk != null) walk.leave(-1);
     LlamaModel.Positions p = model.positions(0, t, positions, segments, x0.dtype(), x0.device());
     // Dropout draws only while autograd records, so with it the forward records too (one block's
     // graph at a time, dropped at once) and each block notes the random state it started from.
@@ -52,8 +68,10 @@ public final class RecomputingBackward {
       try (Scope s = Scope.open();
           Grad.Guard g = dropout ? () -> {} : Grad.noGrad()) {
         if (dropout) rng[i] = s.keep(Torch.rngState(device));
+        if (walk != null) walk.enter(i);
         inputs[i + 1] = s.keep(model.layers().get(i).forward(inputs[i], p, null).detach());
       }
+      if (walk != null) walk.leave(i); // after the scope: the block's graph (if any) is gone
       // under autocast, the block's bf16 weight copies would stay cached until the step ends: a
       // second copy of the model (12.6 GiB at 7B) for nothing, as each is used once per pass
       Autocast.clearCache();
@@ -61,6 +79,7 @@ public final class RecomputingBackward {
     Tensor after = dropout ? Torch.rngState(device) : null;
     Tensor lossValue;
     Tensor grad;
+    if (walk != null) walk.enter(layers);
     try (Scope s = Scope.open()) {
       Tensor xl = inputs[layers].detach().requiresGrad(true);
       Tensor loss = lossOfLogits.apply(model.head(xl));
@@ -72,6 +91,7 @@ public final class RecomputingBackward {
     for (int i = layers - 1; i >= 0; i--) {
       try (Scope s = Scope.open()) {
         if (dropout) Torch.setRngState(device, rng[i]);
+        if (walk != null) walk.enter(i);
         Tensor xi = inputs[i].detach().requiresGrad(true);
         model.layers().get(i).forward(xi, p, null).backward(grad);
         grad = s.keep(xi.grad());
@@ -80,7 +100,10 @@ public final class RecomputingBackward {
       done.accept(i); // after the scope: the recomputed activations are freed by now
     }
     if (dropout) Torch.setRngState(device, after);
-    if (x0.requiresGrad()) x0.backward(grad); // not with a frozen embedding (LoRA)
+    if (x0.requiresGrad()) { // not with a frozen embedding (LoRA)
+      if (walk != null) walk.enter(-1); // the weight's gradient accumulates in its shape
+      x0.backward(grad);
+    }
     done.accept(-1);
     return lossValue;
   }

@@ -120,9 +120,11 @@ public final class Trainer {
   }
 
   void evaluate(Hooks h) {
-    p.task()
-        .evaluate(p.model(), h.block(), p.device(), p.precision().bf16(), state.step())
-        .ifPresent(h.listeners()::onEval);
+    try (Grad.Guard whole = p.parallelism().wholeModel()) { // ZeRO-3: gathered for it
+      p.task()
+          .evaluate(p.model(), h.block(), p.device(), p.precision().bf16(), state.step())
+          .ifPresent(h.listeners()::onEval);
+    }
   }
 
   void checkpoint(Hooks h) throws IOException {

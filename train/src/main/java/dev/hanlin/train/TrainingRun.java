@@ -107,22 +107,22 @@ public final class TrainingRun {
           model.lora() != null ? model.lora().weights() : model.weights();
       int layers = model.config().numHiddenLayers();
       Parallelism parallelism =
-          Parallelism.of(
-              cfg.zeroStage(), group, trainable, n -> RecomputingBackward.stageOf(n, layers));
+          cfg.zeroStage() == 3
+              ? Parallelism.sharded(group, model, precision.handOverFp32(trainable))
+              : Parallelism.of(
+                  cfg.zeroStage(), group, trainable, n -> RecomputingBackward.stageOf(n, layers));
       AdamW optimizer =
-          new AdamW(
-              AdamW.groups(
-                  precision.optimizerParams(trainable),
-                  parallelism::owns,
-                  precision.groupCap(),
-                  cfg.weightDecay()),
+          parallelism.optimizer(
+              precision,
+              model,
+              trainable,
+              cfg.weightDecay(),
               new FusedAdamW.Betas(cfg.adamBeta1(), cfg.adamBeta2(), cfg.adamEpsilon()),
-              cfg.maxGradNorm(),
-              precision.gradOf(model),
-              trainable.values());
+              cfg.maxGradNorm());
       parallelism.start(trainable);
       var checkpointing = new Checkpointing(group, out, resolvedYaml, cfg.saveTotalLimit(), device);
-      TrainerState state = ck == null ? TrainerState.start() : checkpointing.restore(ck, optimizer);
+      TrainerState state =
+          ck == null ? TrainerState.start() : checkpointing.restore(ck, optimizer, parallelism);
       try (LabelledBatch.Source loader = task.loader(block, group, device, state.cursor())) {
         long perEpoch = Math.max(1, loader.stepsPerEpoch() / cfg.gradientAccumulationSteps());
         long maxSteps =
@@ -232,7 +232,9 @@ public final class TrainingRun {
             state.step(), maxSteps);
       trainer.evaluate(hooks);
       if (!saved) trainer.checkpoint(hooks);
-      if (dist.isMain()) parts.task().export(parts.model(), precision, cfg, out, err);
+      parts
+          .parallelism()
+          .export(parts.model(), precision, (m, p) -> parts.task().export(m, p, cfg, out, err));
     } else if (!saved) {
       trainer.checkpoint(hooks); // stopped early (signal, stop_after_steps, skipped steps)
     }

@@ -53,10 +53,9 @@ public final class Checkpointing {
    * hold it) and the random state of {@code ck}; returns its trainer state. The model's part was
    * read when the model was built.
    */
-  public TrainerState restore(Checkpoints.Loaded ck, Optimizer optimizer) throws IOException {
-    Map<String, Tensor> saved = ck.optimizer(optimizer.state().keySet());
-    optimizer.loadState(saved);
-    saved.values().forEach(Tensor::release); // the host copies read from the files
+  public TrainerState restore(Checkpoints.Loaded ck, Optimizer optimizer, Parallelism parallelism)
+      throws IOException {
+    parallelism.restoreOptimizer(ck, optimizer);
     RngState.restore(ck.rng(), device);
     return ck.state();
   }
@@ -76,15 +75,8 @@ public final class Checkpointing {
     Map<String, Tensor> rng = RngState.save(device);
     Path dir;
     try {
-      Map<String, Checkpoints.Part> parts = new LinkedHashMap<>();
-      parts.put(
-          "model",
-          model.lora() != null
-              ? Checkpoints.Weights.of(model.lora())
-              : Checkpoints.Weights.of(precision.saved(model)));
-      parts.put(
-          "optimizer",
-          Checkpoints.Part.optimizer(optimizer.state(), parallelism.shardedOptimizerState()));
+      Map<String, Checkpoints.Part> parts =
+          new LinkedHashMap<>(parallelism.checkpointParts(model, precision, optimizer));
       parts.put("rng", Checkpoints.Part.tensors(RngState.FILE, rng));
       parts.put("config", Checkpoints.Part.text("config.yaml", resolvedYaml));
       dir = Checkpoints.save(group, out, parts, state);

@@ -1,7 +1,16 @@
 package dev.hanlin.train.parallel;
 
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.dist.Group;
+import dev.hanlin.torch.optim.FusedAdamW;
+import dev.hanlin.train.Checkpoints;
+import dev.hanlin.train.optim.AdamW;
+import dev.hanlin.train.optim.Optimizer;
+import dev.hanlin.train.precision.Precision;
+import java.io.IOException;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.IntConsumer;
 import java.util.function.ToIntFunction;
@@ -10,11 +19,10 @@ import java.util.function.ToIntFunction;
  * How the ranks of a run share one optimizer step: where gradients go, which rank updates which
  * parameter, and how the new values reach every rank. The loop calls the same methods whatever the
  * implementation: {@link Single} (one process), {@link Ddp} (every rank averages every gradient),
- * {@link Zero1} (DDP's gradients, each rank updates and keeps optimizer state for its share) and
- * {@link Zero2} (each gradient summed onto its owner only). Sharding the parameters themselves
- * (FSDP / ZeRO-3) is the next implementation: it would keep only its share of each weight between
- * steps, gather a block's weights before the recomputing backward walks it, and reduce-scatter its
- * gradients in {@link #afterBackwardStage}, which that backward already calls block by block.
+ * {@link Zero1} (DDP's gradients, each rank updates and keeps optimizer state for its share),
+ * {@link Zero2} (each gradient summed onto its owner only) and {@link Zero3} (the parameters too:
+ * each rank keeps its shard of every block between steps, gathers a block's weights as the
+ * recomputing backward walks it, and reduce-scatters its gradients as its backward ends).
  */
 public interface Parallelism {
   Group group();
@@ -57,15 +65,91 @@ public interface Parallelism {
     return false;
   }
 
+  /**
+   * The optimizer of the run: by default AdamW over the precision's optimizer parameters of {@code
+   * trainable} that this rank {@link #owns}; with ZeRO-3 over this rank's shards.
+   */
+  default AdamW optimizer(
+      Precision precision,
+      LlamaModel model,
+      Map<String, Tensor> trainable,
+      double weightDecay,
+      FusedAdamW.Betas betas,
+      double maxGradNorm) {
+    return new AdamW(
+        AdamW.groups(
+            precision.optimizerParams(trainable), this::owns, precision.groupCap(), weightDecay),
+        betas,
+        maxGradNorm,
+        precision.gradOf(model),
+        trainable.values());
+  }
+
+  /**
+   * Around a use of the whole model outside the training step (evaluation): ZeRO-3 gathers every
+   * weight for it and drops them when closed. Every rank must call it.
+   */
+  default Grad.Guard wholeModel() {
+    return () -> {};
+  }
+
+  /**
+   * The model's and the optimizer's parts of a checkpoint: the trainable weights as the precision
+   * saves them (or the LoRA adapter) and the optimizer state, whole or this rank's share.
+   */
+  default Map<String, Checkpoints.Part> checkpointParts(
+      LlamaModel model, Precision precision, Optimizer optimizer) {
+    Map<String, Checkpoints.Part> parts = new LinkedHashMap<>();
+    parts.put(
+        "model",
+        model.lora() != null
+            ? Checkpoints.Weights.of(model.lora())
+            : Checkpoints.Weights.of(precision.saved(model)));
+    parts.put("optimizer", Checkpoints.Part.optimizer(optimizer.state(), shardedOptimizerState()));
+    return parts;
+  }
+
+  /**
+   * Loads the optimizer's part of {@code ck} (with sharded state, only this rank's share, from
+   * whichever files hold it).
+   */
+  default void restoreOptimizer(Checkpoints.Loaded ck, Optimizer optimizer) throws IOException {
+    Map<String, Tensor> saved = ck.optimizer(optimizer.state().keySet());
+    optimizer.loadState(saved);
+    saved.values().forEach(Tensor::release); // the host copies read from the files
+  }
+
+  /** Writes the run's final model (an HF folder, or a LoRA adapter). */
+  @FunctionalInterface
+  interface ModelWriter {
+    void write(LlamaModel model, Precision precision) throws IOException;
+  }
+
+  /**
+   * The run's export, every rank calling it: the main rank writes {@code model}; with ZeRO-3 the
+   * model is gathered first, unit by unit.
+   */
+  default void export(LlamaModel model, Precision precision, ModelWriter write) throws IOException {
+    if (group().dist().isMain()) write.write(model, precision);
+  }
+
   /** A failure of forward/backward said as a communication failure where it was one. */
   default RuntimeException explain(RuntimeException e) {
     return e;
   }
 
   /**
-   * The implementation for {@code zeroStage} on {@code group}; {@code stageOf} names the backward
-   * stage of each weight (for ZeRO-2's routing). Built before the optimizer, which asks {@link
-   * #owns}.
+   * ZeRO-3 on {@code group} (also for one process): {@code model}'s weights sharded from {@code
+   * fp32}, their float32 values (the weights, or master copies), which are then emptied.
+   */
+  static Parallelism sharded(Group group, LlamaModel model, Map<String, Tensor> fp32) {
+    return new Zero3(group, model, fp32);
+  }
+
+  /**
+   * The implementation for {@code zeroStage} (0 to 2; see {@link #sharded} for 3) on {@code group};
+   * {@code stageOf} names the backward stage of each weight (for ZeRO-2's routing). Built before
+   * the optimizer, which asks {@link #owns}.
    */
   static Parallelism of(
       int zeroStage, Group group, Map<String, Tensor> trainable, ToIntFunction<String> stageOf) {

@@ -45,6 +45,14 @@ public final class MasterWeights implements Precision {
     return masters;
   }
 
+  /** ZeRO-3 keeps the masters as its float32 shards (and gathers the bf16 weights itself). */
+  @Override
+  public Map<String, Tensor> handOverFp32(Map<String, Tensor> trainable) {
+    Map<String, Tensor> m = masters;
+    masters = Map.of();
+    return m;
+  }
+
   @Override
   public long groupCap() {
     return GROUP_CAP;

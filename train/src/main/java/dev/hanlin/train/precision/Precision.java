@@ -32,6 +32,15 @@ public interface Precision {
     return trainable;
   }
 
+  /**
+   * The float32 values of {@code trainable}, handed to a parallelism that shards and keeps them
+   * (ZeRO-3): the weights themselves, or the master copies, which this precision then no longer
+   * keeps nor copies back after a step.
+   */
+  default Map<String, Tensor> handOverFp32(Map<String, Tensor> trainable) {
+    return trainable;
+  }
+
   /** The largest decaying optimizer group, in elements (bounds the fp32 gradient copies). */
   default long groupCap() {
     return Long.MAX_VALUE;

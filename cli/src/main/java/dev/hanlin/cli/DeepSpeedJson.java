@@ -91,11 +91,6 @@ final class DeepSpeedJson {
       if (stage != null && !isAuto(stage)) {
         if (!stage.canConvertToExactIntegral() || stage.asInt() < 0 || stage.asInt() > 3)
           throw error("zero_optimization.stage", "must be 0, 1, 2 or 3, got " + stage);
-        if (stage.asInt() == 3)
-          throw error(
-              "zero_optimization.stage",
-              "is 3: ZeRO-3 (sharded parameters) is not supported yet; stage 2 shards the optimizer"
-                  + " state and the gradients (with --gradient_checkpointing)");
         set("zero_optimization.stage", stage.asInt(), "zero_stage");
       }
       for (String off : List.of("offload_optimizer", "offload_param")) {

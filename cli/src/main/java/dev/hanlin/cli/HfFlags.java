@@ -106,6 +106,7 @@ final class HfFlags {
     t.put("gradient_checkpointing", new Key("gradient_checkpointing", Kind.BOOL));
     t.put("ddp_timeout", new Key("dist_timeout_seconds", Kind.LONG));
     t.put("deepspeed", new Special(Kind.STRING));
+    t.put("fsdp", new Key("fsdp", Kind.STRING)); // full_shard: zero_stage 3
     t.put("optim", new Special(Kind.STRING));
     // meaning nothing here
     String train = "--mode pretrain / --mode sft is what trains";
@@ -148,10 +149,6 @@ final class HfFlags {
     // not in Hanlin yet
     t.put("do_predict", new Refuse(Kind.BOOL, "prediction is not supported yet (--mode eval)"));
     t.put("test_files", new Refuse(Kind.LIST, "a test split is not supported yet (--mode eval)"));
-    t.put(
-        "fsdp",
-        new Refuse(
-            Kind.STRING, "FSDP is not supported yet; ZeRO-1/2 is (zero_stage, or --deepspeed)"));
     t.put(
         "load_best_model_at_end",
         new Refuse(Kind.BOOL, "keeping the best checkpoint is not supported yet"));

@@ -153,13 +153,30 @@ class HfFlagsTest {
   }
 
   @Test
+  void zero3FromDeepSpeedOrFsdpFullShard() throws Exception {
+    Path ds =
+        Files.writeString(
+            dir.resolve("ds_config_zero3.json"),
+            "{\"zero_optimization\": {\"stage\": 3, \"stage3_prefetch_bucket_size\": \"auto\"}}");
+    HfFlags.Parsed p = parse("--deepspeed", ds.toString(), "--gradient_checkpointing");
+    assertEquals(3, p.keys().get("zero_stage"));
+    assertTrue(
+        String.join("\n", p.notes()).contains("'stage3_prefetch_bucket_size' have no effect"),
+        p.notes().toString());
+    assertEquals(
+        "full_shard auto_wrap", parse("--fsdp", "full_shard auto_wrap").keys().get("fsdp"));
+  }
+
+  @Test
   void deepSpeedRefusalsAndConflictsNameTheFileAndKey() throws Exception {
     Path z3 =
         Files.writeString(
             dir.resolve("z3.json"),
             "{\"zero_optimization\": {\"stage\": 3, \"offload_param\": {\"device\": \"cpu\"}}}");
     var e = assertThrows(IllegalArgumentException.class, () -> parse("--deepspeed", z3.toString()));
-    assertTrue(e.getMessage().startsWith(z3 + ": 'zero_optimization.stage' is 3"), e.getMessage());
+    assertTrue(
+        e.getMessage().startsWith(z3 + ": 'zero_optimization.offload_param.device' is cpu"),
+        e.getMessage());
     assertTrue(e.getMessage().contains("not supported yet"), e.getMessage());
     Path off =
         Files.writeString(

@@ -33,8 +33,43 @@ class PretrainConfigTest {
         e.getMessage());
     assertEquals(
         2, with(Map.of("zero_stage", 2, "gradient_checkpointing", true)).zeroStage().intValue());
-    var three = assertThrows(RuntimeException.class, () -> with(Map.of("zero_stage", 3)));
-    assertTrue(three.getMessage().contains("'zero_stage' must be 0"), three.getMessage());
+    var four = assertThrows(RuntimeException.class, () -> with(Map.of("zero_stage", 4)));
+    assertTrue(four.getMessage().contains("'zero_stage' must be 0"), four.getMessage());
+  }
+
+  @Test
+  void zeroStage3IsFsdpFullShardAndNeedsGradientCheckpointing() {
+    var e = assertThrows(RuntimeException.class, () -> with(Map.of("fsdp", "full_shard")));
+    assertTrue(
+        e.getMessage().contains("zero_stage: 3")
+            && e.getMessage().contains("gradient_checkpointing: true")
+            && e.getMessage().contains("block by block"),
+        e.getMessage());
+    Map<String, Object> ckpt = Map.of("gradient_checkpointing", true);
+    assertEquals(3, with(plus(ckpt, "fsdp", "full_shard auto_wrap")).zeroStage().intValue());
+    assertEquals(3, with(plus(ckpt, "zero_stage", 3)).zeroStage().intValue());
+    assertEquals(2, with(plus(ckpt, "fsdp", "shard_grad_op")).zeroStage().intValue());
+    assertEquals(null, with(plus(ckpt, "fsdp", "full_shard")).fsdp(), "folded into zero_stage");
+    var offload = assertThrows(RuntimeException.class, () -> with(Map.of("fsdp", "offload")));
+    assertTrue(
+        offload.getMessage().contains("'fsdp: offload' is not supported"), offload.getMessage());
+    Map<String, Object> both = new HashMap<>(plus(ckpt, "fsdp", "full_shard"));
+    both.put("zero_stage", 2);
+    var clash = assertThrows(RuntimeException.class, () -> with(both));
+    assertTrue(clash.getMessage().contains("means zero_stage 3"), clash.getMessage());
+    // master weights: the shards are the fp32 masters with stage 3; still refused with 1 and 2
+    Map<String, Object> mw = new HashMap<>(plus(ckpt, "zero_stage", 3));
+    mw.putAll(Map.of("bf16", true, "master_weights", true));
+    assertTrue(with(mw).masterWeights());
+    mw.put("zero_stage", 2);
+    var two = assertThrows(RuntimeException.class, () -> with(mw));
+    assertTrue(two.getMessage().contains("zero_stage' 1 or 2"), two.getMessage());
+  }
+
+  private static Map<String, Object> plus(Map<String, Object> m, String k, Object v) {
+    Map<String, Object> out = new HashMap<>(m);
+    out.put(k, v);
+    return out;
   }
 
   @Test

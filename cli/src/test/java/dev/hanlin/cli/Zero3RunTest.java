@@ -32,9 +32,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * ZeRO-3 (zero_stage 3) on the CPU with Gloo, every rank a child JVM started by bin/launch: 1, 2
  * and 3 processes (the last with accumulation) give the losses of one unsharded process over the
- * same global batch of 6 blocks; each rank writes only its shards; a ZeRO-3 checkpoint resumes on
- * another world size and under zero_stage 0, 1 and 2, and theirs under 3; the export equals the
- * unsharded run's and loads; a killed rank ends the run.
+ * same global batch of 6 blocks over 20 steps; each rank writes only its shards; a ZeRO-3
+ * checkpoint resumes on another world size and under zero_stage 0, 1 and 2, and theirs under 3; the
+ * export equals the unsharded run's and loads; a killed rank ends the run. The default suite runs
+ * the 2-process run with its unsharded resume and the kill; the rest is tagged slow.
  */
 class Zero3RunTest {
   static final int STEPS = 20;
@@ -100,21 +101,8 @@ class Zero3RunTest {
     return maxDifference(reference.resolve("model.safetensors"), out.resolve("model.safetensors"));
   }
 
-  @Test
-  void oneTwoAndThreeProcessesGiveTheLossesOfOneUnshardedProcess(@TempDir Path tmp)
-      throws Exception {
-    Path one = tmp.resolve("one"), two = tmp.resolve("two"), three = tmp.resolve("three");
-    run(1, config(one, 6, ZERO3), tmp.resolve("one.log"));
-    run(2, config(two, 3, ZERO3), tmp.resolve("two.log"));
-    run(3, config(three, 1, ZERO3 + "gradient_accumulation_steps: 2"), tmp.resolve("three.log"));
-    for (Path out : List.of(one, two, three)) {
-      assertLosses(out, 0, 1e-5);
-      // clipping's global norm sums the shards' norms in another order: a last-bit difference
-      assertTrue(exportDifference(out) < 1e-4, out + ": " + exportDifference(out));
-    }
-    assertTrue(exportDifference(one) < 1e-5, "one process: " + exportDifference(one));
-    // each rank wrote its shards and their optimizer state; nothing whole
-    Path ck = two.resolve("checkpoint-10");
+  /** The files of a ZeRO-3 checkpoint of 2 ranks: each rank's shards, nothing whole. */
+  static void assertPerRankFiles(Path ck) {
     for (String f :
         List.of(
             "model-rank-0-of-2.safetensors",
@@ -125,8 +113,15 @@ class Zero3RunTest {
             "config.json")) assertTrue(Files.exists(ck.resolve(f)), f);
     assertFalse(Files.exists(ck.resolve("model.safetensors")), "nothing gathered");
     assertFalse(Files.exists(ck.resolve("optimizer.safetensors")), "nothing gathered");
-    // the export, gathered unit by unit, is an HF folder that loads
-    LlamaModel m = HfCheckpoint.load(three, DType.F32, Device.CPU);
+  }
+
+  /**
+   * The export, gathered unit by unit, is an HF folder that loads, with the reference's weights.
+   */
+  static void assertExportLoads(Path out) throws IOException {
+    // clipping's global norm sums the shards' norms in another order: last-bit differences grow
+    assertTrue(exportDifference(out) < 1e-4, out + ": " + exportDifference(out));
+    LlamaModel m = HfCheckpoint.load(out, DType.F32, Device.CPU);
     LlamaModel r = HfCheckpoint.load(reference, DType.F32, Device.CPU);
     assertEquals(r.weights().keySet(), m.weights().keySet());
     for (var e : r.weights().entrySet()) {
@@ -136,10 +131,43 @@ class Zero3RunTest {
   }
 
   /**
+   * Two ZeRO-3 processes of 3 blocks give the run of one unsharded process of 6; each rank writes
+   * its shards, and the step-10 checkpoint resumes on one process without ZeRO.
+   */
+  @Test
+  void twoProcessesGiveTheRunOfOneAndTheirCheckpointResumesUnsharded(@TempDir Path tmp)
+      throws Exception {
+    Path two = tmp.resolve("two");
+    run(2, config(two, 3, ZERO3), tmp.resolve("two.log"));
+    assertLosses(two, 0, 1e-5);
+    assertPerRankFiles(two.resolve("checkpoint-10"));
+    assertExportLoads(two);
+    Path one = tmp.resolve("one");
+    String from = "resume_from_checkpoint: " + two.resolve("checkpoint-10") + "\n";
+    run(1, config(one, 6, from), tmp.resolve("one.log"));
+    assertTrue(read(tmp.resolve("one.log")).contains("resuming from"));
+    assertLosses(one, 10, 1e-5);
+  }
+
+  /** One process, and three with 2 accumulated micro-batches of 1 block, as one unsharded. */
+  @Test
+  @Tag("slow")
+  void oneAndThreeProcessesWithAccumulationGiveTheRunOfOne(@TempDir Path tmp) throws Exception {
+    Path one = tmp.resolve("one"), three = tmp.resolve("three");
+    run(1, config(one, 6, ZERO3), tmp.resolve("one.log"));
+    run(3, config(three, 1, ZERO3 + "gradient_accumulation_steps: 2"), tmp.resolve("three.log"));
+    for (Path out : List.of(one, three)) {
+      assertLosses(out, 0, 1e-5);
+      assertExportLoads(out);
+    }
+  }
+
+  /**
    * Without clipping nothing depends on summation order across units: one ZeRO-3 process exports
    * the same bytes as the unsharded process.
    */
   @Test
+  @Tag("slow")
   void withoutClippingOneProcessExportsTheSameBytes(@TempDir Path tmp) throws Exception {
     Path plain = tmp.resolve("plain"), zero = tmp.resolve("zero");
     String noClip = "max_grad_norm: 0\n";
@@ -152,25 +180,19 @@ class Zero3RunTest {
   }
 
   /**
-   * The 2-rank ZeRO-3 checkpoint at step 10 resumes on 1 process unsharded and on 3 ZeRO-3
-   * processes; the unsharded one's under ZeRO-3 on 2; each continues the reference run.
+   * The 2-rank ZeRO-3 checkpoint at step 10 resumes on 3 ZeRO-3 processes, and the unsharded one's
+   * under ZeRO-3 on 2; each continues the reference run.
    */
   @Test
-  void checkpointsResumeAcrossWorldSizesAndStages(@TempDir Path tmp) throws Exception {
+  @Tag("slow")
+  void checkpointsResumeAcrossWorldSizes(@TempDir Path tmp) throws Exception {
     Path z = tmp.resolve("z");
     run(2, config(z, 3, ZERO3 + "stop_after_steps: 10"), tmp.resolve("z.log"));
     String fromZero3 = "resume_from_checkpoint: " + z.resolve("checkpoint-10") + "\n";
     String fromPlain = "resume_from_checkpoint: " + reference.resolve("checkpoint-10") + "\n";
-
-    Path a = tmp.resolve("a");
-    run(1, config(a, 6, fromZero3), tmp.resolve("a.log"));
-    assertTrue(read(tmp.resolve("a.log")).contains("resuming from"));
-    assertLosses(a, 10, 1e-5);
-
     Path b = tmp.resolve("b");
     run(3, config(b, 2, ZERO3 + fromZero3), tmp.resolve("b.log"));
     assertLosses(b, 10, 1e-5);
-
     Path c = tmp.resolve("c");
     run(2, config(c, 3, ZERO3 + fromPlain), tmp.resolve("c.log"));
     assertLosses(c, 10, 1e-5);
@@ -196,8 +218,9 @@ class Zero3RunTest {
 
   /**
    * bf16 compute with fp32 masters that are ZeRO-3's shards: one process gives the unsharded
-   * master-weights run; two processes reduce-scatter in float32 where DDP all-reduces bf16
-   * gradients, so they agree with one process as closely as DDP's two processes do.
+   * master-weights run (within 5e-5: the clipping norm's summation order moves a master by a last
+   * bit, which can flip its bf16 copy); two processes reduce-scatter in float32 where DDP
+   * all-reduces bf16 gradients, so they agree with one process as closely as DDP's two do.
    */
   @Test
   @Tag("slow")
@@ -210,7 +233,7 @@ class Zero3RunTest {
     assertTrue(read(tmp.resolve("two.log")).contains("master_weights"), "bf16 compute");
     List<Double> want = losses(ref);
     for (int i = 0; i < want.size(); i++) {
-      assertEquals(want.get(i), losses(one).get(i), 1e-5, "one process, step " + (i + 1));
+      assertEquals(want.get(i), losses(one).get(i), 5e-5, "one process, step " + (i + 1));
       assertEquals(want.get(i), losses(two).get(i), 5e-4, "two processes, step " + (i + 1));
     }
     // the masters resume on another world size

@@ -202,6 +202,55 @@ public final class HfCheckpoint {
     writeAtomically(dir.resolve("config.json"), c.toJsonString());
   }
 
+  /**
+   * The folder {@link #save} writes for a model of config {@code c} with weights in {@code dtype},
+   * its weights coming one at a time through {@link Streamed#put}, in the order of {@link
+   * LlamaModel#expectedShapes}: the same files, and no more than one safetensors file open (a model
+   * gathered from shards piece by piece never has to be whole in memory).
+   */
+  public static Streamed stream(LlamaConfig c, DType dtype, Path dir, long maxShardBytes)
+      throws IOException {
+    java.util.List<dev.hanlin.torch.safetensors.SafetensorsWriter.Planned> planned =
+        new java.util.ArrayList<>();
+    LlamaModel.expectedShapes(c)
+        .forEach(
+            (k, v) ->
+                planned.add(
+                    new dev.hanlin.torch.safetensors.SafetensorsWriter.Planned(k, dtype, v)));
+    return new Streamed(
+        ShardedCheckpoint.stream(dir, planned, maxShardBytes), c.withDtype(dtype), dir);
+  }
+
+  /** An HF folder being written; see {@link #stream}. */
+  public static final class Streamed implements AutoCloseable {
+    private final ShardedCheckpoint.Streaming files;
+    private final LlamaConfig config;
+    private final Path dir;
+
+    private Streamed(ShardedCheckpoint.Streaming files, LlamaConfig config, Path dir) {
+      this.files = files;
+      this.config = config;
+      this.dir = dir;
+    }
+
+    /** The next weight, {@code name}, in the planned dtype and shape. */
+    public void put(String name, Tensor t) throws IOException {
+      files.put(name, t);
+    }
+
+    /** After the last weight: the index and the configs. */
+    public void finish() throws IOException {
+      files.finish();
+      writeAtomically(dir.resolve("generation_config.json"), generationConfig(config));
+      writeAtomically(dir.resolve("config.json"), config.toJsonString());
+    }
+
+    @Override
+    public void close() throws IOException {
+      files.close();
+    }
+  }
+
   private static String generationConfig(LlamaConfig c) throws IOException {
     ObjectNode g = JSON.createObjectNode();
     g.put("bos_token_id", c.bosTokenId());

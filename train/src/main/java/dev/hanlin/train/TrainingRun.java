@@ -108,7 +108,7 @@ public final class TrainingRun {
       int layers = model.config().numHiddenLayers();
       Parallelism parallelism =
           cfg.zeroStage() == 3
-              ? Parallelism.sharded(group, model, precision.handOverFp32(trainable))
+              ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
               : Parallelism.of(
                   cfg.zeroStage(), group, trainable, n -> RecomputingBackward.stageOf(n, layers));
       AdamW optimizer =
@@ -232,9 +232,7 @@ public final class TrainingRun {
             state.step(), maxSteps);
       trainer.evaluate(hooks);
       if (!saved) trainer.checkpoint(hooks);
-      parts
-          .parallelism()
-          .export(parts.model(), precision, (m, p) -> parts.task().export(m, p, cfg, out, err));
+      parts.parallelism().export(parts.model(), precision, exporter(parts.task()));
     } else if (!saved) {
       trainer.checkpoint(hooks); // stopped early (signal, stop_after_steps, skipped steps)
     }
@@ -258,6 +256,32 @@ public final class TrainingRun {
               + "%n",
           state.step(), maxSteps, out.resolve("checkpoint-" + state.step()));
     return state;
+  }
+
+  /** The task's export of the final folder, and its parts for a model written piece by piece. */
+  private Parallelism.ModelWriter exporter(Task task) {
+    return new Parallelism.ModelWriter() {
+      @Override
+      public void write(LlamaModel model, Precision precision) throws IOException {
+        task.export(model, precision, cfg, out, err);
+      }
+
+      @Override
+      public Path folder() {
+        return out;
+      }
+
+      @Override
+      public long maxShardBytes() {
+        return cfg.maxShardSize();
+      }
+
+      @Override
+      public void finish() throws IOException {
+        Tokenizer.export(Path.of(cfg.tokenizer()), out);
+        err.println("exported an HF model folder to " + out.toAbsolutePath());
+      }
+    };
   }
 
   /**

@@ -63,6 +63,106 @@ public final class SafetensorsWriter {
   private record Entry(
       String name, Tensor tensor, DType dtype, long[] shape, long begin, long end) {}
 
+  /** A tensor still to come: its name, dtype and shape. */
+  public record Planned(String name, DType dtype, long[] shape) {
+    public long byteSize() {
+      long n = dtype.byteSize();
+      for (long d : shape) n *= d;
+      return n;
+    }
+  }
+
+  /**
+   * Opens {@code path} for tensors that come one at a time: the header is that {@link #write} gives
+   * tensors of these names, dtypes and shapes (so the file has the same bytes), and each tensor's
+   * data goes to its place as it is {@link Streaming#put}. Nothing is visible at {@code path} until
+   * {@link Streaming#commit}; a stream closed before that leaves no file.
+   */
+  public static Streaming open(Path path, List<Planned> planned) throws IOException {
+    List<Entry> entries = new ArrayList<>();
+    List<Planned> sorted = new ArrayList<>(planned);
+    sorted.sort(
+        Comparator.comparingInt((Planned n) -> -n.dtype().byteSize()).thenComparing(Planned::name));
+    long offset = 0;
+    for (Planned n : sorted) {
+      entries.add(new Entry(n.name(), null, n.dtype(), n.shape(), offset, offset + n.byteSize()));
+      offset += n.byteSize();
+    }
+    return new Streaming(path.toAbsolutePath(), entries, header(path, entries, Map.of()));
+  }
+
+  /** A file being written one tensor at a time; see {@link #open}. */
+  public static final class Streaming implements AutoCloseable {
+    private final Path target, tmp;
+    private final FileChannel ch;
+    private final Map<String, Entry> entries = new LinkedHashMap<>();
+    private final long dataStart;
+    private final java.util.Set<String> written = new java.util.HashSet<>();
+    private boolean committed;
+
+    private Streaming(Path target, List<Entry> entries, byte[] header) throws IOException {
+      this.target = target;
+      this.tmp =
+          target.resolveSibling(
+              "."
+                  + target.getFileName()
+                  + "."
+                  + Long.toHexString(ThreadLocalRandom.current().nextLong())
+                  + ".tmp");
+      for (Entry e : entries) this.entries.put(e.name(), e);
+      this.ch =
+          FileChannel.open(
+              tmp,
+              java.nio.file.StandardOpenOption.CREATE_NEW,
+              java.nio.file.StandardOpenOption.WRITE);
+      ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+      len.putLong(header.length).flip();
+      writeFully(ch, len);
+      writeFully(ch, ByteBuffer.wrap(header));
+      this.dataStart = 8 + header.length;
+    }
+
+    /** Writes the planned tensor {@code name} (same dtype and shape; any device) in its place. */
+    public void put(String name, Tensor t) throws IOException {
+      Entry e = entries.get(name);
+      if (e == null || !written.add(name))
+        throw new SafetensorsException(target, "'" + name + "' is not planned or came twice");
+      long bytes = e.end() - e.begin();
+      if (t.dtype() != e.dtype() || !Arrays.equals(t.shape(), e.shape()))
+        throw new SafetensorsException(
+            target,
+            "'" + name + "' is " + t + ", planned " + e.dtype() + Arrays.toString(e.shape()));
+      if (bytes == 0) return;
+      try (Scope s = Scope.open()) {
+        Tensor cpu = t.to(Device.CPU).contiguous();
+        MemorySegment src = MemorySegment.ofAddress(cpu.dataAddress()).reinterpret(bytes);
+        long at = dataStart + e.begin();
+        for (long done = 0; done < bytes; ) {
+          ByteBuffer b = src.asSlice(done, Math.min(CHUNK, bytes - done)).asByteBuffer();
+          while (b.hasRemaining()) done += ch.write(b, at + done);
+        }
+      }
+    }
+
+    /** Once every planned tensor is in: forces the file to disk and renames it into place. */
+    public void commit() throws IOException {
+      if (written.size() != entries.size())
+        throw new SafetensorsException(
+            target, (entries.size() - written.size()) + " planned tensors were not written");
+      ch.force(true);
+      ch.close();
+      AtomicFiles.commit(tmp, target);
+      committed = true;
+    }
+
+    @Override
+    public void close() throws IOException {
+      if (committed) return;
+      ch.close();
+      java.nio.file.Files.deleteIfExists(tmp);
+    }
+  }
+
   private static List<Entry> layout(Path path, Map<String, Tensor> tensors)
       throws SafetensorsException {
     record Named(String name, Tensor tensor, DType dtype) {}

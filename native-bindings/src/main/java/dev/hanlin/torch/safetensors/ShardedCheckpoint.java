@@ -244,6 +244,102 @@ public final class ShardedCheckpoint implements AutoCloseable {
     removeStaleShards(dir, written);
   }
 
+  /**
+   * Writes into {@code dir} the files {@link #save} would write for tensors of the names, dtypes
+   * and shapes of {@code planned} (the same split, the same bytes), the tensors coming one at a
+   * time in that order through {@link Streaming#put}: only the file being filled is open, and each
+   * is committed as its last tensor arrives; {@link Streaming#finish} then writes the index.
+   */
+  public static Streaming stream(
+      Path dir, List<SafetensorsWriter.Planned> planned, long maxShardBytes) throws IOException {
+    if (maxShardBytes <= 0)
+      throw new IllegalArgumentException("maxShardBytes must be positive: " + maxShardBytes);
+    Files.createDirectories(dir);
+    List<List<SafetensorsWriter.Planned>> shards = new ArrayList<>();
+    List<SafetensorsWriter.Planned> current = new ArrayList<>();
+    long currentBytes = 0, total = 0;
+    for (SafetensorsWriter.Planned p : planned) {
+      if (!current.isEmpty() && currentBytes + p.byteSize() > maxShardBytes) {
+        shards.add(current);
+        current = new ArrayList<>();
+        currentBytes = 0;
+      }
+      current.add(p);
+      currentBytes += p.byteSize();
+      total += p.byteSize();
+    }
+    shards.add(current);
+    return new Streaming(dir, shards, total);
+  }
+
+  /** The files of a model being written one tensor at a time; see {@link #stream}. */
+  public static final class Streaming implements AutoCloseable {
+    private final Path dir;
+    private final List<List<SafetensorsWriter.Planned>> shards;
+    private final long total;
+    private int shard, inShard;
+    private SafetensorsWriter.Streaming open;
+
+    private Streaming(Path dir, List<List<SafetensorsWriter.Planned>> shards, long total) {
+      this.dir = dir;
+      this.shards = shards;
+      this.total = total;
+    }
+
+    private String file(int i) {
+      return shards.size() == 1
+          ? SINGLE_FILE
+          : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+    }
+
+    /** The next planned tensor, {@code name}. */
+    public void put(String name, Tensor t) throws IOException {
+      List<SafetensorsWriter.Planned> s = shards.get(shard);
+      if (!s.get(inShard).name().equals(name))
+        throw new SafetensorsException(
+            dir.resolve(file(shard)),
+            "expected '" + s.get(inShard).name() + "', got '" + name + "'");
+      if (open == null) open = SafetensorsWriter.open(dir.resolve(file(shard)), s);
+      open.put(name, t);
+      if (++inShard == s.size()) {
+        open.commit();
+        open = null;
+        shard++;
+        inShard = 0;
+      }
+    }
+
+    /** After the last tensor: the index (for several files), and stale weight files removed. */
+    public void finish() throws IOException {
+      if (shard != shards.size())
+        throw new SafetensorsException(dir.resolve(file(shard)), "not every tensor was put");
+      if (shards.size() == 1) {
+        Files.deleteIfExists(dir.resolve(INDEX_FILE));
+        removeStaleShards(dir, Set.of());
+        return;
+      }
+      Map<String, String> weightMap = new TreeMap<>();
+      Set<String> written = new TreeSet<>();
+      for (int i = 0; i < shards.size(); i++) {
+        for (SafetensorsWriter.Planned p : shards.get(i)) weightMap.put(p.name(), file(i));
+        written.add(file(i));
+      }
+      Map<String, Object> index = new LinkedHashMap<>();
+      index.put("metadata", Map.of("total_size", total));
+      index.put("weight_map", weightMap);
+      byte[] json = SafetensorsFile.JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(index);
+      SafetensorsWriter.writeAtomically(
+          dir.resolve(INDEX_FILE), ch -> SafetensorsWriter.writeFully(ch, ByteBuffer.wrap(json)));
+      Files.deleteIfExists(dir.resolve(SINGLE_FILE));
+      removeStaleShards(dir, written);
+    }
+
+    @Override
+    public void close() throws IOException {
+      if (open != null) open.close();
+    }
+  }
+
   private static void removeStaleShards(Path dir, Set<String> keep) throws IOException {
     try (Stream<Path> s = Files.list(dir)) {
       for (Path p : s.toList()) {

@@ -198,4 +198,38 @@ class ShardedCheckpointTest {
     for (String f : fragments) assertTrue(e.getMessage().contains(f), e.getMessage());
     assertFalse(e.getMessage().isEmpty());
   }
+
+  /**
+   * Tensors put one at a time give the files save writes, byte for byte: one file, and shards with
+   * the index (mixed dtypes, so the header's order differs from the order they come in).
+   */
+  @Test
+  void streamingWritesTheSameFilesAsSave(@TempDir Path a, @TempDir Path b) throws IOException {
+    Map<String, Tensor> w = weights();
+    List<SafetensorsWriter.Planned> planned = new java.util.ArrayList<>();
+    w.forEach((k, v) -> planned.add(new SafetensorsWriter.Planned(k, v.dtype(), v.shape())));
+    for (long max : new long[] {1_000_000, 100}) {
+      ShardedCheckpoint.save(a, w, max);
+      try (ShardedCheckpoint.Streaming s = ShardedCheckpoint.stream(b, planned, max)) {
+        for (var e : w.entrySet()) s.put(e.getKey(), e.getValue());
+        s.finish();
+      }
+      assertEquals(files(a), files(b), "max " + max);
+      for (String f : files(a))
+        assertArrayEquals(Files.readAllBytes(a.resolve(f)), Files.readAllBytes(b.resolve(f)), f);
+    }
+    assertTrue(files(b).contains(ShardedCheckpoint.INDEX_FILE));
+    // out of order, or a tensor unlike its plan, is refused, and leaves no file behind
+    Path c = dir.resolve("c");
+    try (ShardedCheckpoint.Streaming s = ShardedCheckpoint.stream(c, planned, 1_000_000)) {
+      var e = assertThrows(SafetensorsException.class, () -> s.put("model.norm.weight", null));
+      assertTrue(e.getMessage().contains("expected 'model.embed_tokens.weight'"), e.getMessage());
+      var shape =
+          assertThrows(
+              SafetensorsException.class,
+              () -> s.put("model.embed_tokens.weight", Bytes.random(new Random(1), DType.BF16, 3)));
+      assertTrue(shape.getMessage().contains("planned"), shape.getMessage());
+    }
+    assertEquals(List.of(), files(c));
+  }
 }

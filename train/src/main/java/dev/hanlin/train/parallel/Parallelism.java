@@ -119,15 +119,24 @@ public interface Parallelism {
     saved.values().forEach(Tensor::release); // the host copies read from the files
   }
 
-  /** Writes the run's final model (an HF folder, or a LoRA adapter). */
-  @FunctionalInterface
+  /** How the run's final folder is written: the task's export, or its parts. */
   interface ModelWriter {
+    /** The whole folder (an HF model, or a LoRA adapter) from a model in memory. */
     void write(LlamaModel model, Precision precision) throws IOException;
+
+    /** The folder, for weights written piece by piece. */
+    java.nio.file.Path folder();
+
+    /** The largest safetensors file, in bytes. */
+    long maxShardBytes();
+
+    /** The rest of the folder (the tokenizer) once its weights are in. */
+    void finish() throws IOException;
   }
 
   /**
    * The run's export, every rank calling it: the main rank writes {@code model}; with ZeRO-3 the
-   * model is gathered first, unit by unit.
+   * weights are gathered unit by unit and written as they come.
    */
   default void export(LlamaModel model, Precision precision, ModelWriter write) throws IOException {
     if (group().dist().isMain()) write.write(model, precision);
@@ -140,10 +149,12 @@ public interface Parallelism {
 
   /**
    * ZeRO-3 on {@code group} (also for one process): {@code model}'s weights sharded from {@code
-   * fp32}, their float32 values (the weights, or master copies), which are then emptied.
+   * fp32}, their float32 values (the weights, or master copies), which are then emptied; says on
+   * {@code err} what each rank keeps.
    */
-  static Parallelism sharded(Group group, LlamaModel model, Map<String, Tensor> fp32) {
-    return new Zero3(group, model, fp32);
+  static Parallelism sharded(
+      Group group, LlamaModel model, Map<String, Tensor> fp32, java.io.PrintStream err) {
+    return new Zero3(group, model, fp32, err);
   }
 
   /**

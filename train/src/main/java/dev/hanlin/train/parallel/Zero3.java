@@ -1,6 +1,8 @@
 package dev.hanlin.train.parallel;
 
+import dev.hanlin.model.HfCheckpoint;
 import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.Cuda;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
@@ -16,6 +18,7 @@ import dev.hanlin.train.optim.AdamW;
 import dev.hanlin.train.optim.Optimizer;
 import dev.hanlin.train.precision.Precision;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -62,7 +65,7 @@ final class Zero3 implements Parallelism {
    * fp32} (the weights themselves, or master copies), then the model's tensors and {@code fp32} are
    * emptied.
    */
-  Zero3(Group group, LlamaModel model, Map<String, Tensor> fp32) {
+  Zero3(Group group, LlamaModel model, Map<String, Tensor> fp32, PrintStream err) {
     this.group = group;
     this.model = model;
     this.rank = group.dist().rank();
@@ -96,7 +99,23 @@ final class Zero3 implements Parallelism {
       for (Slot s : slots) free(s);
       fp32.values().forEach(Tensor::setEmpty_);
     }
+    long kept = slots.stream().mapToLong(s -> s.unit.shard()).sum();
+    String setup = "";
+    if (device.isCuda()) { // the peak printed at the end is training's, not this setup's
+      setup =
+          String.format(
+              "; setting up held %.2f GiB (the whole model, once)",
+              Cuda.peakAllocatedBytes(device.index()) / GIB);
+      Cuda.resetPeak(device.index());
+    }
+    if (group.dist().isMain())
+      err.printf(
+          "zero_stage 3: %d units sharded over %d ranks; each keeps %.2f GiB of fp32 weights, as"
+              + " much again of gradients and twice that of AdamW state%s%n",
+          slots.size(), world, kept * 4 / GIB, setup);
   }
+
+  private static final double GIB = 1024.0 * 1024 * 1024;
 
   @Override
   public Group group() {
@@ -330,43 +349,43 @@ final class Zero3 implements Parallelism {
   }
 
   /**
-   * The final model, gathered one unit at a time in float32; the main rank keeps each weight as a
-   * host copy in the precision's export dtype and hands that model to {@code write}. The devices
-   * never hold more than one gathered unit; the main rank's host holds the exported model.
+   * The final HF folder, gathered one unit at a time in float32: the main rank casts each weight to
+   * the precision's export dtype and writes it at once (the files {@link HfCheckpoint#save} writes,
+   * byte for byte), so no rank, device or host, ever holds more than one unit.
    */
   @Override
   public void export(LlamaModel model, Precision precision, ModelWriter write) throws IOException {
-    DType dtype = precision.bf16() ? DType.BF16 : DType.F32;
     boolean bad = false;
     try (Scope scope = Scope.open()) {
       for (Slot s : slots) bad |= s.shard.isFinite().logicalNot().sum().item() > 0;
     }
     if (group.any(bad))
       throw new IllegalStateException(
-          "the trained model has non-finite values (NaN or infinity); it was not exported");
-    Map<String, Tensor> host = new LinkedHashMap<>();
-    try {
+          "the trained model has non-finite values (NaN or infinity); it was not exported to "
+              + write.folder());
+    DType dtype = precision.bf16() ? DType.BF16 : DType.F32;
+    boolean main = group.dist().isMain();
+    Map<String, long[]> order = LlamaModel.expectedShapes(model.config());
+    try (HfCheckpoint.Streamed files =
+        main
+            ? HfCheckpoint.stream(model.config(), dtype, write.folder(), write.maxShardBytes())
+            : null) {
       for (Slot s : slots) {
         try (Scope scope = Scope.open()) {
           Tensor full = Torch.empty(DType.F32, device, s.unit.shard() * world);
           group.allGather(full, s.shard.detach());
-          if (!group.dist().isMain()) continue;
+          if (!main) continue;
+          Map<String, Tensor> unit = new LinkedHashMap<>();
           for (var e : s.unit.tensors())
-            host.put(
-                e.name(),
-                full.narrow(0, e.offset(), e.numel())
-                    .view(e.shape())
-                    .to(Device.CPU, dtype, false)
-                    .contiguous()
-                    .retain());
+            unit.put(e.name(), full.narrow(0, e.offset(), e.numel()).view(e.shape()));
+          for (String name : order.keySet()) // HF's order, in which the files are filled
+          if (unit.containsKey(name)) files.put(name, unit.get(name).to(dtype));
         }
       }
-      if (group.dist().isMain())
-        write.write(
-            LlamaModel.fromWeights(model.config().withDtype(dtype), host),
-            new dev.hanlin.train.precision.Fp32()); // already in the export dtype
-    } finally {
-      host.values().forEach(Tensor::release);
+      if (main) {
+        files.finish();
+        write.finish();
+      }
     }
   }
 }

@@ -66,6 +66,10 @@ public record PretrainConfig(
     @JsonProperty("stop_after_steps") Long stopAfterSteps,
     @JsonProperty("dist_timeout_seconds") Long distTimeoutSeconds,
     @JsonProperty("zero_stage") Integer zeroStage,
+    // ZeRO-2's bucketed, overlapped gradient reduce, and ZeRO-Offload (DeepSpeed's names)
+    @JsonProperty("overlap_comm") Boolean overlapComm,
+    @JsonProperty("reduce_bucket_size") Long reduceBucketSize,
+    @JsonProperty("offload_optimizer") String offloadOptimizer,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora,
@@ -174,10 +178,43 @@ public record PretrainConfig(
           "'zero_stage' must be 0 (every rank keeps the whole optimizer state), 1 (each rank"
               + " keeps and updates its share) or 2 (its share of the gradients too); got "
               + zeroStage);
+    overlapComm = or(overlapComm, false);
+    reduceBucketSize =
+        positive(or(reduceBucketSize, DEFAULT_REDUCE_BUCKET_SIZE), "reduce_bucket_size");
+    offloadOptimizer = or(offloadOptimizer, "none").toLowerCase(java.util.Locale.ROOT);
+    if (!offloadOptimizer.equals("none") && !offloadOptimizer.equals("cpu"))
+      throw new IllegalArgumentException(
+          "'offload_optimizer' must be none or cpu (fp32 master weights and AdamW state in host"
+              + " memory), got "
+              + offloadOptimizer);
+    if (offloadsOptimizer()) {
+      if (Boolean.FALSE.equals(bf16))
+        throw new IllegalArgumentException(
+            "'offload_optimizer: cpu' needs 'bf16' (the model computes in bf16, its fp32 master"
+                + " weights live in host memory)");
+      if (masterWeights)
+        throw new IllegalArgumentException(
+            "'offload_optimizer: cpu' keeps the fp32 master weights in host memory itself: leave"
+                + " 'master_weights' out");
+      if (lora != null)
+        throw new IllegalArgumentException(
+            "'offload_optimizer' is for full training; a LoRA run's optimizer state is small");
+      if (zeroStage > 2)
+        throw new IllegalArgumentException(
+            "'offload_optimizer' works with 'zero_stage' 0, 1 or 2, not yet with " + zeroStage);
+    }
     if (zeroStage == 2 && !gradientCheckpointing)
       throw new IllegalArgumentException(
           "'zero_stage: 2' needs 'gradient_checkpointing: true': gradients are sent to their"
               + " owners block by block as the recomputing backward finishes them");
+  }
+
+  /** DeepSpeed's default {@code reduce_bucket_size}, in elements. */
+  public static final long DEFAULT_REDUCE_BUCKET_SIZE = 500_000_000L;
+
+  /** Whether fp32 masters and AdamW state live in host memory ({@code offload_optimizer: cpu}). */
+  public boolean offloadsOptimizer() {
+    return "cpu".equals(offloadOptimizer);
   }
 
   private static <T> T or(T v, T dflt) {

@@ -25,6 +25,7 @@ import dev.hanlin.train.metrics.TensorBoardListener;
 import dev.hanlin.train.optim.AdamW;
 import dev.hanlin.train.optim.LrSchedule;
 import dev.hanlin.train.parallel.Parallelism;
+import dev.hanlin.train.precision.OffloadedMasters;
 import dev.hanlin.train.precision.Precision;
 import dev.hanlin.train.source.ModelBuilder;
 import dev.hanlin.train.task.Task;
@@ -59,7 +60,10 @@ public final class TrainingRun {
     this.out = Path.of(cfg.outputDir());
     this.dist = Dist.fromEnv();
     this.device = onLocalRank(Device.parse(cfg.device()), cfg.device(), dist);
-    this.precision = Precision.of(cfg.bf16(), cfg.masterWeights(), cfg.lora() != null, device);
+    this.precision =
+        cfg.offloadsOptimizer()
+            ? new OffloadedMasters()
+            : Precision.of(cfg.bf16(), cfg.masterWeights(), cfg.lora() != null, device);
   }
 
   /** Sets up, trains to the end (or until stopped), exports; returns the final trainer state. */
@@ -109,6 +113,7 @@ public final class TrainingRun {
       Parallelism parallelism =
           Parallelism.of(
               cfg.zeroStage(), group, trainable, n -> RecomputingBackward.stageOf(n, layers));
+      precision.shard(parallelism::owns, group);
       AdamW optimizer =
           new AdamW(
               AdamW.groups(
@@ -120,6 +125,7 @@ public final class TrainingRun {
               cfg.maxGradNorm(),
               precision.gradOf(model),
               trainable.values());
+      optimizer.afterEachGroup(precision.afterGroupStep(model));
       parallelism.start(trainable);
       var checkpointing = new Checkpointing(group, out, resolvedYaml, cfg.saveTotalLimit(), device);
       TrainerState state = ck == null ? TrainerState.start() : checkpointing.restore(ck, optimizer);

@@ -1,0 +1,171 @@
+package dev.hanlin.train.precision;
+
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Device;
+import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import dev.hanlin.torch.dist.Group;
+import java.io.PrintStream;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.function.Function;
+import java.util.function.Predicate;
+
+/**
+ * DeepSpeed's ZeRO-Offload ({@code offload_optimizer: cpu}): the model computes in bf16 on its
+ * device, while the fp32 master weights and AdamW's moments live in host memory (pinned where CUDA
+ * is, so copies run on the copy engines without staging). Each step the bf16 gradients come to the
+ * host as float32 one optimizer group at a time, libtorch's CPU {@code _fused_adamw_} updates the
+ * masters, and each group's new values are copied back to the bf16 weights as soon as that group is
+ * done: from pinned memory the copy is asynchronous, so the GPU's copy engine moves group {@code i}
+ * while the CPU updates group {@code i+1}. The same math as {@link MasterWeights} (gradients cast
+ * to float32, the same kernel on float32 masters), so on a CPU run the two are bitwise equal.
+ *
+ * <p>With ZeRO-1/2 each rank keeps masters (and AdamW state) only for the parameters it owns
+ * ({@link #shard}); a checkpoint then gathers each master from its owner, one tensor at a time.
+ */
+public final class OffloadedMasters implements Precision {
+  private Map<String, Tensor> masters; // on the host
+  private Device device; // where the model computes
+  private Group group; // set when the masters are sharded over its ranks
+  private Predicate<String> owns = n -> true;
+  private Map<String, Tensor> gathered =
+      Map.of(); // the last checkpoint's, released at the next step
+
+  @Override
+  public boolean bf16() {
+    return true;
+  }
+
+  /**
+   * The masters are host copies of {@code fp32}'s weights (the weights themselves on a CPU run); on
+   * CUDA the float32 device weights are released once their bf16 copies exist, so the device holds
+   * the model in bf16 only.
+   */
+  @Override
+  public LlamaModel adopt(LlamaModel fp32, PrintStream err) {
+    device = fp32.device();
+    LlamaModel m = fp32.withDtype(DType.BF16);
+    if (device.isCuda()) {
+      masters = new LinkedHashMap<>();
+      try (Scope s = Scope.open()) {
+        fp32.weights().forEach((k, v) -> masters.put(k, v.to(Device.CPU).pinMemory().retain()));
+      }
+      fp32.weights().values().forEach(Tensor::release);
+    } else masters = new LinkedHashMap<>(fp32.weights()); // host memory already
+    err.println(
+        "offload_optimizer: cpu: the model computes in bf16 on "
+            + device
+            + "; fp32 master weights and AdamW state live in host memory"
+            + (device.isCuda() ? " (pinned)" : ""));
+    return m;
+  }
+
+  /**
+   * With ZeRO-1/2: drops the masters of parameters another rank updates; {@link #saved} then
+   * gathers them from their owners over {@code group}.
+   */
+  @Override
+  public void shard(Predicate<String> owns, Group group) {
+    if (!group.isDistributed()) return;
+    this.owns = owns;
+    this.group = group;
+    masters
+        .entrySet()
+        .removeIf(
+            e -> {
+              if (owns.test(e.getKey())) return false;
+              e.getValue().release();
+              return true;
+            });
+  }
+
+  @Override
+  public Grad.Guard enter(Device device) {
+    return () -> {};
+  }
+
+  @Override
+  public Map<String, Tensor> optimizerParams(Map<String, Tensor> trainable) {
+    return masters;
+  }
+
+  @Override
+  public long groupCap() {
+    return MasterWeights.GROUP_CAP;
+  }
+
+  /** The bf16 model's gradient, on the host as float32 (waits for the device to produce it). */
+  @Override
+  public Function<Tensor, Tensor> gradOf(LlamaModel model) {
+    Map<Tensor, Tensor> modelParamOf = new IdentityHashMap<>();
+    masters.forEach((k, v) -> modelParamOf.put(v, model.weights().get(k)));
+    return master -> {
+      Tensor g = modelParamOf.get(master).grad();
+      return g == null ? null : g.to(Device.CPU, DType.F32, false);
+    };
+  }
+
+  /**
+   * What the optimizer calls after each group's update: its masters go back into the bf16 model,
+   * asynchronously from pinned memory on CUDA (the next forward is queued behind the copies on the
+   * same stream, and the next update's gradient read waits for that stream, so the masters are not
+   * changed while a copy reads them).
+   */
+  @Override
+  public Consumer<List<Tensor>> afterGroupStep(LlamaModel model) {
+    Map<Tensor, Tensor> modelParamOf = new IdentityHashMap<>();
+    masters.forEach((k, v) -> modelParamOf.put(v, model.weights().get(k)));
+    return updated -> {
+      releaseGathered();
+      try (Scope s = Scope.open();
+          Grad.Guard g = Grad.noGrad()) {
+        for (Tensor master : updated) modelParamOf.get(master).raw().copy_(master.raw(), true);
+      }
+    };
+  }
+
+  /**
+   * The fp32 masters as a model, for a checkpoint: with sharded masters every rank takes part in
+   * gathering each from its owner (an all-reduce where the others add -0.0, which leaves every
+   * float32 value, signed zeros included, as it is); only the main rank, which writes the model,
+   * keeps the result.
+   */
+  @Override
+  public LlamaModel saved(LlamaModel model) {
+    if (group == null) return LlamaModel.fromWeights(model.config().withDtype(DType.F32), masters);
+    releaseGathered();
+    Map<String, Tensor> all = new LinkedHashMap<>();
+    boolean main = group.dist().isMain();
+    for (var e : model.weights().entrySet()) {
+      try (Scope s = Scope.open()) {
+        String n = e.getKey();
+        Tensor t =
+            owns.test(n)
+                ? masters.get(n).to(group.device(), DType.F32, false).copy()
+                : Torch.full(-0.0, DType.F32, group.device(), e.getValue().shape());
+        group.allReduceSum(t);
+        if (main) all.put(n, t.to(Device.CPU).retain());
+      }
+    }
+    if (!main) return model; // not written by this rank
+    gathered = all;
+    return LlamaModel.fromWeights(model.config().withDtype(DType.F32), all);
+  }
+
+  private void releaseGathered() {
+    gathered.values().forEach(Tensor::release);
+    gathered = Map.of();
+  }
+
+  @Override
+  public LlamaModel exported(LlamaModel model) {
+    return Precision.bf16Model(model);
+  }
+}

@@ -13,6 +13,7 @@ import dev.hanlin.torch.dist.Dist;
 import dev.hanlin.torch.dist.Group;
 import dev.hanlin.torch.optim.FusedAdamW;
 import dev.hanlin.train.hooks.Checkpointing;
+import dev.hanlin.train.hooks.MemoryPlan;
 import dev.hanlin.train.hooks.NonFiniteGuard;
 import dev.hanlin.train.hooks.OutOfMemory;
 import dev.hanlin.train.hooks.Throughput;
@@ -52,6 +53,8 @@ public final class TrainingRun {
   private final Dist dist;
   private final Device device;
   private final Precision precision;
+  private MemoryPlan
+      memoryPlan; // full training: what one GPU should hold, printed at start and end
 
   public TrainingRun(PretrainConfig cfg, String resolvedYaml, PrintStream err) {
     this.cfg = cfg;
@@ -112,8 +115,16 @@ public final class TrainingRun {
       int layers = model.config().numHiddenLayers();
       Parallelism parallelism =
           Parallelism.of(
-              cfg.zeroStage(), group, trainable, n -> RecomputingBackward.stageOf(n, layers));
+              cfg.zeroStage(),
+              group,
+              trainable,
+              n -> RecomputingBackward.stageOf(n, layers),
+              cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
       precision.shard(parallelism::owns, group);
+      if (model.lora() == null) {
+        memoryPlan = MemoryPlan.of(model.config(), memorySetup(block));
+        if (dist.isMain()) err.print(memoryPlan.render());
+      }
       AdamW optimizer =
           new AdamW(
               AdamW.groups(
@@ -248,6 +259,7 @@ public final class TrainingRun {
           "peak CUDA memory: %.2f GiB allocated, %.2f GiB reserved%n",
           Cuda.peakAllocatedBytes(device.index()) / 1073741824.0,
           Cuda.peakReservedBytes(device.index()) / 1073741824.0);
+    if (memoryPlan != null && dist.isMain()) err.println(memoryPlan.measured(device));
     if (failing)
       throw new IllegalStateException(
           "the run ended with "
@@ -262,6 +274,18 @@ public final class TrainingRun {
               + "%n",
           state.step(), maxSteps, out.resolve("checkpoint-" + state.step()));
     return state;
+  }
+
+  /** What the memory plan of this run depends on besides the model's shape. */
+  private MemoryPlan.Setup memorySetup(int block) {
+    return new MemoryPlan.Setup(
+        MemoryPlan.Kind.of(precision),
+        cfg.zeroStage(),
+        dist.worldSize(),
+        cfg.trainBatchSize(),
+        block,
+        cfg.gradientCheckpointing(),
+        cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.hanlin.train.precision;
 
+import dev.hanlin.model.LlamaConfig;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
@@ -35,8 +36,8 @@ public final class OffloadedMasters implements Precision {
   private Device device; // where the model computes
   private Group group; // set when the masters are sharded over its ranks
   private Predicate<String> owns = n -> true;
-  private Map<String, Tensor> gathered =
-      Map.of(); // the last checkpoint's, released at the next step
+  private Map<String, Tensor> gathered = Map.of(); // main rank: the masters gathered when
+  private long steps, gatheredAt = -1; // the step count was gatheredAt (the same on every rank)
 
   @Override
   public boolean bf16() {
@@ -74,6 +75,8 @@ public final class OffloadedMasters implements Precision {
   @Override
   public void shard(Predicate<String> owns, Group group) {
     if (!group.isDistributed()) return;
+    boolean others = masters.keySet().stream().anyMatch(owns.negate());
+    if (!group.any(others)) return; // every rank updates everything (DDP): nothing to gather
     this.owns = owns;
     this.group = group;
     masters
@@ -123,7 +126,6 @@ public final class OffloadedMasters implements Precision {
     Map<Tensor, Tensor> modelParamOf = new IdentityHashMap<>();
     masters.forEach((k, v) -> modelParamOf.put(v, model.weights().get(k)));
     return updated -> {
-      releaseGathered();
       try (Scope s = Scope.open();
           Grad.Guard g = Grad.noGrad()) {
         for (Tensor master : updated) modelParamOf.get(master).raw().copy_(master.raw(), true);
@@ -131,16 +133,26 @@ public final class OffloadedMasters implements Precision {
     };
   }
 
+  /** Counts the step (every rank calls it once per step); drops the last gathered masters. */
+  @Override
+  public void afterStep(LlamaModel model) {
+    steps++;
+    releaseGathered();
+  }
+
   /**
    * The fp32 masters as a model, for a checkpoint: with sharded masters every rank takes part in
    * gathering each from its owner (an all-reduce where the others add -0.0, which leaves every
    * float32 value, signed zeros included, as it is); only the main rank, which writes the model,
-   * keeps the result.
+   * keeps the result. Asked again before the next step (the export after the final checkpoint,
+   * which only the main rank makes) it returns what it gathered, with no collective.
    */
   @Override
   public LlamaModel saved(LlamaModel model) {
-    if (group == null) return LlamaModel.fromWeights(model.config().withDtype(DType.F32), masters);
-    releaseGathered();
+    LlamaConfig fp32 = model.config().withDtype(DType.F32);
+    if (group == null) return LlamaModel.fromWeights(fp32, masters);
+    if (gatheredAt == steps)
+      return group.dist().isMain() ? LlamaModel.fromWeights(fp32, gathered) : model;
     Map<String, Tensor> all = new LinkedHashMap<>();
     boolean main = group.dist().isMain();
     for (var e : model.weights().entrySet()) {
@@ -154,9 +166,10 @@ public final class OffloadedMasters implements Precision {
         if (main) all.put(n, t.to(Device.CPU).retain());
       }
     }
+    gatheredAt = steps;
     if (!main) return model; // not written by this rank
     gathered = all;
-    return LlamaModel.fromWeights(model.config().withDtype(DType.F32), all);
+    return LlamaModel.fromWeights(fp32, all);
   }
 
   private void releaseGathered() {

@@ -187,7 +187,7 @@ public record PretrainConfig(
           "'offload_optimizer' must be none or cpu (fp32 master weights and AdamW state in host"
               + " memory), got "
               + offloadOptimizer);
-    if (offloadsOptimizer()) {
+    if (offloadOptimizer.equals("cpu")) { // the parameter: fields are set after this body
       if (Boolean.FALSE.equals(bf16))
         throw new IllegalArgumentException(
             "'offload_optimizer: cpu' needs 'bf16' (the model computes in bf16, its fp32 master"

@@ -36,7 +36,6 @@ class OffloadRunTest {
         learning_rate: 3.0e-3
         warmup_steps: 3
         max_eval_batches: 1
-        save_steps: 0
         logging_steps: 1
         device: cpu
         %s
@@ -86,6 +85,22 @@ class OffloadRunTest {
   void anOffloadedRunStoppedAndResumedEqualsOneUninterrupted(@TempDir Path tmp) throws Exception {
     Path out = stopAndResume(tmp, "resumed", OFFLOAD, OFFLOAD);
     assertEquals(losses(masters), losses(out));
+  }
+
+  /** SIGKILL at a random step after the first checkpoint (step 4); the resume ends the same. */
+  @Test
+  @Tag("slow")
+  void anOffloadedRunKilledAtARandomStepResumesBitwise(@TempDir Path tmp) throws Exception {
+    Path out = tmp.resolve("killed"), log = tmp.resolve("killed.log");
+    Path yaml = config(out, OFFLOAD + "\nsave_steps: 4");
+    long killAt = 5 + new java.util.Random().nextInt(10);
+    Process p = TinyRun.pretrain(yaml, log);
+    while (p.isAlive() && PretrainRunTest.lastStep(out) < killAt) Thread.sleep(5);
+    p.destroyForcibly(); // SIGKILL
+    p.waitFor();
+    run(yaml, log);
+    assertTrue(Files.readString(log).contains("resuming from"), () -> DistributedRunTest.read(log));
+    assertEquals(losses(masters), losses(out), "killed after step " + killAt);
   }
 
   @Test

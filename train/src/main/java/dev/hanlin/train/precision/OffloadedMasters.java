@@ -22,11 +22,14 @@ import java.util.function.Predicate;
  * DeepSpeed's ZeRO-Offload ({@code offload_optimizer: cpu}): the model computes in bf16 on its
  * device, while the fp32 master weights and AdamW's moments live in host memory (pinned where CUDA
  * is, so copies run on the copy engines without staging). Each step the bf16 gradients come to the
- * host as float32 one optimizer group at a time, libtorch's CPU {@code _fused_adamw_} updates the
- * masters, and each group's new values are copied back to the bf16 weights as soon as that group is
- * done: from pinned memory the copy is asynchronous, so the GPU's copy engine moves group {@code i}
- * while the CPU updates group {@code i+1}. The same math as {@link MasterWeights} (gradients cast
- * to float32, the same kernel on float32 masters), so on a CPU run the two are bitwise equal.
+ * host (pinned, all at once, one wait), libtorch's CPU {@code _fused_adamw_} updates the masters
+ * one optimizer group at a time, and each group's new values are copied back to the bf16 weights as
+ * soon as that group is done: from pinned memory the copy is asynchronous, so the GPU's copy engine
+ * moves group {@code i} while the CPU updates group {@code i+1}, and the last group's copy while
+ * the host queues the next forward. What does not overlap: the CPU update runs after the GPU's
+ * backward and before its next forward (DeepSpeed's one-step-delayed update is not done). The same
+ * math as {@link MasterWeights} (gradients cast to float32, the same kernel on float32 masters), so
+ * on a CPU run the two are bitwise equal.
  *
  * <p>With ZeRO-1/2 each rank keeps masters (and AdamW state) only for the parameters it owns
  * ({@link #shard}); a checkpoint then gathers each master from its owner, one tensor at a time.
@@ -36,6 +39,7 @@ public final class OffloadedMasters implements Precision {
   private Device device; // where the model computes
   private Group group; // set when the masters are sharded over its ranks
   private Predicate<String> owns = n -> true;
+  private Map<Tensor, Tensor> hostGrads; // CUDA: this step's gradients on the host, by master
   private Map<String, Tensor> gathered = Map.of(); // main rank: the masters gathered when
   private long steps, gatheredAt = -1; // the step count was gatheredAt (the same on every rank)
 
@@ -104,21 +108,49 @@ public final class OffloadedMasters implements Precision {
     return MasterWeights.GROUP_CAP;
   }
 
-  /** The bf16 model's gradient, on the host as float32 (waits for the device to produce it). */
+  /**
+   * The bf16 model's gradient, on the host as float32. On CUDA the first call of a step copies
+   * every gradient this rank updates to pinned host memory at once (bf16, 2 bytes a parameter) and
+   * waits for them once, so that the update that follows never waits for the GPU: the copy-back of
+   * one group (queued on the GPU's stream) then overlaps the CPU's update of the next, instead of a
+   * gradient read of the next group waiting behind it on that stream.
+   */
   @Override
   public Function<Tensor, Tensor> gradOf(LlamaModel model) {
     Map<Tensor, Tensor> modelParamOf = new IdentityHashMap<>();
     masters.forEach((k, v) -> modelParamOf.put(v, model.weights().get(k)));
     return master -> {
-      Tensor g = modelParamOf.get(master).grad();
-      return g == null ? null : g.to(Device.CPU, DType.F32, false);
+      if (!device.isCuda()) {
+        Tensor g = modelParamOf.get(master).grad();
+        return g == null ? null : g.toFloat();
+      }
+      if (hostGrads == null) hostGrads = fetchGrads(modelParamOf);
+      Tensor h = hostGrads.get(master);
+      return h == null ? null : h.toFloat();
     };
+  }
+
+  /** Every gradient of {@code modelParamOf}'s values, in pinned host memory, by master. */
+  private static Map<Tensor, Tensor> fetchGrads(Map<Tensor, Tensor> modelParamOf) {
+    Map<Tensor, Tensor> out = new IdentityHashMap<>();
+    try (Scope s = Scope.open()) {
+      modelParamOf.forEach(
+          (master, param) -> {
+            Tensor g = param.grad();
+            if (g == null) return;
+            Tensor h = Torch.emptyPinned(g.dtype(), g.shape()).retain();
+            h.raw().copy_(g.raw(), true);
+            out.put(master, h);
+          });
+    }
+    Torch.synchronize(); // once per step: the copies above are all done
+    return out;
   }
 
   /**
    * What the optimizer calls after each group's update: its masters go back into the bf16 model,
    * asynchronously from pinned memory on CUDA (the next forward is queued behind the copies on the
-   * same stream, and the next update's gradient read waits for that stream, so the masters are not
+   * same stream, and the next step's gradient read synchronizes with it, so the masters are not
    * changed while a copy reads them).
    */
   @Override
@@ -137,6 +169,8 @@ public final class OffloadedMasters implements Precision {
   @Override
   public void afterStep(LlamaModel model) {
     steps++;
+    if (hostGrads != null) hostGrads.values().forEach(Tensor::release);
+    hostGrads = null;
     releaseGathered();
   }
 

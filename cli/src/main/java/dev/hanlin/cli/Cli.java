@@ -33,7 +33,8 @@ import picocli.CommandLine.Command;
       SftCommand.class,
       MergeLoraCommand.class,
       ResizeVocabCommand.class,
-      EvalCommand.class
+      EvalCommand.class,
+      MemoryCommand.class
     })
 public final class Cli implements Runnable {
 

@@ -16,8 +16,9 @@ import java.util.Objects;
  * A DeepSpeed JSON config ({@code --deepspeed ds_config.json}) read for what Hanlin has: the ZeRO
  * stage, bf16, gradient clipping, accumulation, the micro-batch, AdamW's settings and the warmup
  * schedule. {@code "auto"} takes the flag's value, as HF's integration does; an explicit value that
- * contradicts a flag is an error (HF refuses that too). What Hanlin lacks (ZeRO-3, offload, fp16)
- * is refused; sections without an equivalent get a note.
+ * contradicts a flag is an error (HF refuses that too). What Hanlin lacks (ZeRO-3, parameter
+ * offload, fp16) is refused; {@code offload_optimizer: cpu}, {@code overlap_comm} and {@code
+ * reduce_bucket_size} are taken; sections without an equivalent get a note.
  */
 final class DeepSpeedJson {
   private DeepSpeedJson() {}
@@ -93,20 +94,45 @@ final class DeepSpeedJson {
           throw error("zero_optimization.stage", "must be 0, 1, 2 or 3, got " + stage);
         set("zero_optimization.stage", stage.asInt(), "zero_stage");
       }
-      for (String off : List.of("offload_optimizer", "offload_param")) {
-        JsonNode o = z.get(off);
-        String device = o == null ? "none" : o.path("device").asText("none");
-        if (!device.equalsIgnoreCase("none"))
-          throw error(
-              "zero_optimization." + off + ".device",
-              "is " + device + ": offloading is not supported yet; remove '" + off + "'");
+      JsonNode param = z.get("offload_param");
+      String paramDevice = param == null ? "none" : param.path("device").asText("none");
+      if (!paramDevice.equalsIgnoreCase("none"))
+        throw error(
+            "zero_optimization.offload_param.device",
+            "is "
+                + paramDevice
+                + ": offloading parameters is not supported yet; remove 'offload_param'"
+                + " (offload_optimizer is supported)");
+      JsonNode opt = z.get("offload_optimizer");
+      String optDevice = opt == null ? "none" : opt.path("device").asText("none");
+      if (optDevice.equalsIgnoreCase("cpu"))
+        set("zero_optimization.offload_optimizer.device", "cpu", "offload_optimizer");
+      else if (!optDevice.equalsIgnoreCase("none"))
+        throw error(
+            "zero_optimization.offload_optimizer.device",
+            "is " + optDevice + ": only \"cpu\" (or \"none\") is supported");
+      if (z.path("cpu_offload").asBoolean(false)) // DeepSpeed's older name for the same
+      set("zero_optimization.cpu_offload", "cpu", "offload_optimizer");
+      JsonNode overlap = z.get("overlap_comm");
+      if (overlap != null && !isAuto(overlap)) {
+        if (!overlap.isBoolean())
+          throw error("zero_optimization.overlap_comm", "expected true or false, got " + overlap);
+        set("zero_optimization.overlap_comm", overlap.asBoolean(), "overlap_comm");
       }
-      if (z.path("cpu_offload").asBoolean(false))
-        throw error("zero_optimization.cpu_offload", "is true: offloading is not supported yet");
+      whole(
+          "zero_optimization.reduce_bucket_size",
+          z.get("reduce_bucket_size"),
+          "reduce_bucket_size");
       List<String> knobs = new ArrayList<>();
       for (String k : (Iterable<String>) z::fieldNames)
-        if (!List.of("stage", "offload_optimizer", "offload_param", "cpu_offload").contains(k))
-          knobs.add(k);
+        if (!List.of(
+                "stage",
+                "offload_optimizer",
+                "offload_param",
+                "cpu_offload",
+                "overlap_comm",
+                "reduce_bucket_size")
+            .contains(k)) knobs.add(k);
       if (!knobs.isEmpty())
         notes.add(
             file

@@ -107,6 +107,7 @@ final class HfFlags {
     t.put("ddp_timeout", new Key("dist_timeout_seconds", Kind.LONG));
     t.put("deepspeed", new Special(Kind.STRING));
     t.put("fsdp", new Key("fsdp", Kind.STRING)); // full_shard: zero_stage 3
+    t.put("offload_optimizer", new Key("offload_optimizer", Kind.STRING)); // none | cpu
     t.put("optim", new Special(Kind.STRING));
     // meaning nothing here
     String train = "--mode pretrain / --mode sft is what trains";

@@ -146,7 +146,8 @@ class HfFlagsTest {
     assertEquals(0.5, p.keys().get("max_grad_norm"));
     assertFalse(p.keys().containsKey("per_device_train_batch_size"));
     String notes = String.join("\n", p.notes());
-    assertTrue(notes.contains("'overlap_comm', 'contiguous_gradients' have no effect"), notes);
+    assertTrue(notes.contains("'contiguous_gradients' have no effect"), notes);
+    assertEquals(true, p.keys().get("overlap_comm")); // DeepSpeed's bucketed, overlapped reduce
     assertTrue(notes.contains("'steps_per_print', 'wall_clock_breakdown' have no effect"), notes);
     // bf16 "auto" without --bf16 is off, as HF's default
     assertEquals(false, parse("--deepspeed", ds.toString()).keys().get("bf16"));
@@ -168,6 +169,38 @@ class HfFlagsTest {
   }
 
   @Test
+  void deepSpeedOffloadAndOverlapBecomeTheirKeysAndTheFlatFlagToo() throws Exception {
+    Path ds =
+        Files.writeString(
+            dir.resolve("off.json"),
+            """
+            {"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu",
+             "pin_memory": true}, "overlap_comm": true, "reduce_bucket_size": 2e8}}
+            """);
+    Map<String, Object> k = parse("--deepspeed", ds.toString()).keys();
+    assertEquals("cpu", k.get("offload_optimizer"));
+    assertEquals(true, k.get("overlap_comm"));
+    assertEquals(200_000_000L, k.get("reduce_bucket_size"));
+    assertEquals(2, k.get("zero_stage"));
+    assertEquals("cpu", parse("--offload_optimizer", "cpu").keys().get("offload_optimizer"));
+    // DeepSpeed's older spelling
+    Path old =
+        Files.writeString(
+            dir.resolve("old.json"), "{\"zero_optimization\": {\"cpu_offload\": true}}");
+    assertEquals("cpu", parse("--deepspeed", old.toString()).keys().get("offload_optimizer"));
+    // "auto" takes the flags'; a contradiction is an error naming both
+    Path auto =
+        Files.writeString(
+            dir.resolve("auto.json"), "{\"zero_optimization\": {\"overlap_comm\": \"auto\"}}");
+    assertEquals(null, parse("--deepspeed", auto.toString()).keys().get("overlap_comm"));
+    var e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> parse("--offload_optimizer", "none", "--deepspeed", ds.toString()));
+    assertTrue(e.getMessage().contains("offload_optimizer = none"), e.getMessage());
+  }
+
+  @Test
   void deepSpeedRefusalsAndConflictsNameTheFileAndKey() throws Exception {
     Path z3 =
         Files.writeString(
@@ -178,13 +211,13 @@ class HfFlagsTest {
         e.getMessage().startsWith(z3 + ": 'zero_optimization.offload_param.device' is cpu"),
         e.getMessage());
     assertTrue(e.getMessage().contains("not supported yet"), e.getMessage());
-    Path off =
+    Path nvme =
         Files.writeString(
-            dir.resolve("off.json"),
-            "{\"zero_optimization\": {\"stage\": 2, \"offload_optimizer\": {\"device\": \"cpu\"}}}");
-    e = assertThrows(IllegalArgumentException.class, () -> parse("--deepspeed", off.toString()));
+            dir.resolve("nvme.json"),
+            "{\"zero_optimization\": {\"stage\": 2, \"offload_optimizer\": {\"device\": \"nvme\"}}}");
+    e = assertThrows(IllegalArgumentException.class, () -> parse("--deepspeed", nvme.toString()));
     assertTrue(
-        e.getMessage().startsWith(off + ": 'zero_optimization.offload_optimizer.device' is cpu"),
+        e.getMessage().startsWith(nvme + ": 'zero_optimization.offload_optimizer.device' is nvme"),
         e.getMessage());
     Path acc = Files.writeString(dir.resolve("acc.json"), "{\"gradient_accumulation_steps\": 8}");
     e =

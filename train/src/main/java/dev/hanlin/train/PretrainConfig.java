@@ -68,6 +68,10 @@ public record PretrainConfig(
     @JsonProperty("zero_stage") Integer zeroStage,
     // HF's fsdp flag ("full_shard" is zero_stage 3); folded into zero_stage below
     @JsonProperty("fsdp") @JsonInclude(NON_NULL) String fsdp,
+    // ZeRO-2's bucketed, overlapped gradient reduce, and ZeRO-Offload (DeepSpeed's names)
+    @JsonProperty("overlap_comm") Boolean overlapComm,
+    @JsonProperty("reduce_bucket_size") Long reduceBucketSize,
+    @JsonProperty("offload_optimizer") String offloadOptimizer,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora,
@@ -180,6 +184,31 @@ public record PretrainConfig(
               + " keeps and updates its share), 2 (its share of the gradients too) or 3 (its share"
               + " of the parameters too); got "
               + zeroStage);
+    overlapComm = or(overlapComm, false);
+    reduceBucketSize =
+        positive(or(reduceBucketSize, DEFAULT_REDUCE_BUCKET_SIZE), "reduce_bucket_size");
+    offloadOptimizer = or(offloadOptimizer, "none").toLowerCase(java.util.Locale.ROOT);
+    if (!offloadOptimizer.equals("none") && !offloadOptimizer.equals("cpu"))
+      throw new IllegalArgumentException(
+          "'offload_optimizer' must be none or cpu (fp32 master weights and AdamW state in host"
+              + " memory), got "
+              + offloadOptimizer);
+    if (offloadOptimizer.equals("cpu")) { // the parameter: fields are set after this body
+      if (Boolean.FALSE.equals(bf16))
+        throw new IllegalArgumentException(
+            "'offload_optimizer: cpu' needs 'bf16' (the model computes in bf16, its fp32 master"
+                + " weights live in host memory)");
+      if (masterWeights)
+        throw new IllegalArgumentException(
+            "'offload_optimizer: cpu' keeps the fp32 master weights in host memory itself: leave"
+                + " 'master_weights' out");
+      if (lora != null)
+        throw new IllegalArgumentException(
+            "'offload_optimizer' is for full training; a LoRA run's optimizer state is small");
+      if (zeroStage > 2)
+        throw new IllegalArgumentException(
+            "'offload_optimizer' works with 'zero_stage' 0, 1 or 2, not yet with " + zeroStage);
+    }
     if (zeroStage == 2 && !gradientCheckpointing)
       throw new IllegalArgumentException(
           "'zero_stage: 2' needs 'gradient_checkpointing: true': gradients are sent to their"
@@ -223,6 +252,14 @@ public record PretrainConfig(
       throw new IllegalArgumentException(
           "'fsdp: " + fsdp + "' means zero_stage " + stage + ", but 'zero_stage' is " + zeroStage);
     return stage;
+  }
+
+  /** DeepSpeed's default {@code reduce_bucket_size}, in elements. */
+  public static final long DEFAULT_REDUCE_BUCKET_SIZE = 500_000_000L;
+
+  /** Whether fp32 masters and AdamW state live in host memory ({@code offload_optimizer: cpu}). */
+  public boolean offloadsOptimizer() {
+    return "cpu".equals(offloadOptimizer);
   }
 
   private static <T> T or(T v, T dflt) {

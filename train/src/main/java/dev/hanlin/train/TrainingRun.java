@@ -13,6 +13,7 @@ import dev.hanlin.torch.dist.Dist;
 import dev.hanlin.torch.dist.Group;
 import dev.hanlin.torch.optim.FusedAdamW;
 import dev.hanlin.train.hooks.Checkpointing;
+import dev.hanlin.train.hooks.MemoryPlan;
 import dev.hanlin.train.hooks.NonFiniteGuard;
 import dev.hanlin.train.hooks.OutOfMemory;
 import dev.hanlin.train.hooks.Throughput;
@@ -25,6 +26,7 @@ import dev.hanlin.train.metrics.TensorBoardListener;
 import dev.hanlin.train.optim.AdamW;
 import dev.hanlin.train.optim.LrSchedule;
 import dev.hanlin.train.parallel.Parallelism;
+import dev.hanlin.train.precision.OffloadedMasters;
 import dev.hanlin.train.precision.Precision;
 import dev.hanlin.train.source.ModelBuilder;
 import dev.hanlin.train.task.Task;
@@ -51,6 +53,8 @@ public final class TrainingRun {
   private final Dist dist;
   private final Device device;
   private final Precision precision;
+  private MemoryPlan
+      memoryPlan; // full training: what one GPU should hold, printed at start and end
 
   public TrainingRun(PretrainConfig cfg, String resolvedYaml, PrintStream err) {
     this.cfg = cfg;
@@ -59,7 +63,10 @@ public final class TrainingRun {
     this.out = Path.of(cfg.outputDir());
     this.dist = Dist.fromEnv();
     this.device = onLocalRank(Device.parse(cfg.device()), cfg.device(), dist);
-    this.precision = Precision.of(cfg.bf16(), cfg.masterWeights(), cfg.lora() != null, device);
+    this.precision =
+        cfg.offloadsOptimizer()
+            ? new OffloadedMasters()
+            : Precision.of(cfg.bf16(), cfg.masterWeights(), cfg.lora() != null, device);
   }
 
   /** Sets up, trains to the end (or until stopped), exports; returns the final trainer state. */
@@ -110,7 +117,16 @@ public final class TrainingRun {
           cfg.zeroStage() == 3
               ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
               : Parallelism.of(
-                  cfg.zeroStage(), group, trainable, n -> RecomputingBackward.stageOf(n, layers));
+                  cfg.zeroStage(),
+                  group,
+                  trainable,
+                  n -> RecomputingBackward.stageOf(n, layers),
+                  cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
+      precision.shard(parallelism::owns, group);
+      if (model.lora() == null) {
+        memoryPlan = MemoryPlan.of(model.config(), memorySetup(block));
+        if (dist.isMain()) err.print(memoryPlan.render());
+      }
       AdamW optimizer =
           parallelism.optimizer(
               precision,
@@ -119,6 +135,7 @@ public final class TrainingRun {
               cfg.weightDecay(),
               new FusedAdamW.Betas(cfg.adamBeta1(), cfg.adamBeta2(), cfg.adamEpsilon()),
               cfg.maxGradNorm());
+      optimizer.afterEachGroup(precision.afterGroupStep(model));
       parallelism.start(trainable);
       var checkpointing = new Checkpointing(group, out, resolvedYaml, cfg.saveTotalLimit(), device);
       TrainerState state =
@@ -242,6 +259,7 @@ public final class TrainingRun {
           "peak CUDA memory: %.2f GiB allocated, %.2f GiB reserved%n",
           Cuda.peakAllocatedBytes(device.index()) / 1073741824.0,
           Cuda.peakReservedBytes(device.index()) / 1073741824.0);
+    if (memoryPlan != null && dist.isMain()) err.println(memoryPlan.measured(device));
     if (failing)
       throw new IllegalStateException(
           "the run ended with "
@@ -282,6 +300,18 @@ public final class TrainingRun {
         err.println("exported an HF model folder to " + out.toAbsolutePath());
       }
     };
+  }
+
+  /** What the memory plan of this run depends on besides the model's shape. */
+  private MemoryPlan.Setup memorySetup(int block) {
+    return new MemoryPlan.Setup(
+        MemoryPlan.Kind.of(precision),
+        cfg.zeroStage(),
+        dist.worldSize(),
+        cfg.trainBatchSize(),
+        block,
+        cfg.gradientCheckpointing(),
+        cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
   }
 
   /**

@@ -240,6 +240,51 @@ public final class Group implements AutoCloseable {
   }
 
   /**
+   * Starts {@link #reduceSum} and returns at once: the reduce runs on Gloo's worker threads or
+   * NCCL's stream while the caller goes on. {@code t} must stay alive and unchanged until {@link
+   * Pending#await} returns; every rank must start the same collectives in the same order.
+   */
+  public Pending reduceSumAsync(Tensor t, int dst) {
+    if (pg == null) return new Pending(null, "reduce", System.nanoTime());
+    long t0 = System.nanoTime();
+    try {
+      Work w =
+          pg.reduce(
+              new TensorVector(t.raw()),
+              new ReduceOptions().reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM)).rootRank(dst));
+      return new Pending(w, "reduce", t0);
+    } catch (RuntimeException e) {
+      throw failed("reduce", t0, e);
+    }
+  }
+
+  /** A collective started by an {@code ...Async} method, not yet known to be done. */
+  public final class Pending {
+    private final Work work;
+    private final String what;
+    private final long t0;
+
+    private Pending(Work work, String what, long t0) {
+      this.work = work;
+      this.what = what;
+      this.t0 = t0;
+    }
+
+    /**
+     * Blocks until the collective is done (on NCCL: until the current CUDA stream waits for it), or
+     * throws the {@link DistException} of a failed one.
+     */
+    public void await() {
+      if (work == null) return;
+      try {
+        work._wait();
+      } catch (RuntimeException e) {
+        throw failed(what, t0, e);
+      }
+    }
+  }
+
+  /**
    * Every rank's {@code in} (same shape everywhere), concatenated in rank order into {@code out}.
    */
   public void allGather(Tensor out, Tensor in) {

@@ -12,6 +12,7 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.Predicate;
 
@@ -29,6 +30,7 @@ public final class AdamW implements Optimizer {
   private final double maxGradNorm;
   private final Function<Tensor, Tensor> gradOf;
   private final Collection<Tensor> trainable;
+  private Consumer<List<Tensor>> afterGroup = g -> {};
 
   private record GroupState(
       Group group,
@@ -66,6 +68,15 @@ public final class AdamW implements Optimizer {
       }
       this.groups.add(s);
     }
+  }
+
+  /**
+   * Calls {@code hook} with each group's parameters right after their update (null: nothing), so
+   * that work on them (offload's copy back to the device) overlaps the update of the next group.
+   */
+  public AdamW afterEachGroup(Consumer<List<Tensor>> hook) {
+    afterGroup = hook != null ? hook : g -> {};
+    return this;
   }
 
   /** Plain parameters updated from their own gradients, none clipped. */
@@ -187,6 +198,7 @@ public final class AdamW implements Optimizer {
             gradScale,
             foundInf);
       }
+      afterGroup.accept(s.params);
     }
   }
 

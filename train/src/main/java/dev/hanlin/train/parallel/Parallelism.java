@@ -164,9 +164,25 @@ public interface Parallelism {
    */
   static Parallelism of(
       int zeroStage, Group group, Map<String, Tensor> trainable, ToIntFunction<String> stageOf) {
+    return of(zeroStage, group, trainable, stageOf, 0);
+  }
+
+  /**
+   * As {@link #of(int, Group, Map, ToIntFunction)}; {@code reduceBucket > 0}: ZeRO-2 reduces
+   * gradients in buckets of that many elements, overlapped with backward (DeepSpeed's {@code
+   * overlap_comm} and {@code reduce_bucket_size}).
+   */
+  static Parallelism of(
+      int zeroStage,
+      Group group,
+      Map<String, Tensor> trainable,
+      ToIntFunction<String> stageOf,
+      long reduceBucket) {
     if (!group.isDistributed()) return new Single(group);
     if (zeroStage == 0) return new Ddp(group);
     Shards shards = Shards.of(trainable, group.dist());
-    return zeroStage == 1 ? new Zero1(group, shards) : new Zero2(group, shards, stageOf);
+    return zeroStage == 1
+        ? new Zero1(group, shards)
+        : new Zero2(group, shards, stageOf, reduceBucket);
   }
 }

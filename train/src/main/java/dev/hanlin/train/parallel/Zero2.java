@@ -18,12 +18,19 @@ final class Zero2 implements Parallelism {
   private final Group group;
   private final Shards shards;
   private final ToIntFunction<String> stageOf;
+  private final GradBuckets buckets; // null: one blocking reduce per weight
   private Map<Integer, Map<String, Tensor>> byStage; // trainable weights by backward stage
 
-  Zero2(Group group, Shards shards, ToIntFunction<String> stageOf) {
+  /**
+   * {@code bucketElements > 0}: DeepSpeed's {@code overlap_comm}, gradients reduced in buckets of
+   * that many elements while backward goes on ({@link GradBuckets}); 0: one blocking reduce per
+   * weight as each stage ends.
+   */
+  Zero2(Group group, Shards shards, ToIntFunction<String> stageOf, long bucketElements) {
     this.group = group;
     this.shards = shards;
     this.stageOf = stageOf;
+    this.buckets = bucketElements > 0 ? new GradBuckets(group, shards, bucketElements) : null;
   }
 
   @Override
@@ -50,6 +57,8 @@ final class Zero2 implements Parallelism {
           (k, v) ->
               byStage.computeIfAbsent(stageOf.applyAsInt(k), s -> new LinkedHashMap<>()).put(k, v));
     }
+    if (buckets != null)
+      return stage -> buckets.stageDone(byStage.getOrDefault(stage, Map.of()), stage == -1, last);
     return stage -> shards.reduceGrads(group, byStage.getOrDefault(stage, Map.of()), last);
   }
 

@@ -6,8 +6,11 @@ import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Tensor;
 import java.io.PrintStream;
+import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.function.Predicate;
 
 /**
  * The number formats of a run: what the model computes in, what the optimizer updates, and what
@@ -49,6 +52,21 @@ public interface Precision {
   /** Each optimizer parameter's gradient, or null when there is none. */
   default Function<Tensor, Tensor> gradOf(LlamaModel model) {
     return Tensor::grad;
+  }
+
+  /**
+   * Once the parallelism is known: this rank's optimizer updates only what {@code owns} accepts
+   * (ZeRO-1/2), so a precision that keeps per-parameter copies may drop the others ({@link
+   * OffloadedMasters}).
+   */
+  default void shard(Predicate<String> owns, dev.hanlin.torch.dist.Group group) {}
+
+  /**
+   * What the optimizer calls with each group's updated parameters as soon as that group is done
+   * (null: nothing), so that copying them back can overlap the update of the next group.
+   */
+  default Consumer<List<Tensor>> afterGroupStep(LlamaModel model) {
+    return null;
   }
 
   /** After each optimizer step. */

@@ -66,6 +66,9 @@ public record PretrainConfig(
     @JsonProperty("stop_after_steps") Long stopAfterSteps,
     @JsonProperty("dist_timeout_seconds") Long distTimeoutSeconds,
     @JsonProperty("zero_stage") Integer zeroStage,
+    // the hand-written block backward (issue 16): true, false or auto (on CUDA only); absent when
+    // not set, so resolved configs of runs that do not name it read as before
+    @JsonProperty("explicit_backward") @JsonInclude(NON_NULL) String explicitBackward,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora,
@@ -169,6 +172,11 @@ public record PretrainConfig(
     maxShardSize = positive(or(maxShardSize, 5_000_000_000L), "max_shard_size");
     distTimeoutSeconds = positive(or(distTimeoutSeconds, 1800L), "dist_timeout_seconds");
     zeroStage = or(zeroStage, 0);
+    if (explicitBackward != null && !List.of("true", "false", "auto").contains(explicitBackward))
+      throw new IllegalArgumentException(
+          "'explicit_backward' must be true, false or auto (on CUDA only), got '"
+              + explicitBackward
+              + "'");
     if (zeroStage < 0 || zeroStage > 2)
       throw new IllegalArgumentException(
           "'zero_stage' must be 0 (every rank keeps the whole optimizer state), 1 (each rank"
@@ -275,5 +283,15 @@ public record PretrainConfig(
   /** Tokens per optimizer step on one process. */
   public long tokensPerStep(int block) {
     return (long) trainBatchSize * gradientAccumulationSteps * block;
+  }
+
+  /**
+   * Whether {@code explicit_backward} asks for the explicit backward on {@code cuda} or not: {@code
+   * auto} (the default) on CUDA only, so that CPU runs keep the autograd paths' numerics.
+   */
+  public boolean explicitBackwardOn(boolean cuda) {
+    return explicitBackward == null || explicitBackward.equals("auto")
+        ? cuda
+        : explicitBackward.equals("true");
   }
 }

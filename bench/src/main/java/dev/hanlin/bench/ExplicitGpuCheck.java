@@ -19,8 +19,8 @@ import java.util.Map;
  * kernels through the dispatcher, the reference block ops) against autograd's backward of the
  * model's forward, on the tiny parity models: float32, a bf16 model and bf16 autocast; causal and
  * packed rows; keeping and recomputing activations. Prints the loss's and the worst gradient's
- * relative difference per case ({@code max|a−b| / max|b|}); on the CPU (argument {@code cpu}) float32 ≤ 1.3e-6, bf16 ≤
- * 1.6e-2 (2026-12-02).
+ * relative difference per case ({@code max|a−b| / max|b|}); on the CPU (argument {@code cpu})
+ * float32 ≤ 1.3e-6, bf16 ≤ 1.6e-2 (2026-12-02).
  */
 public final class ExplicitGpuCheck {
   private static final double PER_RANK = 11;
@@ -48,7 +48,8 @@ public final class ExplicitGpuCheck {
             Tensor p = packed ? pos : null, s = packed ? seg : null;
             double want, got;
             try (Scope sc = Scope.open();
-                Grad.Guard ac = mode.equals("autocast") ? Autocast.enable(dev, DType.BF16) : () -> {}) {
+                Grad.Guard ac =
+                    mode.equals("autocast") ? Autocast.enable(dev, DType.BF16) : () -> {}) {
               Tensor logits = packed ? m.forwardPacked(ids, p, s) : m.forward(ids, null);
               Tensor loss =
                   Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), targets);
@@ -57,7 +58,8 @@ public final class ExplicitGpuCheck {
             }
             Map<String, float[]> a = grads(m);
             try (Scope sc = Scope.open();
-                Grad.Guard ac = mode.equals("autocast") ? Autocast.enable(dev, DType.BF16) : () -> {}) {
+                Grad.Guard ac =
+                    mode.equals("autocast") ? Autocast.enable(dev, DType.BF16) : () -> {}) {
               got =
                   ExplicitBackward.run(m, ids, p, s, targets, 1 / PER_RANK, recompute, null).item();
             }

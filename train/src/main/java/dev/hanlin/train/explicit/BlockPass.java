@@ -113,6 +113,10 @@ final class BlockPass {
     return heads.transpose(1, 2).reshape(n, heads.size(1) * heads.size(3));
   }
 
+  /**
+   * Adds {@code g} to {@code param}'s gradient if it takes one (copied: a norm's weight gradient
+   * may be a fused kernel's buffer).
+   */
   static void addGrad(Tensor param, Tensor g) {
     if (param.requiresGrad()) Grads.accumulate(param, g);
   }

@@ -6,6 +6,7 @@ import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.fused.BlockOps;
+import dev.hanlin.torch.fused.Grads;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -64,7 +65,7 @@ final class HeadPass {
         }
       }
     }
-    if (dw != null) BlockPass.addGrad(head, dw);
+    if (dw != null) Grads.accumulate(head, dw, true); // (V, C) float32, ours alone
     Tensor dnorm = (da.size() == 1 ? da.getFirst() : Torch.cat(da, 0)).to(x.dtype());
     BlockOps.NormGrads g = ops.rmsNormBackward(dnorm, x2, normW, norm.rstd());
     BlockPass.addGrad(normW, g.dweight());

@@ -84,7 +84,10 @@ final class Projection {
       long off = 0;
       for (Linear l : parts) {
         long o = weight(l).size(0);
-        if (weight(l).requiresGrad()) Grads.accumulate(weight(l), dw.narrow(0, off, o));
+        // a lone weight's gradient is the product itself; fused ones are copied out of it
+        boolean alone = parts.size() == 1;
+        if (weight(l).requiresGrad())
+          Grads.accumulate(weight(l), alone ? dw : dw.narrow(0, off, o), alone);
         off += o;
       }
     }
@@ -94,8 +97,8 @@ final class Projection {
       if (a == null) continue;
       Tensor g = dys[i].mul(a.scaling()); // (N, Oᵢ)
       Tensor da = g.matmul(a.b().to(cd)); // (N, r)
-      if (a.b().requiresGrad()) Grads.accumulate(a.b(), g.transpose(0, 1).matmul(loraIn[i]));
-      if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(x));
+      if (a.b().requiresGrad()) Grads.accumulate(a.b(), g.transpose(0, 1).matmul(loraIn[i]), true);
+      if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(x), true);
       sum.add(da.matmul(a.a().to(cd)));
     }
     Tensor total = sum.getFirst();

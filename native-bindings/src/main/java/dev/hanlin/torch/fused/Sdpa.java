@@ -36,9 +36,11 @@ public final class Sdpa {
 
   /**
    * What the backward needs besides q, k, v and the bias: the output (B, H, T, D), the row
-   * log-sum-exp, and the kernel's own bookkeeping (random state, sequence lengths) kept as values.
+   * log-sum-exp, the kernel's own bookkeeping (random state, sequence lengths) kept as values, and
+   * whether the key/value heads were expanded.
    */
-  public record Saved(Tensor out, Tensor lse, Tensor[] extra, long[] ints, Kernel kernel) {}
+  public record Saved(
+      Tensor out, Tensor lse, Tensor[] extra, long[] ints, Kernel kernel, boolean expandKv) {}
 
   private static final OperatorHandle CPU_FWD = op("_scaled_dot_product_flash_attention_for_cpu");
   private static final OperatorHandle CPU_BWD =
@@ -72,37 +74,54 @@ public final class Sdpa {
 
   /** Attention of q (B, H, T, D) over k, v (B, KV, T, D): causal when {@code bias} is null. */
   public static Saved forward(Tensor q, Tensor k, Tensor v, Tensor bias) {
+    Kernel kernel =
+        !q.device().isCuda()
+            ? Kernel.CPU_FLASH
+            : bias == null && q.dtype() != DType.F32 ? Kernel.CUDA_FLASH : Kernel.CUDA_EFFICIENT;
+    return forward(q, k, v, bias, kernel, kernel == Kernel.CUDA_EFFICIENT);
+  }
+
+  /** With {@code expandKv}: key/value heads repeated to the query heads before the kernel. */
+  static Saved forward(Tensor q, Tensor k, Tensor v, Tensor bias, Kernel kernel, boolean expandKv) {
     long h = q.size(1);
-    k = expand(k, h);
-    v = expand(v, h);
+    if (expandKv) {
+      k = expand(k, h);
+      v = expand(v, h);
+    }
     boolean causal = bias == null;
-    if (!q.device().isCuda()) {
-      IValueVector st = call(CPU_FWD, q, k, v, 0.0, causal, opt(bias), none());
-      return new Saved(tensor(st, 0), tensor(st, 1), new Tensor[0], new long[0], Kernel.CPU_FLASH);
-    }
-    if (causal && q.dtype() != DType.F32) {
-      IValueVector st = call(FLASH_FWD, q, k, v, 0.0, true, false, none());
-      return new Saved(
-          tensor(st, 0),
-          tensor(st, 1),
-          new Tensor[] {tensor(st, 2), tensor(st, 3), tensor(st, 6), tensor(st, 7)},
-          new long[] {st.get(4).toInt(), st.get(5).toInt()},
-          Kernel.CUDA_FLASH);
-    }
-    Tensor full = bias == null ? null : bias.expand(q.size(0), h, q.size(2), k.size(2));
-    IValueVector st = call(EFF_FWD, q, k, v, opt(full), true, 0.0, causal, none());
-    return new Saved(
-        tensor(st, 0),
-        tensor(st, 1),
-        new Tensor[] {tensor(st, 2), tensor(st, 3)},
-        new long[0],
-        Kernel.CUDA_EFFICIENT);
+    return switch (kernel) {
+      case CPU_FLASH -> {
+        IValueVector st = call(CPU_FWD, q, k, v, 0.0, causal, opt(bias), none());
+        yield new Saved(tensor(st, 0), tensor(st, 1), new Tensor[0], new long[0], kernel, expandKv);
+      }
+      case CUDA_FLASH -> {
+        IValueVector st = call(FLASH_FWD, q, k, v, 0.0, true, false, none());
+        yield new Saved(
+            tensor(st, 0),
+            tensor(st, 1),
+            new Tensor[] {tensor(st, 2), tensor(st, 3), tensor(st, 6), tensor(st, 7)},
+            new long[] {st.get(4).toInt(), st.get(5).toInt()},
+            kernel,
+            expandKv);
+      }
+      case CUDA_EFFICIENT -> {
+        Tensor full = bias == null ? null : bias.expand(q.size(0), h, q.size(2), k.size(2));
+        IValueVector st = call(EFF_FWD, q, k, v, opt(full), true, 0.0, causal, none());
+        yield new Saved(
+            tensor(st, 0),
+            tensor(st, 1),
+            new Tensor[] {tensor(st, 2), tensor(st, 3)},
+            new long[0],
+            kernel,
+            expandKv);
+      }
+    };
   }
 
   /** The gradients of q, k and v (k and v at their own KV heads) from the output's {@code dout}. */
   public static Tensor[] backward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor bias, Saved s) {
     long h = q.size(1), kv = k.size(1);
-    Tensor ke = expand(k, h), ve = expand(v, h);
+    Tensor ke = s.expandKv() ? expand(k, h) : k, ve = s.expandKv() ? expand(v, h) : v;
     boolean causal = bias == null;
     IValueVector st =
         switch (s.kernel()) {

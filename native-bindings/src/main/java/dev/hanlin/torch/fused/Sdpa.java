@@ -74,10 +74,11 @@ public final class Sdpa {
 
   /** Attention of q (B, H, T, D) over k, v (B, KV, T, D): causal when {@code bias} is null. */
   public static Saved forward(Tensor q, Tensor k, Tensor v, Tensor bias) {
+    long d = q.size(3);
+    // FlashAttention-2 takes head dims that are multiples of 8 up to 256 (SDPA pads the others)
+    boolean flash = bias == null && q.dtype() != DType.F32 && d % 8 == 0 && d <= 256;
     Kernel kernel =
-        !q.device().isCuda()
-            ? Kernel.CPU_FLASH
-            : bias == null && q.dtype() != DType.F32 ? Kernel.CUDA_FLASH : Kernel.CUDA_EFFICIENT;
+        !q.device().isCuda() ? Kernel.CPU_FLASH : flash ? Kernel.CUDA_FLASH : Kernel.CUDA_EFFICIENT;
     return forward(q, k, v, bias, kernel, kernel == Kernel.CUDA_EFFICIENT);
   }
 

@@ -1,7 +1,6 @@
 package dev.hanlin.train.explicit;
 
 import dev.hanlin.model.LlamaModel;
-import dev.hanlin.torch.Autocast;
 import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
@@ -103,7 +102,6 @@ public final class ExplicitBackward {
       if (embed.requiresGrad())
         Grads.accumulateRows(embed, ids.reshape(-1), grad.reshape(-1, grad.size(2)));
       done.accept(-1);
-      Autocast.clearCache();
       return loss;
     }
   }

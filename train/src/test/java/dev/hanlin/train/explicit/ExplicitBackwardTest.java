@@ -18,7 +18,7 @@ import org.junit.jupiter.api.Test;
  * forward and the trainer's loss (summed cross-entropy / count): the loss and every gradient within
  * 1e-5 relative in float32, keeping activations and recomputing them, logits in one chunk and in
  * several, plain and packed rows, grouped-query and tied-head models, LoRA; gradients accumulate
- * over calls as autograd's do; the stages are reported in RecomputingBackward's order.
+ * over calls as autograd's do; each stage reports final gradients in RecomputingBackward's order.
  */
 class ExplicitBackwardTest {
   private static final double PER_RANK = 11; // labelled targets below
@@ -54,14 +54,44 @@ class ExplicitBackwardTest {
     compare(Models.trainable("gqa", DType.F32), false, false, 0, 2, "accumulated");
   }
 
+  /**
+   * Stages in RecomputingBackward's order (the head, each layer from the last, then -1), and every
+   * weight's gradient final at its stage ({@code RecomputingBackward.stageOf}), as ZeRO-2 sends it
+   * on then: also the tied head's embedding, which only the last stage completes.
+   */
   @Test
-  void stagesInRecomputingBackwardsOrder() throws Exception {
-    LlamaModel m = Models.trainable("gqa", DType.F32);
-    List<Integer> stages = new ArrayList<>();
-    try (Scope s = Scope.open()) {
-      ExplicitBackward.run(m, IDS, null, null, TARGETS, 1.0, false, stages::add);
-    }
-    assertEquals(List.of(2, 1, 0, -1), stages);
+  void eachStageReportsFinalGradientsInRecomputingBackwardsOrder() throws Exception {
+    for (String name : new String[] {"gqa", "tied"})
+      for (boolean recompute : new boolean[] {false, true}) {
+        LlamaModel m = Models.trainable(name, DType.F32);
+        int layers = m.config().numHiddenLayers();
+        List<Integer> stages = new ArrayList<>();
+        Map<String, float[]> atStage = new java.util.LinkedHashMap<>();
+        try (Scope s = Scope.open()) {
+          ExplicitBackward.run(
+              m,
+              IDS,
+              null,
+              null,
+              TARGETS,
+              1.0,
+              recompute,
+              stage -> {
+                stages.add(stage);
+                m.weights()
+                    .forEach(
+                        (k, w) -> {
+                          if (dev.hanlin.train.RecomputingBackward.stageOf(k, layers) == stage)
+                            atStage.put(k, w.grad().toFloatArray());
+                        });
+              });
+        }
+        assertEquals(List.of(2, 1, 0, -1), stages, name);
+        assertEquals(m.weights().keySet(), atStage.keySet(), name);
+        for (var e : Models.takeGrads(m.weights()).entrySet())
+          org.junit.jupiter.api.Assertions.assertArrayEquals(
+              e.getValue().toFloatArray(), atStage.get(e.getKey()), 0f, name + " " + e.getKey());
+      }
   }
 
   /** {@code calls} explicit passes against {@code calls} autograd passes. */

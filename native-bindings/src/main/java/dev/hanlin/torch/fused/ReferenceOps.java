@@ -104,9 +104,10 @@ public final class ReferenceOps implements BlockOps {
     Tensor picked = Tensor.wrap(lf.raw().gather(1, safe.unsqueeze(1).raw())).view(-1); // (N)
     Tensor lossSum = lse.sub(picked).mul(validF).sum();
     Tensor d = lf.sub(lse.unsqueeze(1)).exp(); // softmax (N, V)
-    Tensor oneHot = Torch.zeros(DType.F32, logits.device(), lf.shape());
-    oneHot.raw().scatter_(1, safe.unsqueeze(1).raw(), new Scalar(1.0));
-    d = d.sub(oneHot).mul(validF.mul(scale).unsqueeze(1));
+    // minus one at each row's label, in place: no (N, V) one-hot beside the softmax
+    Tensor minusOne = Torch.full(-1.0, DType.F32, logits.device(), logits.size(0), 1);
+    d.raw().scatter_add_(1, safe.unsqueeze(1).raw(), minusOne.raw());
+    d = d.mul(validF.mul(scale).unsqueeze(1));
     return new LossAndGrad(lossSum, d.to(logits.dtype()));
   }
 

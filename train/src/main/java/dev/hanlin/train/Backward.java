@@ -3,13 +3,15 @@ package dev.hanlin.train;
 import dev.hanlin.data.LabelledBatch;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.train.explicit.ExplicitBackward;
 import java.util.function.Function;
 import java.util.function.IntConsumer;
 
 /**
- * How a micro-batch's forward and backward run: the plain autograd pass, or {@link
+ * How a micro-batch's forward and backward run: the plain autograd pass, {@link
  * RecomputingBackward} ({@code gradient_checkpointing}), which also tells data parallelism as each
- * block's gradients are complete.
+ * block's gradients are complete, or the hand-written {@link ExplicitBackward} ({@code
+ * explicit_backward}), keeping every block's activations or, with checkpointing, recomputing them.
  */
 public enum Backward {
   PLAIN {
@@ -46,7 +48,48 @@ public enum Backward {
               afterStage)
           .mul(perRank);
     }
+  },
+  /** The explicit backward keeping every block's activations. */
+  EXPLICIT {
+    @Override
+    Tensor run(
+        LlamaModel model,
+        LabelledBatch b,
+        Function<Tensor, Tensor> lossSumOf,
+        double perRank,
+        IntConsumer afterStage) {
+      return explicit(model, b, perRank, false, afterStage);
+    }
+  },
+  /** The explicit backward recomputing each block's forward before its backward. */
+  EXPLICIT_RECOMPUTING {
+    @Override
+    Tensor run(
+        LlamaModel model,
+        LabelledBatch b,
+        Function<Tensor, Tensor> lossSumOf,
+        double perRank,
+        IntConsumer afterStage) {
+      return explicit(model, b, perRank, true, afterStage);
+    }
   };
+
+  /**
+   * The explicit passes compute the trainer's loss, the summed cross-entropy of the targets, by
+   * themselves (by chunks of rows, never the whole logits): {@code lossSumOf} is that loss.
+   */
+  private static Tensor explicit(
+      LlamaModel model, LabelledBatch b, double perRank, boolean recompute, IntConsumer after) {
+    return ExplicitBackward.run(
+        model,
+        b.inputs(),
+        b.packed() ? b.positions() : null,
+        b.packed() ? b.segments() : null,
+        b.targets().reshape(-1),
+        1 / perRank,
+        recompute,
+        after);
+  }
 
   /**
    * Forward and backward of {@code b}, the gradients those of {@code lossSumOf(logits) / perRank};
@@ -61,5 +104,11 @@ public enum Backward {
 
   public static Backward of(boolean gradientCheckpointing) {
     return gradientCheckpointing ? RECOMPUTING : PLAIN;
+  }
+
+  /** With {@code explicit}, the explicit backward (recomputing with checkpointing). */
+  public static Backward of(boolean gradientCheckpointing, boolean explicit) {
+    if (!explicit) return of(gradientCheckpointing);
+    return gradientCheckpointing ? EXPLICIT_RECOMPUTING : EXPLICIT;
   }
 }

@@ -72,6 +72,9 @@ public record PretrainConfig(
     @JsonProperty("overlap_comm") Boolean overlapComm,
     @JsonProperty("reduce_bucket_size") Long reduceBucketSize,
     @JsonProperty("offload_optimizer") String offloadOptimizer,
+    // the hand-written block backward (issue 16): true, false or auto (on CUDA only); absent when
+    // not set, so resolved configs of runs that do not name it read as before
+    @JsonProperty("explicit_backward") @JsonInclude(NON_NULL) String explicitBackward,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora,
@@ -178,6 +181,11 @@ public record PretrainConfig(
     maxShardSize = positive(or(maxShardSize, 5_000_000_000L), "max_shard_size");
     distTimeoutSeconds = positive(or(distTimeoutSeconds, 1800L), "dist_timeout_seconds");
     zeroStage = or(zeroStage, 0);
+    if (explicitBackward != null && !List.of("true", "false", "auto").contains(explicitBackward))
+      throw new IllegalArgumentException(
+          "'explicit_backward' must be true, false or auto (on CUDA only), got '"
+              + explicitBackward
+              + "'");
     if (zeroStage < 0 || zeroStage > 3)
       throw new IllegalArgumentException(
           "'zero_stage' must be 0 (every rank keeps the whole optimizer state), 1 (each rank"
@@ -357,5 +365,16 @@ public record PretrainConfig(
   /** Tokens per optimizer step on one process. */
   public long tokensPerStep(int block) {
     return (long) trainBatchSize * gradientAccumulationSteps * block;
+  }
+
+  /**
+   * Whether {@code explicit_backward} asks for the explicit backward on {@code cuda} or not: {@code
+   * auto} on CUDA only; unset: off (slower than autograd today).
+   */
+  public boolean explicitBackwardOn(boolean cuda) {
+    // off unless asked for: on the H200 it ran at 35.4k tokens/s against autograd's 52.4k
+    // (TinyLlama, bench/gpu-explicit.sh, 2026-12-02), its many small ops costing host time
+    if (explicitBackward == null) return false;
+    return explicitBackward.equals("auto") ? cuda : explicitBackward.equals("true");
   }
 }

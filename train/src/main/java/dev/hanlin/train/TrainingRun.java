@@ -12,6 +12,7 @@ import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.dist.Dist;
 import dev.hanlin.torch.dist.Group;
 import dev.hanlin.torch.optim.FusedAdamW;
+import dev.hanlin.train.explicit.ExplicitSupport;
 import dev.hanlin.train.hooks.Checkpointing;
 import dev.hanlin.train.hooks.MemoryPlan;
 import dev.hanlin.train.hooks.NonFiniteGuard;
@@ -163,7 +164,7 @@ public final class TrainingRun {
                 optimizer,
                 schedule,
                 task,
-                backward(),
+                backward(model),
                 device,
                 cfg.gradientAccumulationSteps(),
                 new OutOfMemory(
@@ -318,14 +319,23 @@ public final class TrainingRun {
    * The recomputing backward with {@code gradient_checkpointing}, and always on a quantized base
    * ({@code lora.load_in_bits}), as PEFT's {@code prepare_model_for_kbit_training} turns it on:
    * autograd keeps the dequantized weight each projection's input gradient needs until backward, so
-   * without recomputation every layer's copy would be alive at once, a bf16 model again.
+   * without recomputation every layer's copy would be alive at once, a bf16 model again. With
+   * {@code explicit_backward} (on CUDA by default) the explicit backward instead, where it supports
+   * the run ({@link ExplicitSupport}, the one place that decides; it says why not once).
    */
-  private Backward backward() {
+  private Backward backward(LlamaModel model) {
     boolean quantized = cfg.lora() != null && cfg.lora().needsGradientCheckpointing();
     if (quantized && !cfg.gradientCheckpointing())
       err.println(
           "lora.load_in_bits: gradient checkpointing is on (each block is recomputed in backward,"
               + " so only one block's dequantized weights are alive at a time)");
-    return Backward.of(cfg.gradientCheckpointing() || quantized);
+    boolean explicit =
+        ExplicitSupport.use(
+            cfg.explicitBackwardOn(device.isCuda()),
+            model,
+            cfg.zeroStage(),
+            dist.worldSize(),
+            dist.isMain() ? err : null);
+    return Backward.of(cfg.gradientCheckpointing() || quantized, explicit);
   }
 }

@@ -14,6 +14,7 @@
  *   <li>{@code hooks}: what hangs off the loop: checkpoints and resuming, throughput and MFU, the
  *       non-finite guard, the out-of-memory explanation.
  *   <li>{@code metrics}: listeners (progress, metrics.jsonl, TensorBoard, the loss plot).
+ *   <li>{@code explicit}: the hand-written forward and backward ({@code explicit_backward}).
  * </ul>
  *
  * <p>Here too: {@link dev.hanlin.train.Backward} and {@link dev.hanlin.train.RecomputingBackward}

@@ -1,0 +1,124 @@
+package dev.hanlin.train.explicit;
+
+import static dev.hanlin.train.explicit.BlockPassTest.check;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The whole model's explicit forward and backward against autograd's backward of the model's own
+ * forward and the trainer's loss (summed cross-entropy / count): the loss and every gradient within
+ * 1e-5 relative in float32, keeping activations and recomputing them, logits in one chunk and in
+ * several, plain and packed rows, grouped-query and tied-head models, LoRA; gradients accumulate
+ * over calls as autograd's do; each stage reports final gradients in RecomputingBackward's order.
+ */
+class ExplicitBackwardTest {
+  private static final double PER_RANK = 11; // labelled targets below
+  private static final Tensor IDS =
+      Torch.fromLongs(new long[] {5, 9, 33, 7, 81, 12, 3, 44, 100, 2, 60, 61}, 2, 6).retain();
+  private static final Tensor TARGETS =
+      Torch.fromLongs(new long[] {9, 33, 7, 81, 12, -100, 44, 100, 2, 60, 61, 70}, 12).retain();
+  private static final Tensor POS =
+      Torch.fromLongs(new long[] {0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 4, 5}, 2, 6).retain();
+  private static final Tensor SEG =
+      Torch.fromLongs(new long[] {0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0}, 2, 6).retain();
+
+  @Test
+  void gradientsEqualAutogradsKeepingOrRecomputingInChunksOrNot() throws Exception {
+    for (String name : new String[] {"gqa", "tied"})
+      for (boolean packed : new boolean[] {false, true})
+        for (boolean recompute : new boolean[] {false, true})
+          for (int chunk : new int[] {0, 5}) {
+            LlamaModel m = Models.trainable(name, DType.F32);
+            compare(
+                m,
+                packed,
+                recompute,
+                chunk,
+                1,
+                name + " packed=" + packed + " recompute=" + recompute + " chunk=" + chunk);
+          }
+  }
+
+  @Test
+  void loraAdaptersAndAccumulationOverTwoCalls() throws Exception {
+    compare(Models.withLora(), true, true, 5, 1, "lora");
+    compare(Models.trainable("gqa", DType.F32), false, false, 0, 2, "accumulated");
+  }
+
+  /**
+   * Stages in RecomputingBackward's order (the head, each layer from the last, then -1), and every
+   * weight's gradient final at its stage ({@code RecomputingBackward.stageOf}), as ZeRO-2 sends it
+   * on then: also the tied head's embedding, which only the last stage completes.
+   */
+  @Test
+  void eachStageReportsFinalGradientsInRecomputingBackwardsOrder() throws Exception {
+    for (String name : new String[] {"gqa", "tied"})
+      for (boolean recompute : new boolean[] {false, true}) {
+        LlamaModel m = Models.trainable(name, DType.F32);
+        int layers = m.config().numHiddenLayers();
+        List<Integer> stages = new ArrayList<>();
+        Map<String, float[]> atStage = new java.util.LinkedHashMap<>();
+        try (Scope s = Scope.open()) {
+          ExplicitBackward.run(
+              m,
+              IDS,
+              null,
+              null,
+              TARGETS,
+              1.0,
+              recompute,
+              stage -> {
+                stages.add(stage);
+                m.weights()
+                    .forEach(
+                        (k, w) -> {
+                          if (dev.hanlin.train.RecomputingBackward.stageOf(k, layers) == stage)
+                            atStage.put(k, w.grad().toFloatArray());
+                        });
+              });
+        }
+        assertEquals(List.of(2, 1, 0, -1), stages, name);
+        assertEquals(m.weights().keySet(), atStage.keySet(), name);
+        for (var e : Models.takeGrads(m.weights()).entrySet())
+          org.junit.jupiter.api.Assertions.assertArrayEquals(
+              e.getValue().toFloatArray(), atStage.get(e.getKey()), 0f, name + " " + e.getKey());
+      }
+  }
+
+  /** {@code calls} explicit passes against {@code calls} autograd passes. */
+  private static void compare(
+      LlamaModel m, boolean packed, boolean recompute, int chunk, int calls, String what) {
+    Map<String, Tensor> params = Models.trained(m);
+    Tensor pos = packed ? POS : null, seg = packed ? SEG : null;
+    double want = 0, got = 0;
+    try (Scope s = Scope.open()) {
+      for (int i = 0; i < calls; i++) {
+        Tensor logits = packed ? m.forwardPacked(IDS, pos, seg) : m.forward(IDS, null);
+        Tensor loss = Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), TARGETS);
+        loss.div(PER_RANK).backward();
+        want += loss.item();
+      }
+    }
+    Map<String, Tensor> wantGrads = Models.takeGrads(params);
+    try (Scope s = Scope.open()) {
+      for (int i = 0; i < calls; i++)
+        got +=
+            ExplicitBackward.run(m, IDS, pos, seg, TARGETS, 1 / PER_RANK, recompute, null, chunk)
+                .item();
+    }
+    Map<String, Tensor> gotGrads = Models.takeGrads(params);
+    assertEquals(want, got, 1e-5 * Math.abs(want), what + " loss");
+    assertEquals(wantGrads.keySet(), gotGrads.keySet(), what);
+    for (var e : wantGrads.entrySet())
+      check(gotGrads.get(e.getKey()), e.getValue(), 1e-5, what + " " + e.getKey());
+  }
+}

@@ -3,28 +3,31 @@ package dev.hanlin.train;
 import dev.hanlin.data.LabelledBatch;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.Tensor;
-import java.util.function.Function;
 import java.util.function.IntConsumer;
 
 /**
  * How a micro-batch's forward and backward run: the plain autograd pass, or {@link
  * RecomputingBackward} ({@code gradient_checkpointing}), which also tells data parallelism as each
- * block's gradients are complete.
+ * block's gradients are complete. Either ends in the {@link LossHead}: whole logits, or chunks of
+ * rows backpropagated one at a time ({@code loss_chunk_tokens}).
  */
 public enum Backward {
   PLAIN {
     @Override
     Tensor run(
-        LlamaModel model,
-        LabelledBatch b,
-        Function<Tensor, Tensor> lossSumOf,
-        double perRank,
-        IntConsumer afterStage) {
+        LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage) {
+      if (head.chunked()) {
+        Tensor x =
+            b.packed()
+                ? model.hidden(b.inputs(), b.positions(), b.segments())
+                : model.hidden(b.inputs(), null, null);
+        return head.backward(model, x, perRank); // and on through x's graph
+      }
       Tensor logits =
           b.packed()
               ? model.forwardPacked(b.inputs(), b.positions(), b.segments())
               : model.forward(b.inputs(), null);
-      Tensor loss = lossSumOf.apply(logits);
+      Tensor loss = head.sumOf(logits);
       loss.div(perRank).backward();
       return loss.detach();
     }
@@ -32,32 +35,34 @@ public enum Backward {
   RECOMPUTING {
     @Override
     Tensor run(
-        LlamaModel model,
-        LabelledBatch b,
-        Function<Tensor, Tensor> lossSumOf,
-        double perRank,
-        IntConsumer afterStage) {
+        LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage) {
+      Tensor positions = b.packed() ? b.positions() : null;
+      Tensor segments = b.packed() ? b.segments() : null;
+      if (head.chunked())
+        return RecomputingBackward.runTop(
+            model,
+            b.inputs(),
+            positions,
+            segments,
+            x -> head.backward(model, x, perRank),
+            afterStage);
       return RecomputingBackward.run(
               model,
               b.inputs(),
-              b.packed() ? b.positions() : null,
-              b.packed() ? b.segments() : null,
-              logits -> lossSumOf.apply(logits).div(perRank),
+              positions,
+              segments,
+              logits -> head.sumOf(logits).div(perRank),
               afterStage)
           .mul(perRank);
     }
   };
 
   /**
-   * Forward and backward of {@code b}, the gradients those of {@code lossSumOf(logits) / perRank};
-   * returns the summed loss (detached).
+   * Forward and backward of {@code b}, the gradients those of {@code head}'s loss sum / {@code
+   * perRank}; returns the summed loss (detached).
    */
   abstract Tensor run(
-      LlamaModel model,
-      LabelledBatch b,
-      Function<Tensor, Tensor> lossSumOf,
-      double perRank,
-      IntConsumer afterStage);
+      LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage);
 
   public static Backward of(boolean gradientCheckpointing) {
     return gradientCheckpointing ? RECOMPUTING : PLAIN;

@@ -36,6 +36,31 @@ public final class RecomputingBackward {
       Tensor segments,
       Function<Tensor, Tensor> lossOfLogits,
       IntConsumer afterBackward) {
+    return runTop(
+        model,
+        ids,
+        positions,
+        segments,
+        xl -> {
+          Tensor loss = lossOfLogits.apply(model.head(xl));
+          loss.backward();
+          return loss.detach();
+        },
+        afterBackward);
+  }
+
+  /**
+   * As {@link #run}, with the top of the graph given as {@code top}: from the last block's output
+   * (a leaf that requires grad) it runs the head's forward and backward, as {@link
+   * LossHead#backward} does chunk by chunk, and returns the loss (detached).
+   */
+  public static Tensor runTop(
+      LlamaModel model,
+      Tensor ids,
+      Tensor positions,
+      Tensor segments,
+      Function<Tensor, Tensor> top,
+      IntConsumer afterBackward) {
     IntConsumer done = afterBackward != null ? afterBackward : stage -> {};
     int layers = model.layers().size();
     long t = ids.size(1);
@@ -63,9 +88,7 @@ public final class RecomputingBackward {
     Tensor grad;
     try (Scope s = Scope.open()) {
       Tensor xl = inputs[layers].detach().requiresGrad(true);
-      Tensor loss = lossOfLogits.apply(model.head(xl));
-      loss.backward();
-      lossValue = s.keep(loss.detach());
+      lossValue = s.keep(top.apply(xl));
       grad = s.keep(xl.grad());
     }
     done.accept(layers);

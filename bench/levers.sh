@@ -2,6 +2,8 @@
 # Issue 8, the levers one by one: Hanlin pretraining the TinyLlama-1.1B shape (batch 4 x 2048, bf16,
 # 60 steps, the same data) with one setting changed at a time; tokens/s over steps 11-60 (their tokens / their
 # seconds) from metrics.jsonl, peak memory from the trainer's last line. Same setup as bench/vs-hf.sh.
+# Issue 16's levers (loss_chunk_tokens, explicit_backward) run when the jars know their keys;
+# bench/gpu-fused.sh measures them at micro-batch 4 and 8 beside the compiled loop.
 set -u
 tok=${TOKENIZER:-test-data/assets/tokenizer/tokenizer.model}
 work=${WORK:-/tmp/levers}
@@ -28,3 +30,12 @@ run autocast "" master_weights=false
 run master-weights "" master_weights=true
 run master-nopointergc "-Dorg.bytedeco.javacpp.nopointergc=true" master_weights=true
 run master-ckpt "" master_weights=true gradient_checkpointing=true
+known=" $(python3 bench/tools/gpu_fused_rows.py known .gpu/lib loss_chunk_tokens explicit_backward) "
+if [[ "$known" == *" loss_chunk_tokens "* ]]; then
+  run master-whole-logits "" master_weights=true loss_chunk_tokens=0
+  run master-chunked-loss "" master_weights=true loss_chunk_tokens=4096
+  run master-chunked-mb8 "" master_weights=true loss_chunk_tokens=4096 per_device_train_batch_size=8
+fi
+if [[ "$known" == *" explicit_backward "* ]]; then
+  run master-explicit "" master_weights=true explicit_backward=true
+fi

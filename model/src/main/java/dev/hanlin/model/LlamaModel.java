@@ -307,7 +307,32 @@ public final class LlamaModel {
     return Torch.linear(norm.forward(x), lmHead, null);
   }
 
+  /**
+   * The final norm of the last block's output (B, T, C): the head's input, for a loss that applies
+   * {@link #lmHeadWeight} to a few rows at a time instead of making all the logits at once.
+   */
+  public Tensor finalNorm(Tensor x) {
+    return norm.forward(x);
+  }
+
+  /** The lm_head weight (V, C): the embedding itself when they are tied. */
+  public Tensor lmHeadWeight() {
+    return lmHead;
+  }
+
+  /**
+   * The last block's output (B, T, C) for ids (B, T), before the final norm: plain rows when {@code
+   * positions} and {@code segments} are null, else packed rows as {@link #forwardPacked}.
+   */
+  public Tensor hidden(Tensor ids, Tensor positions, Tensor segments) {
+    return blocks(ids, 0, positions, segments, null);
+  }
+
   private Tensor forward(Tensor ids, long start, Tensor positions, Tensor segments, KvCache cache) {
+    return head(blocks(ids, start, positions, segments, cache)); // (B, T, V)
+  }
+
+  private Tensor blocks(Tensor ids, long start, Tensor positions, Tensor segments, KvCache cache) {
     long t = ids.size(1);
     Tensor x = embed(ids); // (B, T, C)
     Positions p = positions(start, t, positions, segments, x.dtype(), x.device());
@@ -319,7 +344,7 @@ public final class LlamaModel {
       }
     }
     if (cache != null) cache.advance(t);
-    return head(x); // (B, T, V)
+    return x; // (B, T, C)
   }
 
   /**

@@ -240,6 +240,22 @@ public final class Torch {
     return new Tensor(torch.dropout(x.raw(), p, train));
   }
 
+  /**
+   * Backpropagates {@code grads[i]} into {@code roots[i]} (same shapes) in one pass of the autograd
+   * engine, so a weight reached from several roots gets their sum in one accumulation (and fires
+   * its gradient hooks once, as data parallelism's reducer needs). A root may be a leaf.
+   */
+  public static void backward(List<Tensor> roots, List<Tensor> grads) {
+    if (roots.size() != grads.size())
+      throw new IllegalArgumentException(roots.size() + " roots but " + grads.size() + " grads");
+    TensorVector r = new TensorVector(), g = new TensorVector();
+    for (int i = 0; i < roots.size(); i++) {
+      r.push_back(roots.get(i).raw());
+      g.push_back(grads.get(i).raw());
+    }
+    torch.backward(r, g, new org.bytedeco.pytorch.BoolOptional(), false, new TensorVector());
+  }
+
   /** Whether autograd records operations on this thread (false under no-grad and inference). */
   public static boolean gradEnabled() {
     return org.bytedeco.pytorch.GradMode.is_enabled();

@@ -4,7 +4,6 @@ import dev.hanlin.data.LabelledBatch;
 import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.train.explicit.ExplicitBackward;
-import java.util.function.Function;
 import java.util.function.IntConsumer;
 
 /**
@@ -12,21 +11,26 @@ import java.util.function.IntConsumer;
  * RecomputingBackward} ({@code gradient_checkpointing}), which also tells data parallelism as each
  * block's gradients are complete, or the hand-written {@link ExplicitBackward} ({@code
  * explicit_backward}), keeping every block's activations or, with checkpointing, recomputing them.
+ * The autograd passes end in the {@link LossHead}: whole logits, or chunks of rows backpropagated
+ * one at a time ({@code loss_chunk_tokens}); the explicit ones chunk the head themselves.
  */
 public enum Backward {
   PLAIN {
     @Override
     Tensor run(
-        LlamaModel model,
-        LabelledBatch b,
-        Function<Tensor, Tensor> lossSumOf,
-        double perRank,
-        IntConsumer afterStage) {
+        LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage) {
+      if (head.chunked()) {
+        Tensor x =
+            b.packed()
+                ? model.hidden(b.inputs(), b.positions(), b.segments())
+                : model.hidden(b.inputs(), null, null);
+        return head.backward(model, x, perRank); // and on through x's graph
+      }
       Tensor logits =
           b.packed()
               ? model.forwardPacked(b.inputs(), b.positions(), b.segments())
               : model.forward(b.inputs(), null);
-      Tensor loss = lossSumOf.apply(logits);
+      Tensor loss = head.sumOf(logits);
       loss.div(perRank).backward();
       return loss.detach();
     }
@@ -34,17 +38,23 @@ public enum Backward {
   RECOMPUTING {
     @Override
     Tensor run(
-        LlamaModel model,
-        LabelledBatch b,
-        Function<Tensor, Tensor> lossSumOf,
-        double perRank,
-        IntConsumer afterStage) {
+        LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage) {
+      Tensor positions = b.packed() ? b.positions() : null;
+      Tensor segments = b.packed() ? b.segments() : null;
+      if (head.chunked())
+        return RecomputingBackward.runTop(
+            model,
+            b.inputs(),
+            positions,
+            segments,
+            x -> head.backward(model, x, perRank),
+            afterStage);
       return RecomputingBackward.run(
               model,
               b.inputs(),
-              b.packed() ? b.positions() : null,
-              b.packed() ? b.segments() : null,
-              logits -> lossSumOf.apply(logits).div(perRank),
+              positions,
+              segments,
+              logits -> head.sumOf(logits).div(perRank),
               afterStage)
           .mul(perRank);
     }
@@ -53,11 +63,7 @@ public enum Backward {
   EXPLICIT {
     @Override
     Tensor run(
-        LlamaModel model,
-        LabelledBatch b,
-        Function<Tensor, Tensor> lossSumOf,
-        double perRank,
-        IntConsumer afterStage) {
+        LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage) {
       return explicit(model, b, perRank, false, afterStage);
     }
   },
@@ -65,18 +71,14 @@ public enum Backward {
   EXPLICIT_RECOMPUTING {
     @Override
     Tensor run(
-        LlamaModel model,
-        LabelledBatch b,
-        Function<Tensor, Tensor> lossSumOf,
-        double perRank,
-        IntConsumer afterStage) {
+        LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage) {
       return explicit(model, b, perRank, true, afterStage);
     }
   };
 
   /**
    * The explicit passes compute the trainer's loss, the summed cross-entropy of the targets, by
-   * themselves (by chunks of rows, never the whole logits): {@code lossSumOf} is that loss.
+   * themselves (by chunks of rows, never the whole logits), not through {@code head}.
    */
   private static Tensor explicit(
       LlamaModel model, LabelledBatch b, double perRank, boolean recompute, IntConsumer after) {
@@ -92,15 +94,11 @@ public enum Backward {
   }
 
   /**
-   * Forward and backward of {@code b}, the gradients those of {@code lossSumOf(logits) / perRank};
-   * returns the summed loss (detached).
+   * Forward and backward of {@code b}, the gradients those of {@code head}'s loss sum / {@code
+   * perRank}; returns the summed loss (detached).
    */
   abstract Tensor run(
-      LlamaModel model,
-      LabelledBatch b,
-      Function<Tensor, Tensor> lossSumOf,
-      double perRank,
-      IntConsumer afterStage);
+      LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage);
 
   public static Backward of(boolean gradientCheckpointing) {
     return gradientCheckpointing ? RECOMPUTING : PLAIN;

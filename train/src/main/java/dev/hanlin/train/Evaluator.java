@@ -58,6 +58,21 @@ public final class Evaluator {
       Device device,
       boolean bf16,
       long step) {
+    return evaluate(model, batches, maxBatches, device, bf16, step, 0);
+  }
+
+  /**
+   * As above, the logits made {@code chunkRows} rows at a time ({@code loss_chunk_tokens}; 0: all
+   * at once).
+   */
+  public static EvalMetrics evaluate(
+      LlamaModel model,
+      java.util.List<dev.hanlin.data.sft.SftCollator.Arrays> batches,
+      long maxBatches,
+      Device device,
+      boolean bf16,
+      long step,
+      long chunkRows) {
     Sums sums = new Sums();
     long n = maxBatches > 0 ? Math.min(maxBatches, batches.size()) : batches.size();
     try (Grad.Guard g = Grad.inference()) {
@@ -65,13 +80,7 @@ public final class Evaluator {
         try (Scope s = Scope.open();
             dev.hanlin.data.LabelledBatch b =
                 dev.hanlin.data.sft.SftLoader.toDevice(batches.get(i), device, Cursor.START)) {
-          Tensor logits;
-          if (bf16) {
-            try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {
-              logits = model.forward(b.inputs(), null);
-            }
-          } else logits = model.forward(b.inputs(), null);
-          sums.add(logits, b.targets());
+          add(sums, model, b.inputs(), b.targets(), device, bf16, chunkRows);
         }
       }
     }
@@ -88,6 +97,23 @@ public final class Evaluator {
       Device device,
       boolean bf16,
       long step) {
+    return evaluate(model, data, blockSize, batchSize, maxBatches, device, bf16, step, 0);
+  }
+
+  /**
+   * As above, the logits made {@code chunkRows} rows at a time ({@code loss_chunk_tokens}; 0: all
+   * at once).
+   */
+  public static EvalMetrics evaluate(
+      LlamaModel model,
+      TokenDataset data,
+      int blockSize,
+      int batchSize,
+      long maxBatches,
+      Device device,
+      boolean bf16,
+      long step,
+      long chunkRows) {
     Sums sums = new Sums();
     LoaderOptions o =
         LoaderOptions.of(blockSize, batchSize, 0).withShuffle(false).withDevice(device);
@@ -98,16 +124,35 @@ public final class Evaluator {
       for (long i = 0; i < n; i++) {
         try (Scope s = Scope.open();
             Batch b = loader.next()) {
-          Tensor logits;
-          if (bf16) {
-            try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {
-              logits = model.forward(b.inputs(), null);
-            }
-          } else logits = model.forward(b.inputs(), null);
-          sums.add(logits, b.targets());
+          add(sums, model, b.inputs(), b.targets(), device, bf16, chunkRows);
         }
       }
     }
     return sums.metrics(step);
+  }
+
+  /** One batch's sums: of its whole logits, or of chunks of {@code chunkRows} rows. */
+  private static void add(
+      Sums sums,
+      LlamaModel model,
+      Tensor ids,
+      Tensor targets,
+      Device device,
+      boolean bf16,
+      long chunkRows) {
+    if (chunkRows == 0) {
+      Tensor logits;
+      if (bf16) {
+        try (Grad.Guard ac = Autocast.enable(device, DType.BF16)) {
+          logits = model.forward(ids, null);
+        }
+      } else logits = model.forward(ids, null);
+      sums.add(logits, targets);
+      return;
+    }
+    try (Grad.Guard ac = bf16 ? Autocast.enable(device, DType.BF16) : () -> {}) {
+      new LossHead(targets.reshape(-1), chunkRows)
+          .forEachChunk(model, model.hidden(ids, null, null), sums::add);
+    }
   }
 }

@@ -75,6 +75,7 @@ public record PretrainConfig(
     // the hand-written block backward (issue 16): true, false or auto (on CUDA only); absent when
     // not set, so resolved configs of runs that do not name it read as before
     @JsonProperty("explicit_backward") @JsonInclude(NON_NULL) String explicitBackward,
+    @JsonProperty("loss_chunk_tokens") Object lossChunkTokens,
     // instruction tuning (--mode sft): the data layout, and LoRA when set
     @JsonProperty("sft") SftOptions sft,
     @JsonProperty("lora") LoraConfig lora,
@@ -217,6 +218,7 @@ public record PretrainConfig(
         throw new IllegalArgumentException(
             "'offload_optimizer' works with 'zero_stage' 0, 1 or 2, not yet with " + zeroStage);
     }
+    lossChunkTokens = lossChunk(lossChunkTokens);
     if (zeroStage == 2 && !gradientCheckpointing)
       throw new IllegalArgumentException(
           "'zero_stage: 2' needs 'gradient_checkpointing: true': gradients are sent to their"
@@ -268,6 +270,35 @@ public record PretrainConfig(
   /** Whether fp32 masters and AdamW state live in host memory ({@code offload_optimizer: cpu}). */
   public boolean offloadsOptimizer() {
     return "cpu".equals(offloadOptimizer);
+  }
+
+  /**
+   * {@code loss_chunk_tokens}: {@code auto} chooses this many rows on CUDA, whole logits on CPU.
+   */
+  public static final int AUTO_LOSS_CHUNK_TOKENS = 4096;
+
+  /**
+   * {@code loss_chunk_tokens} as a number or {@code auto}: a count of tokens (rows) >= 0, 0 being
+   * the whole logits at once.
+   */
+  private static Object lossChunk(Object v) {
+    if (v == null || "auto".equals(v)) return "auto";
+    if ((v instanceof Integer || v instanceof Long) && ((Number) v).longValue() >= 0)
+      return ((Number) v).intValue() == ((Number) v).longValue() ? ((Number) v).intValue() : v;
+    throw new IllegalArgumentException(
+        "'loss_chunk_tokens' must be a count of tokens >= 0 (0: the whole logits at once) or"
+            + " 'auto', got "
+            + v);
+  }
+
+  /**
+   * The rows of logits the loss makes at a time on {@code device}: the configured count, or for
+   * {@code auto} {@link #AUTO_LOSS_CHUNK_TOKENS} on CUDA and 0 (the whole logits, the exact
+   * historical path) elsewhere.
+   */
+  public long lossChunkRows(dev.hanlin.torch.Device device) {
+    if ("auto".equals(lossChunkTokens)) return device.isCuda() ? AUTO_LOSS_CHUNK_TOKENS : 0;
+    return ((Number) lossChunkTokens).longValue();
   }
 
   private static <T> T or(T v, T dflt) {

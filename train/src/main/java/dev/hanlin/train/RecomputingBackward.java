@@ -49,6 +49,31 @@ public final class RecomputingBackward {
       Tensor segments,
       Function<Tensor, Tensor> lossOfLogits,
       IntConsumer afterBackward) {
+    return runTop(
+        model,
+        ids,
+        positions,
+        segments,
+        xl -> {
+          Tensor loss = lossOfLogits.apply(model.head(xl));
+          loss.backward();
+          return loss.detach();
+        },
+        afterBackward);
+  }
+
+  /**
+   * As {@link #run}, with the top of the graph given as {@code top}: from the last block's output
+   * (a leaf that requires grad) it runs the head's forward and backward, as {@link
+   * LossHead#backward} does chunk by chunk, and returns the loss (detached).
+   */
+  public static Tensor runTop(
+      LlamaModel model,
+      Tensor ids,
+      Tensor positions,
+      Tensor segments,
+      Function<Tensor, Tensor> top,
+      IntConsumer afterBackward) {
     IntConsumer done = afterBackward != null ? afterBackward : stage -> {};
     Walk walk = afterBackward instanceof Walk w ? w : null; // null: no weights to fetch
     int layers = model.layers().size();
@@ -82,9 +107,7 @@ public final class RecomputingBackward {
     if (walk != null) walk.enter(layers);
     try (Scope s = Scope.open()) {
       Tensor xl = inputs[layers].detach().requiresGrad(true);
-      Tensor loss = lossOfLogits.apply(model.head(xl));
-      loss.backward();
-      lossValue = s.keep(loss.detach());
+      lossValue = s.keep(top.apply(xl));
       grad = s.keep(xl.grad());
     }
     done.accept(layers);

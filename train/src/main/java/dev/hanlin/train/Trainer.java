@@ -26,7 +26,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
@@ -47,7 +46,34 @@ public final class Trainer {
       Backward backward,
       Device device,
       int accumulation,
-      OutOfMemory oom) {
+      OutOfMemory oom,
+      long lossChunkRows) {
+    /** With the whole logits at once (no {@code loss_chunk_tokens}). */
+    public Parts(
+        LlamaModel model,
+        Precision precision,
+        Parallelism parallelism,
+        Optimizer optimizer,
+        LrSchedule schedule,
+        Task task,
+        Backward backward,
+        Device device,
+        int accumulation,
+        OutOfMemory oom) {
+      this(
+          model,
+          precision,
+          parallelism,
+          optimizer,
+          schedule,
+          task,
+          backward,
+          device,
+          accumulation,
+          oom,
+          0);
+    }
+
     /** What the optimizer updates: every weight, or with LoRA the adapters and modules to save. */
     Map<String, Tensor> trainable() {
       return model.lora() != null ? model.lora().weights() : model.weights();
@@ -165,11 +191,8 @@ public final class Trainer {
             LabelledBatch b = window.get(micro)) {
           // ranks average gradients once per step, in the last micro-batch's backward
           p.parallelism().beforeMicroBatch(last);
-          Tensor targets = b.targets().reshape(-1);
           // sum over this micro-batch's tokens / all tokens of the step = the step's mean loss
-          Function<Tensor, Tensor> lossSumOf =
-              logits ->
-                  Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), targets);
+          LossHead head = new LossHead(b.targets().reshape(-1), p.lossChunkRows());
           Tensor l;
           try (Grad.Guard ac = p.precision().enter(p.device())) {
             l =
@@ -177,7 +200,7 @@ public final class Trainer {
                     .run(
                         p.model(),
                         b,
-                        lossSumOf,
+                        head,
                         perRank,
                         p.parallelism().afterBackwardStage(trainable, last));
           }

@@ -168,7 +168,8 @@ public final class TrainingRun {
                 device,
                 cfg.gradientAccumulationSteps(),
                 new OutOfMemory(
-                    model.config().parameterCount(), cfg.trainBatchSize(), block, device));
+                    model.config().parameterCount(), cfg.trainBatchSize(), block, device),
+                cfg.lossChunkRows(device));
         try (StopSignal stop = new StopSignal(300)) {
           return train(parts, state, loader, maxSteps, block, checkpointing, stop);
         }

@@ -110,6 +110,12 @@ class TrainerStepTest {
 
   /** A trainer over a fresh copy of the tiny model (the same weights every time). */
   static Trainer trainer(Precision precision, Backward backward, int accumulation) {
+    return trainer(precision, backward, accumulation, 0);
+  }
+
+  /** As above, the loss made {@code lossChunkRows} rows at a time (0: the whole logits). */
+  static Trainer trainer(
+      Precision precision, Backward backward, int accumulation, long lossChunkRows) {
     LlamaModel m =
         precision.adopt(CheckpointsTest.tiny(), new PrintStream(OutputStream.nullOutputStream()));
     for (Tensor w : m.weights().values()) w.requiresGrad(true);
@@ -136,7 +142,8 @@ class TrainerStepTest {
             backward,
             Device.CPU,
             accumulation,
-            new OutOfMemory(m.config().parameterCount(), B, T, Device.CPU));
+            new OutOfMemory(m.config().parameterCount(), B, T, Device.CPU),
+            lossChunkRows);
     return new Trainer(parts, TrainerState.start());
   }
 

@@ -96,7 +96,8 @@ final class Pretraining implements Task {
             cfg.maxEvalBatches(),
             device,
             bf16,
-            step));
+            step,
+            cfg.lossChunkRows(device)));
   }
 
   @Override

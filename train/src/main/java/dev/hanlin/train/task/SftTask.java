@@ -117,7 +117,14 @@ final class SftTask implements Task {
       LlamaModel model, int block, Device device, boolean bf16, long step) {
     if (evalBatches == null) return Optional.empty();
     return Optional.of(
-        Evaluator.evaluate(model, evalBatches, cfg.maxEvalBatches(), device, bf16, step));
+        Evaluator.evaluate(
+            model,
+            evalBatches,
+            cfg.maxEvalBatches(),
+            device,
+            bf16,
+            step,
+            cfg.lossChunkRows(device)));
   }
 
   /** The run's result for a LoRA run: the adapter in PEFT's layout. */

@@ -284,8 +284,9 @@ public final class NvrtcOps implements BlockOps {
 
   private void launch(String kernel, long grid, int block, Object... args) {
     if (grid == 0) return; // no rows: nothing to do, and CUDA refuses an empty grid
-    long stream = torch_cuda.getCurrentCUDAStream((byte) device.index()).stream().address();
-    cuda.launch(kernels.get(kernel), grid, block, stream, args);
+    // the default stream is CUDA's legacy stream, handle 0, which JavaCPP returns as null
+    var stream = torch_cuda.getCurrentCUDAStream((byte) device.index()).stream();
+    cuda.launch(kernels.get(kernel), grid, block, stream == null ? 0 : stream.address(), args);
   }
 
   private static long ptr(Tensor t) {

@@ -149,19 +149,7 @@ public final class CudaDriver {
       throw new IllegalArgumentException(f.name() + ": grid " + grid + ", block " + block);
     }
     try (Arena a = Arena.ofConfined()) {
-      MemorySegment values = a.allocate(8L * args.length, 8);
-      MemorySegment params = a.allocate(ADDRESS, Math.max(1, args.length));
-      for (int i = 0; i < args.length; i++) {
-        long off = 8L * i;
-        switch (args[i]) {
-          case Long v -> values.set(JAVA_LONG, off, v);
-          case Integer v -> values.set(JAVA_INT, off, v);
-          case Float v -> values.set(JAVA_FLOAT, off, v);
-          default ->
-              throw new IllegalArgumentException(f.name() + ": argument " + i + " " + args[i]);
-        }
-        params.setAtIndex(ADDRESS, i, values.asSlice(off));
-      }
+      MemorySegment params = params(a, f.name(), args);
       int rc =
           (int)
               launchKernel.invokeExact(
@@ -180,6 +168,28 @@ public final class CudaDriver {
     } catch (Throwable e) {
       throw rethrow(e);
     }
+  }
+
+  /**
+   * The {@code void** kernelParams} of a launch: one 8-byte slot per argument (CUDA reads as many
+   * bytes as the parameter has), and an array of pointers to the slots.
+   */
+  static MemorySegment params(Arena a, String kernel, Object... args) {
+    MemorySegment values = a.allocate(8L * Math.max(1, args.length), 8);
+    MemorySegment params = a.allocate(ADDRESS, Math.max(1, args.length));
+    for (int i = 0; i < args.length; i++) {
+      long off = 8L * i;
+      switch (args[i]) {
+        case Long v -> values.set(JAVA_LONG, off, v);
+        case Integer v -> values.set(JAVA_INT, off, v);
+        case Float v -> values.set(JAVA_FLOAT, off, v);
+        case null, default ->
+            throw new IllegalArgumentException(
+                kernel + ": argument " + i + " is " + args[i] + ", not a Long, Integer or Float");
+      }
+      params.setAtIndex(ADDRESS, i, values.asSlice(off));
+    }
+    return params;
   }
 
   private void check(int rc, String what) {

@@ -79,7 +79,8 @@ public final class BlockKernels {
     public static final int MAX_BLOCKS = 512;
 
     public static NormBackwardLaunch of(long rows) {
-      if (rows < 1) throw new IllegalArgumentException("RMSNorm backward over " + rows + " rows");
+      if (rows < 0) throw new IllegalArgumentException("RMSNorm backward over " + rows + " rows");
+      if (rows == 0) return new NormBackwardLaunch(0, 1); // no partials: the weight gradient is 0
       long per = (rows + MAX_BLOCKS - 1) / MAX_BLOCKS;
       if (per > Integer.MAX_VALUE) throw new IllegalArgumentException(rows + " rows");
       int blocks = (int) ((rows + per - 1) / per);

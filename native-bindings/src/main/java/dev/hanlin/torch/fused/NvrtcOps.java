@@ -312,7 +312,7 @@ public final class NvrtcOps implements BlockOps {
 
   private String typeAnyLayout(Tensor x, String what) {
     onDevice(x, what);
-    if (x.numel() == 0 && x.dim() == 0) throw new IllegalArgumentException(what + " is empty");
+    if (x.dim() == 0) throw new IllegalArgumentException(what + " must have a dimension: " + x);
     return switch (x.dtype()) {
       case F32 -> "f32";
       case BF16 -> "bf16";

@@ -35,6 +35,8 @@ class BlockKernelsTest {
     }
     assertEquals(
         new BlockKernels.NormBackwardLaunch(512, 32), BlockKernels.NormBackwardLaunch.of(16384));
+    assertEquals(0, BlockKernels.NormBackwardLaunch.of(0).blocks()); // no rows, no partials
+    assertThrows(IllegalArgumentException.class, () -> BlockKernels.NormBackwardLaunch.of(-1));
   }
 
   @Test

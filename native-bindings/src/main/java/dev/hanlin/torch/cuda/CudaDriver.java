@@ -145,9 +145,16 @@ public final class CudaDriver {
    * kernel's parameters in order, which the launch cannot check.
    */
   public void launch(Function f, long grid, int block, long stream, Object... args) {
-    if (grid < 1 || grid > Integer.MAX_VALUE || block < 1 || block > 1024) {
-      throw new IllegalArgumentException(f.name() + ": grid " + grid + ", block " + block);
+    launch(f, grid, 1, block, stream, args);
+  }
+
+  /** As {@link #launch(Function, long, int, long, Object...)} with a 2-D grid. */
+  public void launch(Function f, long grid, long gridY, int block, long stream, Object... args) {
+    if (grid < 1 || grid > Integer.MAX_VALUE || gridY < 1 || gridY > 65535) {
+      throw new IllegalArgumentException(f.name() + ": grid " + grid + " x " + gridY);
     }
+    if (block < 1 || block > 1024)
+      throw new IllegalArgumentException(f.name() + ": block " + block);
     try (Arena a = Arena.ofConfined()) {
       MemorySegment params = params(a, f.name(), args);
       int rc =
@@ -155,7 +162,7 @@ public final class CudaDriver {
               launchKernel.invokeExact(
                   f.handle(),
                   (int) grid,
-                  1,
+                  (int) gridY,
                   1,
                   block,
                   1,

@@ -88,7 +88,7 @@ public final class BlockKernels {
     }
   }
 
-  /** Threads per block of the elementwise kernels (RoPE, SwiGLU, the weight-gradient sum). */
+  /** Threads per block of the elementwise kernels (RoPE, SwiGLU). */
   public static final int ELEMENTWISE_THREADS = 256;
 
   /** Blocks for {@code n} elements, one element per thread, capped for grid-stride loops. */

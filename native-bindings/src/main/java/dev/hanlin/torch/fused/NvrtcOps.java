@@ -146,14 +146,7 @@ public final class NvrtcOps implements BlockOps {
         n,
         (int) c,
         l.rowsPerBlock());
-    launch(
-        "rmsnorm_dw",
-        BlockKernels.elementwiseBlocks(c, Integer.MAX_VALUE),
-        BlockKernels.ELEMENTWISE_THREADS,
-        ptr(partial),
-        ptr(dw),
-        l.blocks(),
-        (int) c);
+    launch("rmsnorm_dw", (c + 31) / 32, 1024, ptr(partial), ptr(dw), l.blocks(), (int) c);
     return new NormGrads(dx, dw);
   }
 
@@ -177,16 +170,19 @@ public final class NvrtcOps implements BlockOps {
     Tensor c = table(cos, "cos", x), s = table(sin, "sin", x);
     long cosB = cos.dim() == 4 && cos.size(0) == b && b > 1 ? tt * d : 0;
     Tensor out = Torch.empty(x.dtype(), device, b, h, tt, d);
+    if (b * h > 65535 || tt * d > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("RoPE takes B*H <= 65535 and T*D < 2^31: " + x);
+    }
     var r = x.raw();
-    launch(
+    launch2d(
         kernel + t,
-        BlockKernels.elementwiseBlocks(x.numel(), Integer.MAX_VALUE),
+        BlockKernels.elementwiseBlocks(tt * d / 2, Integer.MAX_VALUE),
+        b * h,
         BlockKernels.ELEMENTWISE_THREADS,
         ptr(x),
         ptr(c),
         ptr(s),
         ptr(out),
-        (int) b,
         (int) h,
         (int) tt,
         (int) d,
@@ -283,10 +279,15 @@ public final class NvrtcOps implements BlockOps {
   // ---- checks and launch ----
 
   private void launch(String kernel, long grid, int block, Object... args) {
-    if (grid == 0) return; // no rows: nothing to do, and CUDA refuses an empty grid
+    launch2d(kernel, grid, 1, block, args);
+  }
+
+  private void launch2d(String kernel, long grid, long gridY, int block, Object... args) {
+    if (grid == 0 || gridY == 0) return; // nothing to do, and CUDA refuses an empty grid
     // the default stream is CUDA's legacy stream, handle 0, which JavaCPP returns as null
     var stream = torch_cuda.getCurrentCUDAStream((byte) device.index()).stream();
-    cuda.launch(kernels.get(kernel), grid, block, stream == null ? 0 : stream.address(), args);
+    long handle = stream == null ? 0 : stream.address();
+    cuda.launch(kernels.get(kernel), grid, gridY, block, handle, args);
   }
 
   private static long ptr(Tensor t) {

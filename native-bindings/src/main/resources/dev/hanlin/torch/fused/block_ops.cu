@@ -128,59 +128,56 @@ __device__ void rmsNormBwd(const T* dy, const T* x, const T* w, const float* rst
   }
 }
 
-// dweight[j] = sum over blocks of partial[b, j]; one thread per column, grid ceil(C/256).
-extern "C" __global__ void rmsnorm_dw(const float* partial, float* dw, int blocks, int C) {
-  int j = blockIdx.x * blockDim.x + threadIdx.x;
-  if (j >= C) return;
+// dweight[j] = sum over blocks of partial[b, j]. A block of 1024 threads takes 32 columns: lane
+// tx = column, ty = which partial rows (b = ty, ty + 32, ...), then the 32 sums of a column are
+// added in a fixed order, so the result is the same every run. Grid ceil(C / 32).
+extern "C" __global__ void __launch_bounds__(1024)
+    rmsnorm_dw(const float* partial, float* dw, int blocks, int C) {
+  __shared__ float sums[32][33];  // +1: no bank conflicts on the column read
+  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  const int j = blockIdx.x * 32 + tx;
   float s = 0.f;
-  for (int b = 0; b < blocks; b++) s += partial[(long long) b * C + j];
-  dw[j] = s;
+  if (j < C) {
+    for (int b = ty; b < blocks; b += 32) s += partial[(long long) b * C + j];
+  }
+  sums[ty][tx] = s;
+  __syncthreads();
+  if (ty == 0 && j < C) {
+    float t = 0.f;
+    for (int k = 0; k < 32; k++) t += sums[k][tx];
+    dw[j] = t;
+  }
 }
 
 // ---- RoPE, HF rotate-half: out = x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1] ----
 // x (B, H, T, D) with any strides (q and k arrive as transposed views); out contiguous.
 // cos/sin (T, D) (cosB = 0) or (B, 1, T, D) (cosB = T*D), contiguous, dtype T.
-// One thread per output element; grid ceil(B*H*T*D / 256).
-template <typename T>
-__device__ void ropeFwd(const T* x, const T* cs, const T* sn, T* out, int B, int H, int T_, int D,
-                        long long sb, long long sh, long long st_, long long sd, long long cosB) {
-  long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-  long long n = (long long) B * H * T_ * D;
-  if (i >= n) return;
-  int d = (int) (i % D);
-  long long r = i / D;
-  int t = (int) (r % T_);
-  r /= T_;
-  int h = (int) (r % H);
-  int b = (int) (r / H);
-  int half = D / 2;
-  long long xb = b * sb + h * sh + t * st_;
-  long long cb = b * cosB + (long long) t * D;
-  float xv = ld(x, xb + d * sd);
-  float rot = d < half ? -ld(x, xb + (d + half) * sd) : ld(x, xb + (d - half) * sd);
-  st(out, i, rt<T>(xv * ld(cs, cb + d)) + rt<T>(rot * ld(sn, cb + d)));
-}
-
-// The gradient: dx[e] = dy[e]*cos[e] + (e < D/2 ? dy[e+D/2]*sin[e+D/2] : -dy[e-D/2]*sin[e-D/2]).
-template <typename T>
-__device__ void ropeBwd(const T* dy, const T* cs, const T* sn, T* dx, int B, int H, int T_, int D,
-                        long long sb, long long sh, long long st_, long long sd, long long cosB) {
-  long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
-  long long n = (long long) B * H * T_ * D;
-  if (i >= n) return;
-  int d = (int) (i % D);
-  long long r = i / D;
-  int t = (int) (r % T_);
-  r /= T_;
-  int h = (int) (r % H);
-  int b = (int) (r / H);
-  int half = D / 2;
-  long long yb = b * sb + h * sh + t * st_;
-  long long cb = b * cosB + (long long) t * D;
-  float a = rt<T>(ld(dy, yb + d * sd) * ld(cs, cb + d));
-  int e = d < half ? d + half : d - half;
-  float s = rt<T>(ld(dy, yb + e * sd) * ld(sn, cb + e));
-  st(dx, i, a + (d < half ? s : -s));
+// One thread per pair (d, d + D/2) of one (b, h, t): grid (ceil(T*D/2 / 256), B*H), 256 threads;
+// 32-bit index math (64-bit division would cost more than the memory traffic).
+// Forward:  out[d] = x1*c1 - x2*s1,        out[d+D/2] = x2*c2 + x1*s2
+// Backward: dx[d]  = dy1*c1 + dy2*s2,      dx[d+D/2]  = dy2*c2 - dy1*s1
+// (1 = index d, 2 = index d + D/2; each product rounded to T as libtorch stores it).
+template <typename T, bool BACKWARD>
+__device__ void rope(const T* x, const T* cs, const T* sn, T* out, int H, int T_, int D,
+                     long long sb, long long sh, long long st_, long long sd, long long cosB) {
+  const int half = D >> 1;
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= (unsigned int) T_ * (unsigned int) half) return;
+  const int b = blockIdx.y / H, h = blockIdx.y - (blockIdx.y / H) * H;
+  const int t = e / half, d = e - t * half;
+  const long long xb = b * sb + h * sh + t * st_;
+  const long long ob = ((long long) blockIdx.y * T_ + t) * D;
+  const long long cb = b * cosB + (long long) t * D;
+  const float x1 = ld(x, xb + d * sd), x2 = ld(x, xb + (d + half) * sd);
+  const float c1 = ld(cs, cb + d), c2 = ld(cs, cb + d + half);
+  const float s1 = ld(sn, cb + d), s2 = ld(sn, cb + d + half);
+  if (BACKWARD) {
+    st(out, ob + d, rt<T>(x1 * c1) + rt<T>(x2 * s2));
+    st(out, ob + d + half, rt<T>(x2 * c2) - rt<T>(x1 * s1));
+  } else {
+    st(out, ob + d, rt<T>(x1 * c1) - rt<T>(x2 * s1));
+    st(out, ob + d + half, rt<T>(x2 * c2) + rt<T>(x1 * s2));
+  }
 }
 
 // ---- SwiGLU: y = silu(gate) * up, both (N, I) contiguous; grid-stride, one element a thread ----
@@ -272,32 +269,31 @@ __device__ void crossEntropy(const T* logits, const long long* labels, float* ro
   }
 }
 
-// ---- C entry points, one per element type (and register width for RMSNorm) ----
+// ---- C entry points, one per element type ----
 #define RMS(TN, T)                                                                         \
-  extern "C" __global__ void __launch_bounds__(1024) rmsnorm_fwd_##TN(const T* x, const T* w, T* y, float* r,    \
-                                                       int C, float eps) {                       \
+  extern "C" __global__ void __launch_bounds__(1024)                                             \
+      rmsnorm_fwd_##TN(const T* x, const T* w, T* y, float* r, int C, float eps) {               \
     rmsNormFwd<T, 8>(x, w, y, r, C, eps);                                                      \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_fwd_##TN(const T* x, const T* d, const T* w,    \
-                                                           T* h, T* y, float* r, int C,          \
-                                                           float eps) {                          \
+  extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_fwd_##TN(                      \
+      const T* x, const T* d, const T* w, T* h, T* y, float* r, int C, float eps) {              \
     addRmsNormFwd<T, 8>(x, d, w, h, y, r, C, eps);                                             \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(1024) rmsnorm_bwd_##TN(const T* dy, const T* x, const T* w,       \
-                                                       const float* r, T* dx, float* partial,    \
-                                                       long long N, int C, int rowsPerBlock) {   \
+  extern "C" __global__ void __launch_bounds__(1024) rmsnorm_bwd_##TN(                          \
+      const T* dy, const T* x, const T* w, const float* r, T* dx, float* partial, long long N,    \
+      int C, int rowsPerBlock) {                                                                 \
     rmsNormBwd<T, 8>(dy, x, w, r, dx, partial, N, C, rowsPerBlock);                            \
   }
 #define ELEMENTWISE(TN, T)                                                                       \
-  extern "C" __global__ void rope_fwd_##TN(const T* x, const T* c, const T* s, T* o, int B,       \
-                                           int H, int T_, int D, long long sb, long long sh,     \
+  extern "C" __global__ void rope_fwd_##TN(const T* x, const T* c, const T* s, T* o, int H,       \
+                                           int T_, int D, long long sb, long long sh,            \
                                            long long st_, long long sd, long long cosB) {        \
-    ropeFwd<T>(x, c, s, o, B, H, T_, D, sb, sh, st_, sd, cosB);                                    \
+    rope<T, false>(x, c, s, o, H, T_, D, sb, sh, st_, sd, cosB);                                  \
   }                                                                                              \
-  extern "C" __global__ void rope_bwd_##TN(const T* dy, const T* c, const T* s, T* dx, int B,     \
-                                           int H, int T_, int D, long long sb, long long sh,     \
+  extern "C" __global__ void rope_bwd_##TN(const T* dy, const T* c, const T* s, T* dx, int H,     \
+                                           int T_, int D, long long sb, long long sh,            \
                                            long long st_, long long sd, long long cosB) {        \
-    ropeBwd<T>(dy, c, s, dx, B, H, T_, D, sb, sh, st_, sd, cosB);                                  \
+    rope<T, true>(dy, c, s, dx, H, T_, D, sb, sh, st_, sd, cosB);                                  \
   }                                                                                              \
   extern "C" __global__ void swiglu_fwd_##TN(const T* g, const T* u, T* y, long long n) {         \
     swigluFwd<T>(g, u, y, n);                                                                     \

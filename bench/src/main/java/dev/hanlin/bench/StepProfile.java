@@ -9,6 +9,7 @@ import dev.hanlin.torch.Generator;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
+import dev.hanlin.torch.cuda.KernelCache;
 import dev.hanlin.torch.fused.NvrtcOps;
 import dev.hanlin.torch.optim.FusedAdamW;
 import java.util.ArrayList;
@@ -44,6 +45,7 @@ public final class StepProfile {
   private final int reps;
   private final Device dev = Device.cuda(0);
   private Tensor padA;
+  private double kernelsReadyMs;
 
   private StepProfile(Map<String, String> args) {
     this.args = args;
@@ -125,7 +127,9 @@ public final class StepProfile {
     int h = c.numAttentionHeads(), kvh = c.numKeyValueHeads(), d = c.headDim();
     DType bf = DType.BF16;
     padA = randn(99, bf, 0.01, 8192, 8192);
+    long k0 = System.nanoTime();
     NvrtcOps ops = NvrtcOps.forDevice(dev);
+    kernelsReadyMs = (System.nanoTime() - k0) / 1e6;
     double eps = c.rmsNormEps();
 
     // activations and weights of one block, (B, T, C) flattened to (N, C) where the ops want rows
@@ -485,6 +489,12 @@ public final class StepProfile {
             Locale.ROOT,
             "Launch-bound parts (host issue time > GPU time): %s.%n",
             launchBound(layer, once)));
+    o.append(
+        String.format(
+            Locale.ROOT,
+            "NVRTC kernels compiled (or read from %s) and loaded in %.0f ms.%n",
+            KernelCache.standard().dir(),
+            kernelsReadyMs));
     System.out.print(o);
   }
 

@@ -284,9 +284,13 @@ public final class NvrtcOps implements BlockOps {
 
   private void launch2d(String kernel, long grid, long gridY, int block, Object... args) {
     if (grid == 0 || gridY == 0) return; // nothing to do, and CUDA refuses an empty grid
-    // the default stream is CUDA's legacy stream, handle 0, which JavaCPP returns as null
-    var stream = torch_cuda.getCurrentCUDAStream((byte) device.index()).stream();
-    long handle = stream == null ? 0 : stream.address();
+    long handle;
+    // closed here rather than left to a scope: a launch outside any scope must not leak them
+    try (var current = torch_cuda.getCurrentCUDAStream((byte) device.index())) {
+      var stream = current.stream(); // a view of the handle, owned by libtorch
+      // the default stream is CUDA's legacy stream, handle 0, which JavaCPP returns as null
+      handle = stream == null ? 0 : stream.address();
+    }
     cuda.launch(kernels.get(kernel), grid, gridY, block, handle, args);
   }
 

@@ -177,6 +177,13 @@ public final class CudaDriver {
     }
   }
 
+  /** The argument marshalling of a launch without the launch (host-cost measurements). */
+  public static void marshalOnly(String kernel, Object... args) {
+    try (Arena a = Arena.ofConfined()) {
+      params(a, kernel, args);
+    }
+  }
+
   /**
    * The {@code void** kernelParams} of a launch: one 8-byte slot per argument (CUDA reads as many
    * bytes as the parameter has), and an array of pointers to the slots.

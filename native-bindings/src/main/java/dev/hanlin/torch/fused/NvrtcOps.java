@@ -29,9 +29,15 @@ public final class NvrtcOps implements BlockOps {
   private final Device device;
   private final CudaDriver cuda;
   private final Map<String, CudaDriver.Function> kernels = new HashMap<>();
+  private final boolean launches;
 
-  private NvrtcOps(Device device) {
+  private NvrtcOps(Device device, boolean launches) {
     this.device = device;
+    this.launches = launches;
+    if (!launches) {
+      this.cuda = null;
+      return;
+    }
     this.cuda = CudaDriver.get();
     int current = currentDevice(device);
     String arch = cuda.arch(current);
@@ -49,7 +55,16 @@ public final class NvrtcOps implements BlockOps {
    */
   public static NvrtcOps forDevice(Device device) {
     if (!device.isCuda()) throw new IllegalArgumentException("NvrtcOps needs a CUDA device");
-    return new NvrtcOps(device);
+    return new NvrtcOps(device, true);
+  }
+
+  /**
+   * For measuring the host side only: every check, output allocation and argument marshalling of
+   * an op, but no kernel and no CUDA at all (tensors may live on the CPU; outputs are left
+   * uninitialized). Never for results.
+   */
+  public static NvrtcOps hostSideOnly(Device device) {
+    return new NvrtcOps(device, false);
   }
 
   private int currentDevice(Device d) {
@@ -284,6 +299,10 @@ public final class NvrtcOps implements BlockOps {
 
   private void launch2d(String kernel, long grid, long gridY, int block, Object... args) {
     if (grid == 0 || gridY == 0) return; // nothing to do, and CUDA refuses an empty grid
+    if (!launches) {
+      CudaDriver.marshalOnly(kernel, args);
+      return;
+    }
     long handle;
     // closed here rather than left to a scope: a launch outside any scope must not leak them
     try (var current = torch_cuda.getCurrentCUDAStream((byte) device.index())) {

@@ -177,11 +177,36 @@ public final class CudaDriver {
     }
   }
 
-  /** The argument marshalling of a launch without the launch (host-cost measurements). */
-  public static void marshalOnly(String kernel, Object... args) {
-    try (Arena a = Arena.ofConfined()) {
-      params(a, kernel, args);
+  /**
+   * As {@link #launch(Function, long, long, int, long, Object...)} with the arguments already in a
+   * reusable block: no allocation on the host, for the per-op path.
+   */
+  public void launch(Function f, long grid, long gridY, int block, long stream, LaunchArgs args) {
+    if (grid < 1 || grid > Integer.MAX_VALUE || gridY < 1 || gridY > 65535) {
+      throw new IllegalArgumentException(f.name() + ": grid " + grid + " x " + gridY);
     }
+    if (block < 1 || block > 1024)
+      throw new IllegalArgumentException(f.name() + ": block " + block);
+    int rc;
+    try {
+      rc =
+          (int)
+              launchKernel.invokeExact(
+                  f.handle(),
+                  (int) grid,
+                  (int) gridY,
+                  1,
+                  block,
+                  1,
+                  1,
+                  0,
+                  MemorySegment.ofAddress(stream),
+                  args.params(),
+                  MemorySegment.NULL);
+    } catch (Throwable e) {
+      throw rethrow(e);
+    }
+    check(rc, "cuLaunchKernel(" + f.name() + ")");
   }
 
   /**

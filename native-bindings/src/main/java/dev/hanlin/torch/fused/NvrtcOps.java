@@ -6,9 +6,15 @@ import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.cuda.CudaDriver;
 import dev.hanlin.torch.cuda.KernelCache;
+import dev.hanlin.torch.cuda.LaunchArgs;
 import dev.hanlin.torch.cuda.Nvrtc;
-import java.util.HashMap;
-import java.util.Map;
+import java.util.Arrays;
+import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.DeviceType;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.global.torch_cuda;
 
 /**
@@ -22,20 +28,53 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * projection; RMSNorm rows of at most {@link BlockKernels#MAX_NORM_COLUMNS}; labels int64. Outputs
  * are new contiguous tensors; RoPE's is (B, H, T, D) contiguous. A label outside [0, V) other than
  * -100 makes that row's loss NaN (a kernel cannot throw).
+ *
+ * <p>Host cost per call is what limits these kernels (they run in tens of µs), so the per-call path
+ * makes no native object but the outputs and the stream query: kernel functions are resolved once,
+ * tensor options are made once, checks read libtorch's fields directly (no {@code Device} object
+ * per check), and the launch arguments go into a per-thread reusable block ({@link LaunchArgs}).
  */
 public final class NvrtcOps implements BlockOps {
   private static final long GRID_STRIDE_BLOCKS = 8192;
+  private static final int F32 = 0, BF16 = 1; // kernel variant: index into TYPES
+
+  /** The kernels with one variant per element type ({@code <prefix><f32|bf16>}). */
+  private enum Kernel {
+    RMSNORM_FWD("rmsnorm_fwd_"),
+    ADD_RMSNORM_FWD("add_rmsnorm_fwd_"),
+    RMSNORM_BWD("rmsnorm_bwd_"),
+    ROPE_FWD("rope_fwd_"),
+    ROPE_BWD("rope_bwd_"),
+    SWIGLU_FWD("swiglu_fwd_"),
+    SWIGLU_BWD("swiglu_bwd_"),
+    CROSS_ENTROPY("cross_entropy_");
+
+    final String prefix;
+
+    Kernel(String prefix) {
+      this.prefix = prefix;
+    }
+  }
 
   private final Device device;
-  private final CudaDriver cuda;
-  private final Map<String, CudaDriver.Function> kernels = new HashMap<>();
-  private final boolean launches;
+  private final boolean onCuda;
+  private final boolean oneCudaDevice; // then is_cuda() alone proves the device
+  private final CudaDriver cuda; // null: host side only, nothing is launched
+  private final CudaDriver.Function[][] functions; // [kernel][type]
+  private final CudaDriver.Function rmsnormDw;
+  private final TensorOptions[] options; // [F32, BF16] on this device, made once, never freed
+  private final MemoryFormatOptional noFormat;
 
   private NvrtcOps(Device device, boolean launches) {
     this.device = device;
-    this.launches = launches;
+    this.onCuda = device.isCuda();
+    this.oneCudaDevice = !onCuda || Torch.cudaDeviceCount() == 1;
+    this.options = new TensorOptions[] {options(ScalarType.Float), options(ScalarType.BFloat16)};
+    this.noFormat = new MemoryFormatOptional().retainReference();
+    this.functions = new CudaDriver.Function[Kernel.values().length][BlockKernels.TYPES.size()];
     if (!launches) {
       this.cuda = null;
+      this.rmsnormDw = null;
       return;
     }
     this.cuda = CudaDriver.get();
@@ -46,7 +85,12 @@ public final class NvrtcOps implements BlockOps {
             .cubin(
                 Nvrtc.get(), BlockKernels.source(), BlockKernels.FILE, arch, BlockKernels.OPTIONS);
     CudaDriver.Module module = cuda.load(cubin);
-    for (String name : BlockKernels.names()) kernels.put(name, cuda.function(module, name));
+    for (Kernel k : Kernel.values()) {
+      for (int t = 0; t < BlockKernels.TYPES.size(); t++) {
+        functions[k.ordinal()][t] = cuda.function(module, k.prefix + BlockKernels.TYPES.get(t));
+      }
+    }
+    this.rmsnormDw = cuda.function(module, "rmsnorm_dw");
   }
 
   /**
@@ -59,12 +103,21 @@ public final class NvrtcOps implements BlockOps {
   }
 
   /**
-   * For measuring the host side only: every check, output allocation and argument marshalling of
-   * an op, but no kernel and no CUDA at all (tensors may live on the CPU; outputs are left
+   * For measuring the host side only: every check, output allocation and argument marshalling of an
+   * op, but no kernel and no CUDA at all (tensors may live on the CPU; outputs are left
    * uninitialized). Never for results.
    */
   public static NvrtcOps hostSideOnly(Device device) {
     return new NvrtcOps(device, false);
+  }
+
+  /** Tensor options of this device, retained: they outlive any scope open at construction. */
+  private TensorOptions options(ScalarType type) {
+    var d =
+        onCuda
+            ? new org.bytedeco.pytorch.Device(DeviceType.CUDA, (byte) device.index())
+            : new org.bytedeco.pytorch.Device(DeviceType.CPU);
+    return new TensorOptions(type).device(new DeviceOptional(d)).retainReference();
   }
 
   private int currentDevice(Device d) {
@@ -92,76 +145,62 @@ public final class NvrtcOps implements BlockOps {
 
   @Override
   public Normed rmsNorm(Tensor x, Tensor weight, double eps) {
-    String t = type(x, "x");
-    long c = x.size(x.dim() - 1);
-    long n = x.numel() / c;
-    check(weight, "weight", x.dtype(), c);
-    Tensor y = Torch.empty(x.dtype(), device, x.shape());
-    Tensor rstd = Torch.empty(DType.F32, device, rowShape(x));
-    launch(
-        "rmsnorm_fwd_" + t,
-        n,
-        BlockKernels.normThreads(c),
-        ptr(x),
-        ptr(weight),
-        ptr(y),
-        ptr(rstd),
-        (int) c,
-        (float) eps);
+    var r = x.raw();
+    int t = type(x, "x");
+    long[] shape = shape(r);
+    long c = shape[shape.length - 1];
+    long n = r.numel() / c;
+    check(weight, "weight", t, c);
+    Tensor y = empty(t, shape);
+    Tensor rstd = empty(F32, rows(shape));
+    int threads = BlockKernels.normThreads(c);
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(x)).i64(ptr(weight)).i64(ptr(y)).i64(ptr(rstd)).i32((int) c).f32((float) eps);
+    launch(Kernel.RMSNORM_FWD, t, n, 1, threads, a);
     return new Normed(y, rstd);
   }
 
   @Override
   public AddNormed addRmsNorm(Tensor x, Tensor delta, Tensor weight, double eps) {
-    String t = type(x, "x");
-    long c = x.size(x.dim() - 1);
-    long n = x.numel() / c;
-    checkLike(delta, "delta", x);
-    check(weight, "weight", x.dtype(), c);
-    Tensor h = Torch.empty(x.dtype(), device, x.shape());
-    Tensor y = Torch.empty(x.dtype(), device, x.shape());
-    Tensor rstd = Torch.empty(DType.F32, device, rowShape(x));
-    launch(
-        "add_rmsnorm_fwd_" + t,
-        n,
-        BlockKernels.normThreads(c),
-        ptr(x),
-        ptr(delta),
-        ptr(weight),
-        ptr(h),
-        ptr(y),
-        ptr(rstd),
-        (int) c,
-        (float) eps);
+    var r = x.raw();
+    int t = type(x, "x");
+    long[] shape = shape(r);
+    long c = shape[shape.length - 1];
+    long n = r.numel() / c;
+    checkLike(delta, "delta", x, t, shape);
+    check(weight, "weight", t, c);
+    Tensor h = empty(t, shape);
+    Tensor y = empty(t, shape);
+    Tensor rstd = empty(F32, rows(shape));
+    int threads = BlockKernels.normThreads(c);
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(x)).i64(ptr(delta)).i64(ptr(weight)).i64(ptr(h)).i64(ptr(y)).i64(ptr(rstd));
+    a.i32((int) c).f32((float) eps);
+    launch(Kernel.ADD_RMSNORM_FWD, t, n, 1, threads, a);
     return new AddNormed(h, y, rstd);
   }
 
   @Override
   public NormGrads rmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd) {
-    String t = type(x, "x");
-    long c = x.size(x.dim() - 1);
-    long n = x.numel() / c;
-    checkLike(dy, "dy", x);
-    check(weight, "weight", x.dtype(), c);
-    check(rstd, "rstd", DType.F32, n);
+    var r = x.raw();
+    int t = type(x, "x");
+    long[] shape = shape(r);
+    long c = shape[shape.length - 1];
+    long n = r.numel() / c;
+    checkLike(dy, "dy", x, t, shape);
+    check(weight, "weight", t, c);
+    check(rstd, "rstd", F32, n);
+    int threads = BlockKernels.normThreads(c);
     var l = BlockKernels.NormBackwardLaunch.of(n);
-    Tensor dx = Torch.empty(x.dtype(), device, x.shape());
-    Tensor partial = Torch.empty(DType.F32, device, l.blocks(), c);
-    Tensor dw = Torch.empty(DType.F32, device, c);
-    launch(
-        "rmsnorm_bwd_" + t,
-        l.blocks(),
-        BlockKernels.normThreads(c),
-        ptr(dy),
-        ptr(x),
-        ptr(weight),
-        ptr(rstd),
-        ptr(dx),
-        ptr(partial),
-        n,
-        (int) c,
-        l.rowsPerBlock());
-    launch("rmsnorm_dw", (c + 31) / 32, 1024, ptr(partial), ptr(dw), l.blocks(), (int) c);
+    Tensor dx = empty(t, shape);
+    Tensor partial = empty(F32, l.blocks(), c);
+    Tensor dw = empty(F32, c);
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(dy)).i64(ptr(x)).i64(ptr(weight)).i64(ptr(rstd)).i64(ptr(dx)).i64(ptr(partial));
+    a.i64(n).i32((int) c).i32(l.rowsPerBlock());
+    launch(Kernel.RMSNORM_BWD, t, l.blocks(), 1, threads, a);
+    a.clear().i64(ptr(partial)).i64(ptr(dw)).i32(l.blocks()).i32((int) c);
+    launch(rmsnormDw, (c + 31) / 32, 1, 1024, a);
     return new NormGrads(dx, dw);
   }
 
@@ -169,194 +208,216 @@ public final class NvrtcOps implements BlockOps {
 
   @Override
   public Tensor rope(Tensor x, Tensor cos, Tensor sin) {
-    return ropeKernel("rope_fwd_", x, cos, sin);
+    return ropeKernel(Kernel.ROPE_FWD, x, cos, sin);
   }
 
   @Override
   public Tensor ropeBackward(Tensor dy, Tensor cos, Tensor sin) {
-    return ropeKernel("rope_bwd_", dy, cos, sin);
+    return ropeKernel(Kernel.ROPE_BWD, dy, cos, sin);
   }
 
-  private Tensor ropeKernel(String kernel, Tensor x, Tensor cos, Tensor sin) {
-    if (x.dim() != 4) throw new IllegalArgumentException("RoPE input must be (B, H, T, D): " + x);
-    String t = typeAnyLayout(x, "x");
-    long b = x.size(0), h = x.size(1), tt = x.size(2), d = x.size(3);
+  private Tensor ropeKernel(Kernel kernel, Tensor x, Tensor cos, Tensor sin) {
+    var r = x.raw();
+    if (r.dim() != 4) throw new IllegalArgumentException("RoPE input must be (B, H, T, D): " + x);
+    int t = typeAnyLayout(x, "x");
+    long[] shape = shape(r);
+    long b = shape[0], h = shape[1], tt = shape[2], d = shape[3];
     if (d % 2 != 0) throw new IllegalArgumentException("RoPE head dim must be even: " + x);
-    Tensor c = table(cos, "cos", x), s = table(sin, "sin", x);
-    long cosB = cos.dim() == 4 && cos.size(0) == b && b > 1 ? tt * d : 0;
-    Tensor out = Torch.empty(x.dtype(), device, b, h, tt, d);
     if (b * h > 65535 || tt * d > Integer.MAX_VALUE) {
       throw new IllegalArgumentException("RoPE takes B*H <= 65535 and T*D < 2^31: " + x);
     }
-    var r = x.raw();
-    launch2d(
-        kernel + t,
-        BlockKernels.elementwiseBlocks(tt * d / 2, Integer.MAX_VALUE),
-        b * h,
-        BlockKernels.ELEMENTWISE_THREADS,
-        ptr(x),
-        ptr(c),
-        ptr(s),
-        ptr(out),
-        (int) h,
-        (int) tt,
-        (int) d,
-        r.stride(0),
-        r.stride(1),
-        r.stride(2),
-        r.stride(3),
-        cosB);
+    Tensor c = table(cos, "cos", x, t, shape), s = table(sin, "sin", x, t, shape);
+    var cr = cos.raw();
+    long cosB = cr.dim() == 4 && cr.size(0) == b && b > 1 ? tt * d : 0;
+    Tensor out = empty(t, shape);
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(x)).i64(ptr(c)).i64(ptr(s)).i64(ptr(out)).i32((int) h).i32((int) tt).i32((int) d);
+    a.i64(r.stride(0)).i64(r.stride(1)).i64(r.stride(2)).i64(r.stride(3)).i64(cosB);
+    int blocks = BlockKernels.elementwiseBlocks(tt * d / 2, Integer.MAX_VALUE);
+    launch(kernel, t, blocks, b * h, BlockKernels.ELEMENTWISE_THREADS, a);
     return out;
   }
 
   /** cos or sin as (T, D) or (B, 1, T, D), contiguous, in x's dtype. */
-  private Tensor table(Tensor cs, String what, Tensor x) {
-    long tt = x.size(2), d = x.size(3);
-    boolean plain = cs.dim() == 2 && cs.size(0) == tt && cs.size(1) == d;
+  private Tensor table(Tensor cs, String what, Tensor x, int t, long[] xShape) {
+    var r = cs.raw();
+    long tt = xShape[2], d = xShape[3];
+    long dims = r.dim();
+    boolean plain = dims == 2 && r.size(0) == tt && r.size(1) == d;
     boolean batched =
-        cs.dim() == 4
-            && (cs.size(0) == x.size(0) || cs.size(0) == 1)
-            && cs.size(1) == 1
-            && cs.size(2) == tt
-            && cs.size(3) == d;
+        dims == 4
+            && (r.size(0) == xShape[0] || r.size(0) == 1)
+            && r.size(1) == 1
+            && r.size(2) == tt
+            && r.size(3) == d;
     if (!plain && !batched) {
       throw new IllegalArgumentException(
           what + " " + cs + " fits neither (T, D) nor (B, 1, T, D) for " + x);
     }
     onDevice(cs, what);
-    if (cs.dtype() != x.dtype()) cs = cs.to(x.dtype());
-    return cs.isContiguous() ? cs : cs.contiguous();
+    if (typeOf(r.scalar_type()) != t) cs = cs.to(x.dtype());
+    return cs.raw().is_contiguous() ? cs : cs.contiguous();
   }
 
   // ---- SwiGLU ----
 
   @Override
   public Tensor swiglu(Tensor gate, Tensor up) {
-    String t = type(gate, "gate");
-    checkLike(up, "up", gate);
-    Tensor y = Torch.empty(gate.dtype(), device, gate.shape());
-    long n = gate.numel();
-    launch(
-        "swiglu_fwd_" + t,
-        BlockKernels.elementwiseBlocks(n, GRID_STRIDE_BLOCKS),
-        BlockKernels.ELEMENTWISE_THREADS,
-        ptr(gate),
-        ptr(up),
-        ptr(y),
-        n);
+    int t = type(gate, "gate");
+    long[] shape = shape(gate.raw());
+    checkLike(up, "up", gate, t, shape);
+    Tensor y = empty(t, shape);
+    long n = gate.raw().numel();
+    var a = LaunchArgs.ofThisThread().i64(ptr(gate)).i64(ptr(up)).i64(ptr(y)).i64(n);
+    launch(Kernel.SWIGLU_FWD, t, swigluBlocks(n), 1, BlockKernels.ELEMENTWISE_THREADS, a);
     return y;
   }
 
   @Override
   public SwigluGrads swigluBackward(Tensor dy, Tensor gate, Tensor up) {
-    String t = type(gate, "gate");
-    checkLike(up, "up", gate);
-    checkLike(dy, "dy", gate);
-    Tensor dg = Torch.empty(gate.dtype(), device, gate.shape());
-    Tensor du = Torch.empty(gate.dtype(), device, gate.shape());
-    long n = gate.numel();
-    launch(
-        "swiglu_bwd_" + t,
-        BlockKernels.elementwiseBlocks(n, GRID_STRIDE_BLOCKS),
-        BlockKernels.ELEMENTWISE_THREADS,
-        ptr(dy),
-        ptr(gate),
-        ptr(up),
-        ptr(dg),
-        ptr(du),
-        n);
+    int t = type(gate, "gate");
+    long[] shape = shape(gate.raw());
+    checkLike(up, "up", gate, t, shape);
+    checkLike(dy, "dy", gate, t, shape);
+    Tensor dg = empty(t, shape);
+    Tensor du = empty(t, shape);
+    long n = gate.raw().numel();
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(dy)).i64(ptr(gate)).i64(ptr(up)).i64(ptr(dg)).i64(ptr(du)).i64(n);
+    launch(Kernel.SWIGLU_BWD, t, swigluBlocks(n), 1, BlockKernels.ELEMENTWISE_THREADS, a);
     return new SwigluGrads(dg, du);
+  }
+
+  private static long swigluBlocks(long n) {
+    return BlockKernels.elementwiseBlocks(n, GRID_STRIDE_BLOCKS);
   }
 
   // ---- cross-entropy ----
 
   @Override
   public LossAndGrad crossEntropy(Tensor logits, Tensor labels, double scale) {
-    String t = type(logits, "logits");
-    if (logits.dim() != 2) throw new IllegalArgumentException("logits must be (N, V): " + logits);
-    long n = logits.size(0), v = logits.size(1);
-    check(labels, "labels", DType.I64, n);
-    Tensor rowLoss = Torch.empty(DType.F32, device, n);
-    Tensor dlogits = Torch.empty(logits.dtype(), device, n, v);
-    launch(
-        "cross_entropy_" + t,
-        n,
-        BlockKernels.crossEntropyThreads(v),
-        ptr(logits),
-        ptr(labels),
-        ptr(rowLoss),
-        ptr(dlogits),
-        (int) v,
-        (float) scale);
+    var r = logits.raw();
+    int t = type(logits, "logits");
+    if (r.dim() != 2) throw new IllegalArgumentException("logits must be (N, V): " + logits);
+    long n = r.size(0), v = r.size(1);
+    checkLabels(labels, n);
+    Tensor rowLoss = empty(F32, n);
+    Tensor dlogits = empty(t, n, v);
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(logits)).i64(ptr(labels)).i64(ptr(rowLoss)).i64(ptr(dlogits));
+    a.i32((int) v).f32((float) scale);
+    launch(Kernel.CROSS_ENTROPY, t, n, 1, BlockKernels.crossEntropyThreads(v), a);
     return new LossAndGrad(rowLoss.sum(), dlogits);
   }
 
-  // ---- checks and launch ----
+  // ---- outputs, checks and launch ----
 
-  private void launch(String kernel, long grid, int block, Object... args) {
-    launch2d(kernel, grid, 1, block, args);
+  private Tensor empty(int type, long... shape) {
+    return Tensor.wrap(torch.empty(shape, options[type], noFormat));
   }
 
-  private void launch2d(String kernel, long grid, long gridY, int block, Object... args) {
+  private void launch(Kernel k, int type, long grid, long gridY, int block, LaunchArgs args) {
+    launch(cuda == null ? null : functions[k.ordinal()][type], grid, gridY, block, args);
+  }
+
+  private void launch(CudaDriver.Function f, long grid, long gridY, int block, LaunchArgs args) {
     if (grid == 0 || gridY == 0) return; // nothing to do, and CUDA refuses an empty grid
-    if (!launches) {
-      CudaDriver.marshalOnly(kernel, args);
-      return;
-    }
-    long handle;
-    // closed here rather than left to a scope: a launch outside any scope must not leak them
+    if (cuda == null) return; // host side only
+    cuda.launch(f, grid, gridY, block, currentStream(), args);
+  }
+
+  /** libtorch's current stream of the device: asked on every launch, since callers may switch. */
+  private long currentStream() {
+    // closed here rather than left to a scope: a launch outside any scope must not leak it
     try (var current = torch_cuda.getCurrentCUDAStream((byte) device.index())) {
       var stream = current.stream(); // a view of the handle, owned by libtorch
       // the default stream is CUDA's legacy stream, handle 0, which JavaCPP returns as null
-      handle = stream == null ? 0 : stream.address();
+      return stream == null ? 0 : stream.address();
     }
-    cuda.launch(kernels.get(kernel), grid, gridY, block, handle, args);
   }
 
   private static long ptr(Tensor t) {
     return t.raw().data_ptr().address();
   }
 
-  private static long[] rowShape(Tensor x) {
-    long[] s = x.shape();
-    return java.util.Arrays.copyOf(s, s.length - 1);
+  private static long[] shape(org.bytedeco.pytorch.Tensor r) {
+    int n = (int) r.dim();
+    long[] s = new long[n];
+    for (int i = 0; i < n; i++) s[i] = r.size(i);
+    return s;
   }
 
+  private static long[] rows(long[] shape) {
+    return Arrays.copyOf(shape, shape.length - 1);
+  }
+
+  /**
+   * Whether t is on this object's device, from libtorch's flags: a {@code Device} object per check
+   * would be a native allocation; the index is read only with several CUDA devices.
+   */
   private void onDevice(Tensor t, String what) {
-    if (!t.device().equals(device)) {
+    var r = t.raw();
+    boolean here =
+        onCuda ? r.is_cuda() && (oneCudaDevice || t.device().equals(device)) : r.is_cpu();
+    if (!here) {
       throw new IllegalArgumentException(what + " is on " + t.device() + ", kernels on " + device);
     }
   }
 
-  /** The kernel suffix of x's dtype; x must be contiguous on this device. */
-  private String type(Tensor x, String what) {
-    if (!x.isContiguous()) throw new IllegalArgumentException(what + " must be contiguous: " + x);
+  /** The kernel variant of x's dtype; x must be contiguous on this device. */
+  private int type(Tensor x, String what) {
+    if (!x.raw().is_contiguous()) {
+      throw new IllegalArgumentException(what + " must be contiguous: " + x);
+    }
     return typeAnyLayout(x, what);
   }
 
-  private String typeAnyLayout(Tensor x, String what) {
+  private int typeAnyLayout(Tensor x, String what) {
     onDevice(x, what);
-    if (x.dim() == 0) throw new IllegalArgumentException(what + " must have a dimension: " + x);
-    return switch (x.dtype()) {
-      case F32 -> "f32";
-      case BF16 -> "bf16";
-      default -> throw new IllegalArgumentException(what + ": float32 or bfloat16, not " + x);
-    };
+    var r = x.raw();
+    if (r.dim() == 0) throw new IllegalArgumentException(what + " must have a dimension: " + x);
+    int t = typeOf(r.scalar_type());
+    if (t < 0) throw new IllegalArgumentException(what + ": float32 or bfloat16, not " + x);
+    return t;
   }
 
-  private void checkLike(Tensor t, String what, Tensor like) {
+  private static int typeOf(ScalarType s) {
+    if (s.value == ScalarType.Float.value) return F32;
+    if (s.value == ScalarType.BFloat16.value) return BF16;
+    return -1;
+  }
+
+  private void checkLike(Tensor t, String what, Tensor like, int type, long[] shape) {
     onDevice(t, what);
-    if (t.dtype() != like.dtype() || !java.util.Arrays.equals(t.shape(), like.shape())) {
+    var r = t.raw();
+    if (typeOf(r.scalar_type()) != type || !Arrays.equals(shape(r), shape)) {
       throw new IllegalArgumentException(what + " " + t + " must match " + like);
     }
-    if (!t.isContiguous()) throw new IllegalArgumentException(what + " must be contiguous: " + t);
+    if (!r.is_contiguous()) throw new IllegalArgumentException(what + " must be contiguous: " + t);
   }
 
-  private void check(Tensor t, String what, DType dtype, long numel) {
+  private void check(Tensor t, String what, int type, long numel) {
     onDevice(t, what);
-    if (t.dtype() != dtype || t.numel() != numel || !t.isContiguous()) {
+    var r = t.raw();
+    if (typeOf(r.scalar_type()) != type || r.numel() != numel || !r.is_contiguous()) {
       throw new IllegalArgumentException(
-          what + " " + t + " must be " + numel + " contiguous " + dtype + " elements");
+          what
+              + " "
+              + t
+              + " must be "
+              + numel
+              + " contiguous "
+              + (type == F32 ? DType.F32 : DType.BF16)
+              + " elements");
+    }
+  }
+
+  private void checkLabels(Tensor labels, long n) {
+    onDevice(labels, "labels");
+    var r = labels.raw();
+    if (r.scalar_type().value != ScalarType.Long.value || r.numel() != n || !r.is_contiguous()) {
+      throw new IllegalArgumentException(
+          "labels " + labels + " must be " + n + " contiguous " + DType.I64 + " elements");
     }
   }
 }

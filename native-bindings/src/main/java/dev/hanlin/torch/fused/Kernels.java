@@ -14,12 +14,18 @@ import org.bytedeco.pytorch.global.torch.DeviceType;
 public final class Kernels {
   private Kernels() {}
 
+  private static final java.util.Map<Integer, BlockOps> CUDA =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
   /**
-   * The block ops for {@code device}: the plain-libtorch reference everywhere for now. The single
-   * place the CUDA kernels plug in: {@code if (device.isCuda()) return <the NVRTC ops>;}.
+   * The block ops for {@code device}: on CUDA the NVRTC kernels (compiled or read from the cache
+   * once per device), elsewhere the plain-libtorch reference; {@code -Dhanlin.nvrtc=false} keeps
+   * the reference on CUDA too (to measure what the kernels gain).
    */
   public static BlockOps forDevice(Device device) {
-    return ReferenceOps.reference();
+    if (!device.isCuda() || !Boolean.parseBoolean(System.getProperty("hanlin.nvrtc", "true")))
+      return ReferenceOps.reference();
+    return CUDA.computeIfAbsent(device.index(), i -> NvrtcOps.forDevice(device));
   }
 
   /** The dtype autocast computes in on {@code device}'s kind, or null when it is off. */

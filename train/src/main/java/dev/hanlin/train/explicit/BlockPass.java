@@ -66,6 +66,8 @@ final class BlockPass {
     Tensor b = n2.y().to(a.dtype());
     Tensor[] lg = new Tensor[2];
     Tensor[] gu = gateUp.forward(b, lg); // (N, I) ×2
+    // column slices of the fused product; the CUDA SwiGLU kernel reads contiguous rows
+    gu = new Tensor[] {gu[0].contiguous(), gu[1].contiguous()};
     Tensor s = ops.swiglu(gu[0], gu[1]); // timing point: swiglu
     Tensor[] ld = new Tensor[1];
     Tensor mlpOut = down.forward(s, ld)[0]; // (N, C)

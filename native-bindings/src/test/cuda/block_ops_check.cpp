@@ -100,6 +100,27 @@ int main() {
     }
     check("swiglu fwd (grid-stride)", y, ey, 1e-5, 1e-5); check("  bwd dgate", dg, edg, 1e-5, 1e-5); check("  bwd dup", du, edu, 1e-5, 1e-5);
   }
+  // SwiGLU's 16-byte vector path against its element path (a pointer 1 element off 16-byte alignment
+  // takes the element path for everything): bitwise the same, f32 and bf16, n with a tail
+  for (int bf = 0; bf < 2; bf++) {
+    long long n = 8 * 97 + 5; int L = bf ? 8 : 4; auto g = rnd(n + 8, 3), u = rnd(n + 8), dy = rnd(n + 8);
+    auto run = [&](auto tag, int off) {  // outputs as floats, inputs starting `off` elements in
+      using T = decltype(tag);
+      std::vector<Pack16> buf(6 * (n / L + 2));  // 16-byte aligned storage for six arrays
+      T* base = reinterpret_cast<T*>(buf.data()); long long span = (n / L + 2) * L;
+      T *G = base + off, *U = base + span + off, *D = base + 2 * span + off, *Y = base + 3 * span + off,
+        *DG = base + 4 * span + off, *DU = base + 5 * span + off;
+      for (long long i = 0; i < n; i++) { st(G, i, g[i]); st(U, i, u[i]); st(D, i, dy[i]); }
+      launch(swigluFwd<T>, dim3{2}, 64u, (const T*) G, (const T*) U, Y, n);
+      launch(swigluBwd<T>, dim3{3}, 64u, (const T*) D, (const T*) G, (const T*) U, DG, DU, n);
+      std::vector<float> out(3 * n);
+      for (long long i = 0; i < n; i++) { out[i] = ld(Y, i); out[n + i] = ld(DG, i); out[2 * n + i] = ld(DU, i); }
+      return out;
+    };
+    auto vec = bf ? run(bf16{}, 0) : run(0.f, 0), el = bf ? run(bf16{}, 1) : run(0.f, 1);
+    std::vector<double> want(el.begin(), el.end());
+    check(bf ? "swiglu bf16 vector = element" : "swiglu f32 vector = element", vec, want, 0, 0);
+  }
   // ---- cross-entropy ----
   for (int V : {1000, 5000, 999}) {
     int N = 5; auto lg = rnd(N * V, 4); std::vector<long long> lab{3, -100, V - 1, 0, 17};

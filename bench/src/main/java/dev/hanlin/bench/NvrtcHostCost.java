@@ -19,8 +19,9 @@ import java.util.Map;
  * TinyLlama's row widths (C 2048, 5632, V 32000, 32 heads of 64) but few rows, so that the CPU
  * allocator's cost stays near the CUDA caching allocator's. Left out: libtorch's current-stream
  * query and cuLaunchKernel itself (~5 µs on an H200). Each call runs in its own {@link Scope}, as
- * StepProfile's do; times are this thread's CPU time; "first 12" is the mean of an op's first 12 calls in this JVM (StepProfile
- * timed 2 warm-up + 10 calls), "warm" the mean after {@code warmup} calls.
+ * StepProfile's do; times are this thread's CPU time; "first 12" is the mean of an op's first 12
+ * calls in this JVM (StepProfile timed 2 warm-up + 10 calls), "warm" the mean after {@code warmup}
+ * calls.
  *
  * <p>{@code java -cp ... dev.hanlin.bench.NvrtcHostCost [warmup=20000] [calls=20000] [rows=16]}
  */

@@ -37,12 +37,16 @@ import org.bytedeco.pytorch.global.torch_cuda;
  * issue one call; where it exceeds the GPU time the part is launch-bound, the case CUDA graphs
  * would help.
  *
- * <p>Usage: {@code StepProfile [batch=4] [seq=2048] [reps=10] [preset=tinyllama]
- * [trainer_step_ms=X]}; writes a markdown table to stdout.
+ * <p>Usage: {@code StepProfile [batch=4] [seq=2048] [reps=10] [warmup=30] [preset=tinyllama]
+ * [trainer_step_ms=X]}; writes a markdown table to stdout. Each part runs {@code warmup} times
+ * before it is timed (the model's whole step 3 times): with fewer, the JIT has not compiled the
+ * host path yet and the host column measures the interpreter (bench/NvrtcHostCost shows the
+ * difference: hundreds of µs for an op's first calls, tens after).
  */
 public final class StepProfile {
   private final Map<String, String> args;
   private final int reps;
+  private final int warmup;
   private final Device dev = Device.cuda(0);
   private Tensor padA;
   private double kernelsReadyMs;
@@ -50,6 +54,7 @@ public final class StepProfile {
   private StepProfile(Map<String, String> args) {
     this.args = args;
     this.reps = Integer.parseInt(args.getOrDefault("reps", "10"));
+    this.warmup = Integer.parseInt(args.getOrDefault("warmup", "30"));
   }
 
   public static void main(String[] argv) {
@@ -69,7 +74,11 @@ public final class StepProfile {
   record Row(String part, int perStep, Timing ref, Timing fused) {}
 
   private Timing time(Runnable body) {
-    for (int i = 0; i < 2; i++) {
+    return time(body, warmup);
+  }
+
+  private Timing time(Runnable body, int warmups) {
+    for (int i = 0; i < warmups; i++) {
       try (Scope s = Scope.open()) {
         body.run();
       }
@@ -412,7 +421,8 @@ public final class StepProfile {
                       logits.reshape(-1, c.vocabSize()).toFloat(), ids.narrow(1, 1, t).reshape(-1))
                   .backward();
               for (Tensor w : model.weights().values()) w.clearGrad();
-            });
+            },
+            3);
     return new double[] {tm.gpuMs(), tm.hostUs() / 1e3};
   }
 
@@ -423,12 +433,14 @@ public final class StepProfile {
     o.append(
         String.format(
             Locale.ROOT,
-            "## Step profile: %s shape, micro-batch %d, seq %d, bf16, %s (%d reps a part)%n%n",
+            "## Step profile: %s shape, micro-batch %d, seq %d, bf16, %s (%d reps a part after %d"
+                + " warm-up calls)%n%n",
             c.numHiddenLayers() == 22 ? "TinyLlama-1.1B" : "Llama-2-7B",
             b,
             t,
             String.valueOf(Cuda.deviceName(0)),
-            reps));
+            reps,
+            warmup));
     o.append(
         "| part | per step | libtorch GPU ms | NVRTC GPU ms | libtorch host µs/call |"
             + " NVRTC host µs/call | libtorch ms/step | NVRTC ms/step |\n");

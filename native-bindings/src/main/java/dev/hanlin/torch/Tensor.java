@@ -6,9 +6,7 @@ import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.LongOptional;
-import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -61,7 +59,8 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Device device() {
-    return Device.of(t.device());
+    // is_cuda() answers without the native Device object device() allocates.
+    return t.is_cuda() ? Device.of(t.device()) : Device.CPU;
   }
 
   public boolean isContiguous() {
@@ -124,7 +123,11 @@ public final class Tensor implements AutoCloseable {
   public Tensor to(Device device, DType dtype, boolean nonBlocking) {
     return new Tensor(
         t.to(
-            device.toNative(), dtype.scalarType(), nonBlocking, false, new MemoryFormatOptional()));
+            Natives.device(device),
+            dtype.scalarType(),
+            nonBlocking,
+            false,
+            Natives.NO_MEMORY_FORMAT));
   }
 
   /** A float32 copy (or this tensor's float32 view when it already is one). */
@@ -232,7 +235,7 @@ public final class Tensor implements AutoCloseable {
 
   /** Mean over one dimension. */
   public Tensor mean(int dim, boolean keepDim) {
-    return new Tensor(t.mean(new long[] {dim}, keepDim, new ScalarTypeOptional()));
+    return new Tensor(t.mean(new long[] {dim}, keepDim, Natives.NO_SCALAR_TYPE));
   }
 
   /** Mean over every element, a 0-dim tensor. */
@@ -358,8 +361,7 @@ public final class Tensor implements AutoCloseable {
     if (numel() == 0) return new float[0];
     try (Scope s = Scope.open()) {
       org.bytedeco.pytorch.Tensor c =
-          t.to(Device.CPU.toNative(), ScalarType.Float, false, false, new MemoryFormatOptional())
-              .contiguous();
+          t.to(Natives.CPU, ScalarType.Float, false, false, Natives.NO_MEMORY_FORMAT).contiguous();
       float[] out = new float[(int) c.numel()];
       new FloatPointer(c.data_ptr()).get(out);
       return out;
@@ -371,8 +373,7 @@ public final class Tensor implements AutoCloseable {
     if (numel() == 0) return new long[0];
     try (Scope s = Scope.open()) {
       org.bytedeco.pytorch.Tensor c =
-          t.to(Device.CPU.toNative(), ScalarType.Long, false, false, new MemoryFormatOptional())
-              .contiguous();
+          t.to(Natives.CPU, ScalarType.Long, false, false, Natives.NO_MEMORY_FORMAT).contiguous();
       long[] out = new long[(int) c.numel()];
       new LongPointer(c.data_ptr()).get(out);
       return out;
@@ -422,6 +423,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   static {
+    JavaCppSettings.apply(); // before JavaCPP's Pointer class reads its settings
     torch.get_num_threads(); // loads the native library once, on first use
   }
 }

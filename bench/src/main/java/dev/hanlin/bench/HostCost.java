@@ -21,8 +21,10 @@ import org.bytedeco.pytorch.global.torch;
  * thread's CPU time (on a shared, loaded machine the latter is the steadier figure; it leaves out
  * work JavaCPP's deallocator thread and the GC do elsewhere, which the wall time includes).
  *
- * <p>Usage: {@code HostCost [n=200000] [rounds=3]}; run it with and without {@code
- * -Dorg.bytedeco.javacpp.nopointergc=true} and {@code -Dorg.bytedeco.javacpp.maxPhysicalBytes=0}.
+ * <p>Usage: {@code HostCost [n=200000] [rounds=3] [device=cpu|cuda]}; run it with and without
+ * {@code -Dorg.bytedeco.javacpp.nopointergc=true} and {@code
+ * -Dorg.bytedeco.javacpp.maxPhysicalBytes=...} (bench/host-cost.sh). On {@code cuda} the tensors
+ * live on card 0 and each round ends with a synchronize.
  */
 public final class HostCost {
   private HostCost() {}
@@ -33,19 +35,22 @@ public final class HostCost {
   }
 
   private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
+  private static Device dev;
   private static int n;
   private static int rounds;
 
   public static void main(String[] args) {
     n = args.length > 0 ? Integer.parseInt(args[0]) : 200_000;
     rounds = args.length > 1 ? Integer.parseInt(args[1]) : 3;
+    dev = args.length > 2 ? Device.parse(args[2]) : Device.CPU;
     Torch.setNumThreads(1);
     System.out.printf(
         Locale.ROOT,
-        "# HostCost n=%d rounds=%d nopointergc=%s maxBytes=%s maxPhysicalBytes=%s (JavaCPP: %d / %d)"
+        "# HostCost n=%d rounds=%d device=%s nopointergc=%s maxBytes=%s maxPhysicalBytes=%s (JavaCPP: %d / %d)"
             + " java=%s cores=%d%n",
         n,
         rounds,
+        dev,
         System.getProperty("org.bytedeco.javacpp.nopointergc"),
         System.getProperty("org.bytedeco.javacpp.maxBytes"),
         System.getProperty("org.bytedeco.javacpp.maxPhysicalBytes"),
@@ -54,11 +59,11 @@ public final class HostCost {
         System.getProperty("java.version"),
         Runtime.getRuntime().availableProcessors());
 
-    Tensor a = Torch.full(1.0, DType.F32, Device.CPU, 1).retain();
-    Tensor b = Torch.full(2.0, DType.F32, Device.CPU, 1).retain();
-    Tensor h = Torch.full(1.0, DType.BF16, Device.CPU, 1, 8).retain();
-    Tensor w = Torch.full(1.0, DType.BF16, Device.CPU, 8).retain();
-    Tensor big = Torch.zeros(DType.F32, Device.CPU, 2, 3, 4, 5).retain();
+    Tensor a = Torch.full(1.0, DType.F32, dev, 1).retain();
+    Tensor b = Torch.full(2.0, DType.F32, dev, 1).retain();
+    Tensor h = Torch.full(1.0, DType.BF16, dev, 1, 8).retain();
+    Tensor w = Torch.full(1.0, DType.BF16, dev, 8).retain();
+    Tensor big = Torch.zeros(DType.F32, dev, 2, 3, 4, 5).retain();
     org.bytedeco.pytorch.Tensor ra = a.raw(), rb = b.raw();
     RmsNorm norm = new RmsNorm(w, 1e-5);
 
@@ -82,9 +87,9 @@ public final class HostCost {
     time("Tensor.size(-1)", 100, i -> big.size(-1));
     time("Tensor.shape() of 4-d", 100, i -> big.shape());
     time("Tensor.view(4-d)", 100, i -> big.view(6, 20));
-    time("Torch.empty(F32, cpu, 8)", 100, i -> Torch.empty(DType.F32, Device.CPU, 8));
-    time("Torch.zeros(F32, cpu, 8)", 100, i -> Torch.zeros(DType.F32, Device.CPU, 8));
-    time("Torch.full(0.5, F32, cpu, 8)", 100, i -> Torch.full(0.5, DType.F32, Device.CPU, 8));
+    time("Torch.empty(F32, dev, 8)", 100, i -> Torch.empty(DType.F32, dev, 8));
+    time("Torch.zeros(F32, dev, 8)", 100, i -> Torch.zeros(DType.F32, dev, 8));
+    time("Torch.full(0.5, F32, dev, 8)", 100, i -> Torch.full(0.5, DType.F32, dev, 8));
     time("Tensor.mean(-1, keepDim)", 100, i -> h.mean(-1, true));
     time("Torch.rmsNorm(x, eps) of f32", 100, i -> Torch.rmsNorm(a, 1e-5));
     time("RmsNorm.forward (bf16 [1,8]: 4 ops)", 100, i -> norm.forward(h));
@@ -129,6 +134,7 @@ public final class HostCost {
           }
         }
       }
+      Torch.synchronize(); // on CUDA: the kernels' time too, when they are slower than the host
       double us = (System.nanoTime() - t0) / 1e3 / n;
       double cpu = (THREADS.getCurrentThreadCpuTime() - c0) / 1e3 / n;
       if (r > 0) {

@@ -6,6 +6,7 @@ import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorOptions;
@@ -41,8 +42,13 @@ final class Natives {
   private static final ConcurrentHashMap<Double, DoubleOptional> DOUBLES =
       new ConcurrentHashMap<>();
 
+  private static final ConcurrentHashMap<Double, Scalar> SCALARS = new ConcurrentHashMap<>();
+
   /** Distinct doubles kept (eps values); past this, callers get a fresh object per call. */
   private static final int MAX_DOUBLES = 64;
+
+  /** Distinct scalars kept (model constants; a learning rate per step would fill it once). */
+  private static final int MAX_SCALARS = 256;
 
   private Natives() {}
 
@@ -69,6 +75,14 @@ final class Natives {
     if (o != null) return o;
     if (DOUBLES.size() >= MAX_DOUBLES) return new DoubleOptional(v);
     return DOUBLES.computeIfAbsent(v, x -> forever(new DoubleOptional(x)));
+  }
+
+  /** {@code Scalar(v)} (a double scalar), shared for the first few hundred distinct values. */
+  static Scalar scalar(double v) {
+    Scalar s = SCALARS.get(v);
+    if (s != null) return s;
+    if (SCALARS.size() >= MAX_SCALARS) return new Scalar(v);
+    return SCALARS.computeIfAbsent(v, x -> forever(new Scalar(x)));
   }
 
   private static <P extends Pointer> P forever(P p) {

@@ -164,7 +164,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor add(double v) {
-    return new Tensor(t.add(new Scalar(v)));
+    return new Tensor(t.add(Natives.scalar(v)));
   }
 
   public Tensor sub(Tensor o) {
@@ -176,7 +176,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor mul(double v) {
-    return new Tensor(t.mul(new Scalar(v)));
+    return new Tensor(t.mul(Natives.scalar(v)));
   }
 
   public Tensor div(Tensor o) {
@@ -184,7 +184,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor div(double v) {
-    return new Tensor(t.div(new Scalar(v)));
+    return new Tensor(t.div(Natives.scalar(v)));
   }
 
   public Tensor neg() {
@@ -193,7 +193,7 @@ public final class Tensor implements AutoCloseable {
 
   /** Elementwise {@code max(this, v)}. */
   public Tensor clampMin(double v) {
-    return new Tensor(t.clamp_min(new Scalar(v)));
+    return new Tensor(t.clamp_min(Natives.scalar(v)));
   }
 
   /** Bool: true where the element is neither NaN nor infinite. */
@@ -206,7 +206,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor pow(double e) {
-    return new Tensor(t.pow(new Scalar(e)));
+    return new Tensor(t.pow(Natives.scalar(e)));
   }
 
   public Tensor exp() {
@@ -286,7 +286,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor fill_(double v) {
-    t.fill_(new Scalar(v));
+    t.fill_(Natives.scalar(v));
     return this;
   }
 
@@ -302,7 +302,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor mul_(double v) {
-    t.mul_(new Scalar(v));
+    t.mul_(Natives.scalar(v));
     return this;
   }
 

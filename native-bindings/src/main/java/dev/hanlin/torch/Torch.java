@@ -63,7 +63,7 @@ public final class Torch {
   }
 
   public static Tensor full(double value, DType dtype, Device device, long... shape) {
-    return new Tensor(torch.full(shape, new Scalar(value), options(dtype, device)));
+    return new Tensor(torch.full(shape, Natives.scalar(value), options(dtype, device)));
   }
 
   /**
@@ -138,7 +138,7 @@ public final class Torch {
     return new Tensor(
         torch.linalg_vector_norm(
             t.raw(),
-            new Scalar(2.0),
+            Natives.scalar(2.0),
             new org.bytedeco.pytorch.LongArrayRefOptional(),
             false,
             new org.bytedeco.pytorch.ScalarTypeOptional(dtype.scalarType())));

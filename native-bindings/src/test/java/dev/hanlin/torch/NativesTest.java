@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.TensorOptions;
 import org.junit.jupiter.api.Test;
 
@@ -23,12 +24,16 @@ class NativesTest {
     Device unusedCard = Device.cuda(7);
     DoubleOptional first;
     TensorOptions options;
+    Scalar scalar;
     try (Scope s = Scope.open()) {
       first = Natives.optional(eps);
       options = Natives.options(DType.F64, unusedCard);
+      scalar = Natives.scalar(eps);
     }
     assertFalse(first.isNull(), "closing the scope of the first use must not free a shared one");
     assertFalse(options.isNull());
+    assertFalse(scalar.isNull());
+    assertSame(scalar, Natives.scalar(eps));
     assertSame(first, Natives.optional(eps));
     assertSame(options, Natives.options(DType.F64, unusedCard));
     try (Scope s = Scope.open()) {
@@ -39,6 +44,7 @@ class NativesTest {
       assertArrayEquals(
           new float[] {0, 0, 0}, Torch.zeros(DType.F64, Device.CPU, 3).toFloatArray(), 0f);
       assertEquals(DType.F64, Torch.zeros(DType.F64, Device.CPU, 3).dtype());
+      assertEquals(2 * eps, Torch.full(eps, DType.F64, Device.CPU, 1).mul(2.0).item());
     }
   }
 

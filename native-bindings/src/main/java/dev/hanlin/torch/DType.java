@@ -52,13 +52,23 @@ public enum DType {
     return scalarType;
   }
 
+  /** DTypes by native scalar type value; values() would copy the array on every dtype() call. */
+  private static final DType[] BY_VALUE = byValue();
+
+  private static DType[] byValue() {
+    int max = 0;
+    for (DType d : values()) max = Math.max(max, d.scalarType.value);
+    DType[] table = new DType[max + 1];
+    for (DType d : values()) table[d.scalarType.value] = d;
+    return table;
+  }
+
   /** Maps a (possibly non-canonical) native scalar type by its value. */
   static DType of(ScalarType st) {
     int v = st.value;
-    for (DType d : values()) {
-      if (d.scalarType.value == v) return d;
-    }
-    throw new IllegalArgumentException("unsupported scalar type " + st);
+    DType d = v >= 0 && v < BY_VALUE.length ? BY_VALUE[v] : null;
+    if (d == null) throw new IllegalArgumentException("unsupported scalar type " + st);
+    return d;
   }
 
   /** The safetensors header name ({@code "BF16"}); returns null for an unknown name. */

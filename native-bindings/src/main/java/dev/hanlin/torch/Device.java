@@ -37,10 +37,9 @@ public record Device(Kind kind, int index) {
     return kind == Kind.CUDA;
   }
 
+  /** The native device, shared (see {@link Natives}): pass it to libtorch, never modify it. */
   org.bytedeco.pytorch.Device toNative() {
-    return kind == Kind.CPU
-        ? new org.bytedeco.pytorch.Device(DeviceType.CPU)
-        : new org.bytedeco.pytorch.Device(DeviceType.CUDA, (byte) index);
+    return Natives.device(this);
   }
 
   static Device of(org.bytedeco.pytorch.Device d) {

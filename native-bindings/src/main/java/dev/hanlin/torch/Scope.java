@@ -11,6 +11,10 @@ public final class Scope implements AutoCloseable {
   private final PointerScope outer;
   private final PointerScope scope;
 
+  static {
+    JavaCppSettings.apply(); // before JavaCPP's Pointer class reads its settings
+  }
+
   private Scope() {
     this.outer = PointerScope.getInnerScope();
     this.scope = new PointerScope();

@@ -6,9 +6,7 @@ import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.LongOptional;
-import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -61,7 +59,8 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Device device() {
-    return Device.of(t.device());
+    // is_cuda() answers without the native Device object device() allocates.
+    return t.is_cuda() ? Device.of(t.device()) : Device.CPU;
   }
 
   public boolean isContiguous() {
@@ -124,7 +123,11 @@ public final class Tensor implements AutoCloseable {
   public Tensor to(Device device, DType dtype, boolean nonBlocking) {
     return new Tensor(
         t.to(
-            device.toNative(), dtype.scalarType(), nonBlocking, false, new MemoryFormatOptional()));
+            Natives.device(device),
+            dtype.scalarType(),
+            nonBlocking,
+            false,
+            Natives.NO_MEMORY_FORMAT));
   }
 
   /** A float32 copy (or this tensor's float32 view when it already is one). */
@@ -161,7 +164,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor add(double v) {
-    return new Tensor(t.add(new Scalar(v)));
+    return new Tensor(t.add(Natives.scalar(v)));
   }
 
   public Tensor sub(Tensor o) {
@@ -173,7 +176,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor mul(double v) {
-    return new Tensor(t.mul(new Scalar(v)));
+    return new Tensor(t.mul(Natives.scalar(v)));
   }
 
   public Tensor div(Tensor o) {
@@ -181,7 +184,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor div(double v) {
-    return new Tensor(t.div(new Scalar(v)));
+    return new Tensor(t.div(Natives.scalar(v)));
   }
 
   public Tensor neg() {
@@ -190,7 +193,7 @@ public final class Tensor implements AutoCloseable {
 
   /** Elementwise {@code max(this, v)}. */
   public Tensor clampMin(double v) {
-    return new Tensor(t.clamp_min(new Scalar(v)));
+    return new Tensor(t.clamp_min(Natives.scalar(v)));
   }
 
   /** Bool: true where the element is neither NaN nor infinite. */
@@ -203,7 +206,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor pow(double e) {
-    return new Tensor(t.pow(new Scalar(e)));
+    return new Tensor(t.pow(Natives.scalar(e)));
   }
 
   public Tensor exp() {
@@ -232,7 +235,7 @@ public final class Tensor implements AutoCloseable {
 
   /** Mean over one dimension. */
   public Tensor mean(int dim, boolean keepDim) {
-    return new Tensor(t.mean(new long[] {dim}, keepDim, new ScalarTypeOptional()));
+    return new Tensor(t.mean(new long[] {dim}, keepDim, Natives.NO_SCALAR_TYPE));
   }
 
   /** Mean over every element, a 0-dim tensor. */
@@ -283,7 +286,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor fill_(double v) {
-    t.fill_(new Scalar(v));
+    t.fill_(Natives.scalar(v));
     return this;
   }
 
@@ -315,7 +318,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   public Tensor mul_(double v) {
-    t.mul_(new Scalar(v));
+    t.mul_(Natives.scalar(v));
     return this;
   }
 
@@ -374,8 +377,7 @@ public final class Tensor implements AutoCloseable {
     if (numel() == 0) return new float[0];
     try (Scope s = Scope.open()) {
       org.bytedeco.pytorch.Tensor c =
-          t.to(Device.CPU.toNative(), ScalarType.Float, false, false, new MemoryFormatOptional())
-              .contiguous();
+          t.to(Natives.CPU, ScalarType.Float, false, false, Natives.NO_MEMORY_FORMAT).contiguous();
       float[] out = new float[(int) c.numel()];
       new FloatPointer(c.data_ptr()).get(out);
       return out;
@@ -387,8 +389,7 @@ public final class Tensor implements AutoCloseable {
     if (numel() == 0) return new long[0];
     try (Scope s = Scope.open()) {
       org.bytedeco.pytorch.Tensor c =
-          t.to(Device.CPU.toNative(), ScalarType.Long, false, false, new MemoryFormatOptional())
-              .contiguous();
+          t.to(Natives.CPU, ScalarType.Long, false, false, Natives.NO_MEMORY_FORMAT).contiguous();
       long[] out = new long[(int) c.numel()];
       new LongPointer(c.data_ptr()).get(out);
       return out;
@@ -438,6 +439,7 @@ public final class Tensor implements AutoCloseable {
   }
 
   static {
+    JavaCppSettings.apply(); // before JavaCPP's Pointer class reads its settings
     torch.get_num_threads(); // loads the native library once, on first use
   }
 }

@@ -2,8 +2,6 @@ package dev.hanlin.torch;
 
 import java.util.List;
 import org.bytedeco.javacpp.Pointer;
-import org.bytedeco.pytorch.DoubleOptional;
-import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorOptions;
@@ -13,6 +11,10 @@ import org.bytedeco.pytorch.global.torch;
 /** Tensor creation and the neural-network functions the Llama model needs. */
 public final class Torch {
   private Torch() {}
+
+  static {
+    JavaCppSettings.apply(); // before JavaCPP's Pointer class reads its settings
+  }
 
   // ---- runtime ----
 
@@ -43,9 +45,9 @@ public final class Torch {
 
   // ---- creation ----
 
+  /** Shared per (dtype, device): never modify the result (its setters return copies anyway). */
   static TensorOptions options(DType dtype, Device device) {
-    return new TensorOptions(dtype.scalarType())
-        .device(new org.bytedeco.pytorch.DeviceOptional(device.toNative()));
+    return Natives.options(dtype, device);
   }
 
   public static Tensor zeros(DType dtype, Device device, long... shape) {
@@ -57,11 +59,11 @@ public final class Torch {
   }
 
   public static Tensor empty(DType dtype, Device device, long... shape) {
-    return new Tensor(torch.empty(shape, options(dtype, device), new MemoryFormatOptional()));
+    return new Tensor(torch.empty(shape, options(dtype, device), Natives.NO_MEMORY_FORMAT));
   }
 
   public static Tensor full(double value, DType dtype, Device device, long... shape) {
-    return new Tensor(torch.full(shape, new Scalar(value), options(dtype, device)));
+    return new Tensor(torch.full(shape, Natives.scalar(value), options(dtype, device)));
   }
 
   /**
@@ -74,7 +76,7 @@ public final class Torch {
     if (!cudaAvailable()) return empty(dtype, Device.CPU, shape);
     TensorOptions o =
         options(dtype, Device.CPU).pinned_memory(new org.bytedeco.pytorch.BoolOptional(true));
-    return new Tensor(torch.empty(shape, o, new MemoryFormatOptional()));
+    return new Tensor(torch.empty(shape, o, Natives.NO_MEMORY_FORMAT));
   }
 
   /** {@code [0, 1, ..., n-1]}. */
@@ -136,7 +138,7 @@ public final class Torch {
     return new Tensor(
         torch.linalg_vector_norm(
             t.raw(),
-            new Scalar(2.0),
+            Natives.scalar(2.0),
             new org.bytedeco.pytorch.LongArrayRefOptional(),
             false,
             new org.bytedeco.pytorch.ScalarTypeOptional(dtype.scalarType())));
@@ -168,8 +170,7 @@ public final class Torch {
   /** RMS normalization over the last dimension, without a weight. */
   public static Tensor rmsNorm(Tensor x, double eps) {
     return new Tensor(
-        torch.rms_norm(
-            x.raw(), new long[] {x.size(-1)}, new TensorOptional(), new DoubleOptional(eps)));
+        torch.rms_norm(x.raw(), new long[] {x.size(-1)}, Natives.NO_TENSOR, Natives.optional(eps)));
   }
 
   /**
@@ -188,7 +189,7 @@ public final class Torch {
         torch.cross_entropy_loss(
             logits.raw(),
             targets.raw(),
-            new TensorOptional(),
+            Natives.NO_TENSOR,
             torch.Reduction.Mean.value,
             IGNORE_INDEX,
             0.0));
@@ -200,7 +201,7 @@ public final class Torch {
         torch.cross_entropy_loss(
             logits.raw(),
             targets.raw(),
-            new TensorOptional(),
+            Natives.NO_TENSOR,
             torch.Reduction.Sum.value,
             IGNORE_INDEX,
             0.0));
@@ -221,12 +222,12 @@ public final class Torch {
    * small CPU tensor: what dropout on that device draws next.
    */
   public static Tensor rngState(Device device) {
-    return new Tensor(torch.globalContext().defaultGenerator(device.toNative()).get_state());
+    return new Tensor(torch.globalContext().defaultGenerator(Natives.device(device)).get_state());
   }
 
   /** Restores a state from {@link #rngState(Device)}. */
   public static void setRngState(Device device, Tensor state) {
-    torch.globalContext().defaultGenerator(device.toNative()).set_state(state.raw());
+    torch.globalContext().defaultGenerator(Natives.device(device)).set_state(state.raw());
   }
 
   public static Tensor silu(Tensor x) {
@@ -275,7 +276,7 @@ public final class Torch {
             new TensorOptional(mask.raw()),
             0.0,
             false,
-            new DoubleOptional(),
+            Natives.NO_DOUBLE,
             gqa));
   }
 
@@ -287,13 +288,6 @@ public final class Torch {
     boolean gqa = q.size(1) != k.size(1);
     return new Tensor(
         torch.scaled_dot_product_attention(
-            q.raw(),
-            k.raw(),
-            v.raw(),
-            new TensorOptional(),
-            0.0,
-            causal,
-            new DoubleOptional(),
-            gqa));
+            q.raw(), k.raw(), v.raw(), Natives.NO_TENSOR, 0.0, causal, Natives.NO_DOUBLE, gqa));
   }
 }

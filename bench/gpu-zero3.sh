@@ -9,7 +9,9 @@
 #   * the TinyLlama 1/2/4-GPU data-parallel scaling table (bench/ddp-scaling.sh, capped at the GPUs here).
 # What does not fit this machine is skipped with a line saying so. Results: $OUT/zero3.txt and logs.
 # Carry .gpu/lib (the jars), .gpu/tok/tokenizer.model and .gpu/poetry.txt.gz as for gpu-session-x2b.sh.
-# Environment: STEPS (default 8), JAVA_CMD (default ".device/gpu-java -Xmx48g"), SCALING=0 skips the table.
+#   bench/gpu-zero3.sh [7b] [13b] [scaling]   the parts to run (default all three; one device call
+#                                             has 10 minutes, so the lead may run them in separate calls)
+# Environment: STEPS (default 8), JAVA_CMD (default ".device/gpu-java -Xmx48g").
 set -u
 cd "$(dirname "$0")/.."
 export TOKENIZER=${TOKENIZER:-.gpu/tok/tokenizer.model} PYTHONUNBUFFERED=1
@@ -20,6 +22,7 @@ STEPS=${STEPS:-8}
 OUT=${OUT:-/tmp/gpu-zero3-out}
 WORK=${WORK:-/tmp/gpu-zero3}
 mkdir -p "$OUT" "$WORK"
+parts=" ${*:-7b 13b scaling} "
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 table="$OUT/zero3.txt"
@@ -77,10 +80,15 @@ PY
   rm -rf "$out"
 }
 
-if [ "$gpus" -ge 2 ]; then
+if [ "$gpus" -lt 2 ]; then
+  echo "skipping the 7B and 13B ZeRO-3 runs: this machine has $gpus GPU(s)" | tee -a "$table"
+fi
+if [ "$gpus" -ge 2 ] && [[ $parts == *" 7b "* ]]; then
   run 7b-zero2 2 bench/llama2-7b.json "zero_stage: 2"
   run 7b-zero3 2 bench/llama2-7b.json "zero_stage: 3"
   run 7b-zero3-master 2 bench/llama2-7b.json "zero_stage: 3" "master_weights: true"
+fi
+if [ "$gpus" -ge 2 ] && [[ $parts == *" 13b "* ]]; then
   n13=$(( gpus >= 4 ? 4 : gpus ))
   run 13b-zero3-master-$n13 "$n13" bench/llama2-13b.json "zero_stage: 3" "master_weights: true"
   # the accounting a 13B run needs per GPU on n13 GPUs (bytes per parameter: 2 bf16 gathered units,
@@ -90,10 +98,8 @@ import sys
 n = int(sys.argv[1]); p = 13.016e9; layer = 5120 * 5120 * 4 + 5120 * 13824 * 3
 print(f"13B on {n} GPUs, expected: shards {p * 16 / n / 2**30:.1f} GiB + one gathered block {layer * 2 / 2**30:.2f} GiB + activations")
 PY
-else
-  echo "skipping the 7B and 13B ZeRO-3 runs: this machine has $gpus GPU(s)" | tee -a "$table"
 fi
-if [ "${SCALING:-1}" != 0 ]; then
+if [[ $parts == *" scaling "* ]]; then
   WORK=$WORK/sc RESULTS=$OUT bash bench/ddp-scaling.sh 1 2 4
 fi
 cat "$table"

@@ -217,31 +217,34 @@ class Zero3RunTest {
   }
 
   /**
-   * bf16 compute with fp32 masters that are ZeRO-3's shards: one process gives the unsharded
-   * master-weights run (within 5e-5: the clipping norm's summation order moves a master by a last
-   * bit, which can flip its bf16 copy); two processes reduce-scatter in float32 where DDP
-   * all-reduces bf16 gradients, so they agree with one process as closely as DDP's two do.
+   * bf16 compute with fp32 masters that are ZeRO-3's shards. Without clipping one process is the
+   * unsharded master-weights run bit for bit (with clipping, the norm's summation order moves a
+   * master by a last bit, which bf16 then amplifies); two processes reduce-scatter in float32 where
+   * DDP all-reduces bf16 gradients, so they agree with one process to bf16's precision (DDP's two
+   * processes differ from one by ~1e-4 as well). Their checkpoint resumes on one process.
    */
   @Test
   @Tag("slow")
   void masterWeightsAreTheShards(@TempDir Path tmp) throws Exception {
-    String mw = "bf16: true\nmaster_weights: true\n";
+    String mw = "bf16: true\nmaster_weights: true\nmax_grad_norm: 0\n";
     Path ref = tmp.resolve("ref"), one = tmp.resolve("one"), two = tmp.resolve("two");
     run(1, config(ref, 10, 6, 5, mw), tmp.resolve("ref.log"));
     run(1, config(one, 10, 6, 5, mw + ZERO3), tmp.resolve("one.log"));
     run(2, config(two, 10, 3, 5, mw + ZERO3), tmp.resolve("two.log"));
     assertTrue(read(tmp.resolve("two.log")).contains("master_weights"), "bf16 compute");
     List<Double> want = losses(ref);
-    for (int i = 0; i < want.size(); i++) {
-      assertEquals(want.get(i), losses(one).get(i), 5e-5, "one process, step " + (i + 1));
+    assertEquals(want, losses(one));
+    assertArrayEquals(
+        Files.readAllBytes(ref.resolve("model.safetensors")),
+        Files.readAllBytes(one.resolve("model.safetensors")));
+    for (int i = 0; i < want.size(); i++)
       assertEquals(want.get(i), losses(two).get(i), 5e-4, "two processes, step " + (i + 1));
-    }
-    // the masters resume on another world size
+    // the 1-process ZeRO-3 checkpoint's shards are the masters: unsharded, it continues exactly
     Path r = tmp.resolve("r");
-    String from = "resume_from_checkpoint: " + two.resolve("checkpoint-5") + "\n";
-    run(1, config(r, 10, 6, 5, mw + ZERO3 + from), tmp.resolve("r.log"));
+    String from = "resume_from_checkpoint: " + one.resolve("checkpoint-5") + "\n";
+    run(1, config(r, 10, 6, 5, mw + from), tmp.resolve("r.log"));
     for (int i = 5; i < want.size(); i++)
-      assertEquals(want.get(i), losses(r).get(i), 5e-4, "resumed, step " + (i + 1));
+      assertEquals(want.get(i), losses(r).get(i), 1e-6, "resumed, step " + (i + 1));
   }
 
   @Test

@@ -93,8 +93,8 @@ final class Zero3 implements Parallelism {
       slots.add(slot);
       byStage.computeIfAbsent(u.stage(), k -> new ArrayList<>()).add(slot);
     }
-    if (model.config().tieWordEmbeddings()) // the head multiplies by the embedding
-    byStage.get(layers).addAll(byStage.get(-1));
+    // a tied head multiplies by the embedding: its stage gathers (and reduces) that unit too
+    if (model.config().tieWordEmbeddings()) byStage.get(layers).addAll(byStage.get(-1));
     try (Grad.Guard g = Grad.noGrad()) {
       for (Slot s : slots) free(s);
       fp32.values().forEach(Tensor::setEmpty_);

@@ -1,5 +1,6 @@
 package dev.hanlin.torch.optim;
 
+import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Tensor;
 import java.util.List;
 import org.bytedeco.pytorch.Dispatcher;
@@ -59,6 +60,14 @@ public final class FusedAdamW {
       Betas b,
       Tensor gradScale,
       Tensor foundInf) {
+    // with the optimizer offloaded to the host, the step's norm and skip flag are still computed
+    // on the GPU: the kernels take them on the parameters' device (CUDA -> CPU waits for the GPU,
+    // which the host update has to do anyway)
+    if (!params.isEmpty()) {
+      Device where = params.get(0).device();
+      if (gradScale != null && !gradScale.device().equals(where)) gradScale = gradScale.to(where);
+      if (foundInf != null && !foundInf.device().equals(where)) foundInf = foundInf.to(where);
+    }
     IValue stepList = list(steps);
     if (foundInf == null)
       ADD_SCALAR.callBoxed(new IValueVector(stepList, new IValue(new Scalar(1.0))));

@@ -69,8 +69,11 @@ class ExplicitTrainingTest {
   @Test
   void theConfigKeyAndTheSupportCheckChooseIt() throws Exception {
     PretrainConfig unset = PretrainConfigTest.with(Map.of());
-    assertFalse(unset.explicitBackwardOn(false), "auto: not on the CPU");
-    assertTrue(unset.explicitBackwardOn(true), "auto: on CUDA");
+    assertFalse(unset.explicitBackwardOn(false), "unset: off on the CPU");
+    assertFalse(unset.explicitBackwardOn(true), "unset: off on CUDA too, until asked for");
+    assertFalse(
+        PretrainConfigTest.with(Map.of("explicit_backward", "auto")).explicitBackwardOn(false),
+        "auto: not on the CPU");
     assertTrue(
         PretrainConfigTest.with(Map.of("explicit_backward", true)).explicitBackwardOn(false));
     assertFalse(

@@ -61,12 +61,12 @@ public record EvalRun(
         log.println(ds.stats().summary());
         var collator = new SftCollator(0, r.options().padToMultipleOf(), block, false);
         List<SftCollator.Arrays> batches = SftLoader.inOrder(ds, batchSize, collator);
-        yield Evaluator.evaluate(m, batches, maxBatches, device, cuda, 0);
+        yield Evaluator.evaluate(m, batches, maxBatches, device, cuda, 0, 0);
       }
       case Prepared p -> {
         String fingerprint = tokenizer == null ? null : tokenizer.fingerprint();
         try (TokenDataset ds = TokenDataset.open(p.dir(), p.split(), fingerprint)) {
-          yield Evaluator.evaluate(m, ds, block, batchSize, maxBatches, device, cuda, 0);
+          yield Evaluator.evaluate(m, ds, block, batchSize, maxBatches, device, cuda, 0, 0);
         }
       }
     };

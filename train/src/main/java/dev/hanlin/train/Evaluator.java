@@ -49,21 +49,8 @@ public final class Evaluator {
 
   /**
    * Evaluates collated SFT batches (up to {@code maxBatches}, 0: all): loss, perplexity and
-   * accuracy over the response tokens only.
-   */
-  public static EvalMetrics evaluate(
-      LlamaModel model,
-      java.util.List<dev.hanlin.data.sft.SftCollator.Arrays> batches,
-      long maxBatches,
-      Device device,
-      boolean bf16,
-      long step) {
-    return evaluate(model, batches, maxBatches, device, bf16, step, 0);
-  }
-
-  /**
-   * As above, the logits made {@code chunkRows} rows at a time ({@code loss_chunk_tokens}; 0: all
-   * at once).
+   * accuracy over the response tokens only, the logits made {@code chunkRows} rows at a time
+   * ({@code loss_chunk_tokens}; 0: all at once).
    */
   public static EvalMetrics evaluate(
       LlamaModel model,
@@ -87,22 +74,9 @@ public final class Evaluator {
     return sums.metrics(step);
   }
 
-  /** Evaluates up to {@code maxBatches} batches (0: all) of {@code data}. */
-  public static EvalMetrics evaluate(
-      LlamaModel model,
-      TokenDataset data,
-      int blockSize,
-      int batchSize,
-      long maxBatches,
-      Device device,
-      boolean bf16,
-      long step) {
-    return evaluate(model, data, blockSize, batchSize, maxBatches, device, bf16, step, 0);
-  }
-
   /**
-   * As above, the logits made {@code chunkRows} rows at a time ({@code loss_chunk_tokens}; 0: all
-   * at once).
+   * Evaluates up to {@code maxBatches} batches (0: all) of {@code data}, the logits made {@code
+   * chunkRows} rows at a time ({@code loss_chunk_tokens}; 0: all at once).
    */
   public static EvalMetrics evaluate(
       LlamaModel model,

@@ -48,31 +48,6 @@ public final class Trainer {
       int accumulation,
       OutOfMemory oom,
       long lossChunkRows) {
-    /** With the whole logits at once (no {@code loss_chunk_tokens}). */
-    public Parts(
-        LlamaModel model,
-        Precision precision,
-        Parallelism parallelism,
-        Optimizer optimizer,
-        LrSchedule schedule,
-        Task task,
-        Backward backward,
-        Device device,
-        int accumulation,
-        OutOfMemory oom) {
-      this(
-          model,
-          precision,
-          parallelism,
-          optimizer,
-          schedule,
-          task,
-          backward,
-          device,
-          accumulation,
-          oom,
-          0);
-    }
 
     /** What the optimizer updates: every weight, or with LoRA the adapters and modules to save. */
     Map<String, Tensor> trainable() {

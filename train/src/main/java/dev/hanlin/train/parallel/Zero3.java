@@ -186,8 +186,10 @@ final class Zero3 implements Parallelism {
       public void accept(int stage) {
         for (Slot s : byStage.getOrDefault(stage, List.of())) reduceScatter(s);
         leave(stage);
-        if (stage == -1 && last && world > 1) // the average over the ranks, as DDP's
-        for (Slot s : slots) s.grad.raw().div_(new org.bytedeco.pytorch.Scalar(world));
+        if (stage == -1 && last && world > 1) { // the average over the ranks, as DDP's
+          var n = new org.bytedeco.pytorch.Scalar(world); // one for every unit, freed by the step
+          for (Slot s : slots) s.grad.raw().div_(n);
+        }
       }
     };
   }

@@ -24,16 +24,18 @@ SHAPES = {  # d, L, heads, kv heads, ff, V
 }
 
 
-def flops_per_token(shape):
+def flops_per_token(shape, attention=6):
+    """6 N + attention x L T d: 6 counts the causal half of attention (Hanlin's and HF's yardstick),
+    12 the whole square (PaLM's, and the compiled loop's own figure)."""
     d, layers, h, kv, ff, v = SHAPES[shape]
     hd = d // h
     per_layer = 2 * d * d + 2 * d * kv * hd + 3 * d * ff + 2 * d
     n = layers * per_layer + d + v * d  # no input embedding
-    return 6 * n + 6 * layers * T * d
+    return 6 * n + attention * layers * T * d
 
 
-def mfu(tps, shape):
-    return tps * flops_per_token(shape) / PEAK
+def mfu(tps, shape, attention=6):
+    return tps * flops_per_token(shape, attention) / PEAK
 
 
 def append(out, row):
@@ -126,6 +128,11 @@ def curve(a, b):
     print(f"CURVE largest difference of the 10-step means: {worst:.4f}")
 
 
+def full(row):
+    """The row's MFU with 12 L T d: the shape follows from the part (LoRA rows are the 7B shape)."""
+    return mfu(row["tokens_per_s"], "llama2-7b" if row["part"] == "lora" else "tinyllama", attention=12)
+
+
 def table(files):
     rows = []
     for f in files:
@@ -133,7 +140,7 @@ def table(files):
     best = lambda system, mb=None, lora=False: max(
         (r["tokens_per_s"] for r in rows if r["system"] == system and "tokens_per_s" in r
          and (mb is None or r.get("micro_batch") == mb) and (r["part"] == "lora") == lora), default=None)
-    print(f"{'part':6} {'system':9} {'name':34} {'mb':>3} {'tokens/s':>9} {'MFU':>6} {'peak GiB':>8}  "
+    print(f"{'part':6} {'system':9} {'name':34} {'mb':>3} {'tokens/s':>9} {'MFU':>6} {'MFU12':>6} {'peak GiB':>8}  "
           f"{'/compiled same mb':>17} {'/compiled best':>14} {'/HF':>6}")
     for r in rows:
         if "tokens_per_s" not in r:
@@ -146,10 +153,11 @@ def table(files):
         hfb = best("hf", lora=r["part"] == "lora")
         ratio = lambda ref: f"{tps / ref:.3f}" if ref else "-"
         print(f"{r['part']:6} {r['system']:9} {r['name'][:34]:34} {str(r.get('micro_batch', '')):>3} {tps:9d} "
-              f"{100 * r['mfu']:5.1f}% {r.get('peak_gib', float('nan')):8.2f}  "
+              f"{100 * r['mfu']:5.1f}% {100 * full(r):5.1f}% {r.get('peak_gib', float('nan')):8.2f}  "
               f"{ratio(same) if r['part'] != 'lora' else '-':>17} {ratio(top) if r['part'] != 'lora' else '-':>14} "
               f"{ratio(hfb):>6}")
-    print("MFU: tokens/s x (6N + 6LTd) / 989e12 for every row (the compiled loop prints its own with 12LdT);"
+    print("MFU: tokens/s x (6N + 6LTd) / 989e12 for every row; MFU12: the same with 12LTd (whole attention square,"
+          " PaLM's convention and the compiled loop's own figure);"
           " ratios: this row's tokens/s over the compiled loop's at the same micro-batch, over its best, over HF Trainer's"
           " best (LoRA rows: over HF + PEFT).")
 

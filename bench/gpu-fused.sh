@@ -16,7 +16,8 @@
 # files and run `table` over all of them for the whole picture (tokens/s, MFU, peak GiB, ratios).
 # Levers: LEVERS="key=on:off ..." (default below); a key the jars' config does not know (an older
 # jar, or one built without the explicit backward) is left out with a note, not an error.
-# HANLIN_SET="k=v ..." adds settings to every Hanlin run; STEPS (default 40) steps per speed run,
+# HANLIN_SET="k=v ..." adds settings to every Hanlin run, HANLIN_JAVA_OPTS JVM options (e.g.
+# -Dhanlin.sdpa=cudnn for cuDNN's attention kernel); STEPS (default 40) steps per speed run,
 # timed after step 10; RUN_TIMEOUT (default 240 s) caps each run so a part cannot hang the call.
 # Needs (bench/README.md): .device/gpu-java, the jars in .gpu/lib, .gpu/poetry.txt.gz, Llama 2's
 # tokenizer.model (TOKENIZER=path, default test-data/assets/tokenizer/tokenizer.model), and on the
@@ -63,7 +64,7 @@ hanlin() {
   local sets=(); for kv in $settings; do sets+=(--set "$kv"); done
   rm -rf "${work:?}/$name"
   echo "== hanlin $name: micro-batch $mb, $n steps, $settings"
-  timeout "$limit" .device/gpu-java -Xmx64g --enable-native-access=ALL-UNNAMED -cp ".gpu/lib/*" dev.hanlin.cli.Main \
+  timeout "$limit" .device/gpu-java -Xmx64g --enable-native-access=ALL-UNNAMED ${HANLIN_JAVA_OPTS:-} -cp ".gpu/lib/*" dev.hanlin.cli.Main \
     --mode pretrain --config bench/pretrain-tinyllama.yaml --set max_steps="$n" --set eval_steps=0 \
     --set max_eval_batches=1 --set logging_steps=10 --set data_dir="$work/data" --set output_dir="$work/$name" \
     --set overwrite_output_dir=true --set train_files='[.gpu/poetry.txt.gz]' --set tokenizer="$tok" \

@@ -20,9 +20,11 @@ import org.bytedeco.pytorch.Type;
  * _scaled_dot_product_flash_attention_for_cpu} (causal or an additive mask); on CUDA {@code
  * _scaled_dot_product_flash_attention} for causal bf16/fp16 rows (FlashAttention-2, the fastest
  * there) and {@code _scaled_dot_product_efficient_attention} otherwise, which takes the additive
- * bias of packed rows and float32. Grouped-query keys and values are expanded to the query heads
- * here and their gradients summed back. Legend: B = batch, H = query heads, KV = key/value heads, T
- * = tokens, D = head dim.
+ * bias of packed rows and float32. With {@code -Dhanlin.sdpa=cudnn}, causal bf16/fp16 rows run
+ * {@code _scaled_dot_product_cudnn_attention} instead (cuDNN 9's fused attention; which of the two
+ * is faster depends on the card and head size, so it is measured before it becomes a default).
+ * Grouped-query keys and values are expanded to the query heads here and their gradients summed
+ * back. Legend: B = batch, H = query heads, KV = key/value heads, T = tokens, D = head dim.
  */
 public final class Sdpa {
   private Sdpa() {}
@@ -31,8 +33,12 @@ public final class Sdpa {
   enum Kernel {
     CPU_FLASH,
     CUDA_FLASH,
+    CUDA_CUDNN,
     CUDA_EFFICIENT
   }
+
+  /** {@code -Dhanlin.sdpa=cudnn}: cuDNN's kernel where FlashAttention-2 would run. */
+  private static final boolean CUDNN = "cudnn".equals(System.getProperty("hanlin.sdpa", "flash"));
 
   /**
    * What the backward needs besides q, k, v and the bias: the output (B, H, T, D), the row
@@ -48,6 +54,9 @@ public final class Sdpa {
   private static final OperatorHandle FLASH_FWD = op("_scaled_dot_product_flash_attention");
   private static final OperatorHandle FLASH_BWD =
       op("_scaled_dot_product_flash_attention_backward");
+  private static final OperatorHandle CUDNN_FWD = op("_scaled_dot_product_cudnn_attention");
+  private static final OperatorHandle CUDNN_BWD =
+      op("_scaled_dot_product_cudnn_attention_backward");
   private static final OperatorHandle EFF_FWD = op("_scaled_dot_product_efficient_attention");
   private static final OperatorHandle EFF_BWD =
       op("_scaled_dot_product_efficient_attention_backward");
@@ -78,8 +87,14 @@ public final class Sdpa {
     // FlashAttention-2 takes head dims that are multiples of 8 up to 256 (SDPA pads the others)
     boolean flash = bias == null && q.dtype() != DType.F32 && d % 8 == 0 && d <= 256;
     Kernel kernel =
-        !q.device().isCuda() ? Kernel.CPU_FLASH : flash ? Kernel.CUDA_FLASH : Kernel.CUDA_EFFICIENT;
-    return forward(q, k, v, bias, kernel, kernel == Kernel.CUDA_EFFICIENT);
+        !q.device().isCuda()
+            ? Kernel.CPU_FLASH
+            : flash && CUDNN && d <= 128
+                ? Kernel.CUDA_CUDNN
+                : flash ? Kernel.CUDA_FLASH : Kernel.CUDA_EFFICIENT;
+    // cuDNN's kernel is given as many key/value heads as query heads, as libtorch's SDPA does
+    return forward(
+        q, k, v, bias, kernel, kernel != Kernel.CUDA_FLASH && kernel != Kernel.CPU_FLASH);
   }
 
   /** With {@code expandKv}: key/value heads repeated to the query heads before the kernel. */
@@ -97,6 +112,17 @@ public final class Sdpa {
       }
       case CUDA_FLASH -> {
         IValueVector st = call(FLASH_FWD, q, k, v, 0.0, true, false, none());
+        yield new Saved(
+            tensor(st, 0),
+            tensor(st, 1),
+            new Tensor[] {tensor(st, 2), tensor(st, 3), tensor(st, 6), tensor(st, 7)},
+            new long[] {st.get(4).toInt(), st.get(5).toInt()},
+            kernel,
+            expandKv);
+      }
+      case CUDA_CUDNN -> {
+        // (out, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug)
+        IValueVector st = call(CUDNN_FWD, q, k, v, none(), true, 0.0, true, false, none());
         yield new Saved(
             tensor(st, 0),
             tensor(st, 1),
@@ -148,6 +174,29 @@ public final class Sdpa {
                 e[3],
                 none());
           }
+          case CUDA_CUDNN -> {
+            Tensor[] e = s.extra();
+            // cuDNN reads the output's gradient in the output's own layout
+            Tensor g = inLayoutOf(s.out(), dout);
+            yield call(
+                CUDNN_BWD,
+                g,
+                q,
+                ke,
+                ve,
+                s.out(),
+                s.lse(),
+                e[2],
+                e[3],
+                undefined(),
+                e[0],
+                e[1],
+                s.ints()[0],
+                s.ints()[1],
+                0.0,
+                true,
+                none());
+          }
           case CUDA_EFFICIENT -> {
             Tensor full =
                 bias == null ? undefined() : bias.expand(q.size(0), h, q.size(2), ke.size(2));
@@ -171,6 +220,14 @@ public final class Sdpa {
           }
         };
     return new Tensor[] {tensor(st, 0), reduce(tensor(st, 1), kv), reduce(tensor(st, 2), kv)};
+  }
+
+  /** {@code x} with the strides of {@code like} (copied there when they differ). */
+  private static Tensor inLayoutOf(Tensor like, Tensor x) {
+    boolean same = true;
+    for (int i = 0; i < like.shape().length; i++) same &= like.raw().stride(i) == x.raw().stride(i);
+    if (same) return x;
+    return Tensor.wrap(org.bytedeco.pytorch.global.torch.empty_like(like.raw())).copy_(x);
   }
 
   /** Key/value heads (B, KV, T, D) repeated to (B, H, T, D), each KV head serving H/KV queries. */

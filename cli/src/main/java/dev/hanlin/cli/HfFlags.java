@@ -98,6 +98,7 @@ final class HfFlags {
     t.put("lr_scheduler_type", new Special(Kind.STRING));
     t.put("logging_steps", new Key("logging_steps", Kind.LONG));
     t.put("save_steps", new Key("save_steps", Kind.LONG));
+    t.put("save_strategy", new Key("save_strategy", Kind.STRING)); // steps | no
     t.put("eval_steps", new Key("eval_steps", Kind.LONG));
     t.put("save_total_limit", new Key("save_total_limit", Kind.INT));
     t.put("seed", new Key("seed", Kind.LONG));
@@ -118,7 +119,6 @@ final class HfFlags {
     t.put("run_name", new Note(Kind.STRING, "the run is named by its output_dir"));
     t.put("disable_tqdm", new Note(Kind.BOOL, "the progress line is drawn on a terminal only"));
     t.put("logging_strategy", new Note(Kind.STRING, "logging_steps decides"));
-    t.put("save_strategy", new Note(Kind.STRING, "save_steps decides (0: only at the end)"));
     t.put(
         "evaluation_strategy",
         new Note(Kind.STRING, "eval_steps decides (0: only at the end, which always happens)"));

@@ -44,7 +44,7 @@ import java.util.stream.Stream;
  */
 public final class Checkpoints {
   static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
-  static final String STATE = "trainer_state.json";
+  public static final String STATE = "trainer_state.json";
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 

@@ -60,6 +60,9 @@ public record PretrainConfig(
     @JsonProperty("eval_steps") Long evalSteps,
     @JsonProperty("max_eval_batches") Long maxEvalBatches,
     @JsonProperty("save_steps") Long saveSteps,
+    // HF's: steps (checkpoints at save_steps and at the end) or no (only the final export); absent
+    // when not set, so resolved configs of runs that do not name it read as before
+    @JsonProperty("save_strategy") @JsonInclude(NON_NULL) String saveStrategy,
     @JsonProperty("save_total_limit") Integer saveTotalLimit,
     @JsonProperty("max_nonfinite_steps") Integer maxNonfiniteSteps,
     @JsonProperty("max_shard_size") Long maxShardSize,
@@ -72,6 +75,9 @@ public record PretrainConfig(
     @JsonProperty("overlap_comm") Boolean overlapComm,
     @JsonProperty("reduce_bucket_size") Long reduceBucketSize,
     @JsonProperty("offload_optimizer") String offloadOptimizer,
+    // offload's update overlapping the next forward (default true); absent when not set
+    @JsonProperty("offload_optimizer_pipeline") @JsonInclude(NON_NULL)
+        Boolean offloadOptimizerPipeline,
     // the hand-written block backward (issue 16): true, false or auto (on CUDA only); absent when
     // not set, so resolved configs of runs that do not name it read as before
     @JsonProperty("explicit_backward") @JsonInclude(NON_NULL) String explicitBackward,
@@ -176,6 +182,19 @@ public record PretrainConfig(
     evalSteps = notNegative(or(evalSteps, 0L), "eval_steps");
     maxEvalBatches = notNegative(or(maxEvalBatches, 0L), "max_eval_batches");
     saveSteps = notNegative(or(saveSteps, 0L), "save_steps");
+    if (saveStrategy != null) {
+      saveStrategy = saveStrategy.toLowerCase(java.util.Locale.ROOT);
+      if (!saveStrategy.equals("steps") && !saveStrategy.equals("no"))
+        throw new IllegalArgumentException(
+            "'save_strategy' must be steps (checkpoints every save_steps and at the end) or no"
+                + " (no checkpoints, only the final model export), got '"
+                + saveStrategy
+                + "'");
+      if (saveStrategy.equals("no") && saveSteps > 0)
+        throw new IllegalArgumentException(
+            "'save_strategy: no' writes no checkpoints: leave 'save_steps' out (or 0), got "
+                + saveSteps);
+    }
     saveTotalLimit = notNegative(or(saveTotalLimit, 0), "save_total_limit");
     if (stopAfterSteps != null) positive(stopAfterSteps, "stop_after_steps");
     maxNonfiniteSteps = positive(or(maxNonfiniteSteps, 5), "max_nonfinite_steps");
@@ -218,6 +237,9 @@ public record PretrainConfig(
         throw new IllegalArgumentException(
             "'offload_optimizer' works with 'zero_stage' 0, 1 or 2, not yet with " + zeroStage);
     }
+    if (offloadOptimizerPipeline != null && !offloadOptimizer.equals("cpu"))
+      throw new IllegalArgumentException(
+          "'offload_optimizer_pipeline' is about 'offload_optimizer: cpu', which is not set");
     lossChunkTokens = lossChunk(lossChunkTokens);
     if (zeroStage == 2 && !gradientCheckpointing)
       throw new IllegalArgumentException(
@@ -266,6 +288,22 @@ public record PretrainConfig(
 
   /** DeepSpeed's default {@code reduce_bucket_size}, in elements. */
   public static final long DEFAULT_REDUCE_BUCKET_SIZE = 500_000_000L;
+
+  /**
+   * Whether offload's CPU update overlaps the next forward ({@code offload_optimizer_pipeline},
+   * default true).
+   */
+  public boolean offloadPipeline() {
+    return !Boolean.FALSE.equals(offloadOptimizerPipeline);
+  }
+
+  /**
+   * Whether the run writes resumable checkpoints ({@code save_strategy: steps}, the default); with
+   * {@code no} only the final model export.
+   */
+  public boolean savesCheckpoints() {
+    return !"no".equals(saveStrategy);
+  }
 
   /** Whether fp32 masters and AdamW state live in host memory ({@code offload_optimizer: cpu}). */
   public boolean offloadsOptimizer() {

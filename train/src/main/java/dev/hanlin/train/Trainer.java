@@ -117,10 +117,12 @@ public final class Trainer {
     }
     readBack(0, plan, h);
     h.throughput().forget();
+    p.precision().awaitAll(); // what follows (export, a caller) uses the whole model
     return state;
   }
 
   void evaluate(Hooks h) {
+    p.precision().awaitAll();
     try (Grad.Guard whole = p.parallelism().wholeModel()) { // ZeRO-3: gathered for it
       p.task()
           .evaluate(p.model(), h.block(), p.device(), p.precision().bf16(), state.step())
@@ -129,6 +131,7 @@ public final class Trainer {
   }
 
   void checkpoint(Hooks h) throws IOException {
+    p.precision().awaitAll();
     h.checkpointing()
         .save(p.model(), p.precision(), p.optimizer(), p.parallelism(), state, h.listeners());
   }
@@ -144,6 +147,9 @@ public final class Trainer {
     int accum = p.accumulation();
     Cursor cursor = state.cursor();
     p.optimizer().zeroGrad(); // all, also those another rank's shard updates
+    // offload's pipelined update may still be running: the recomputing backward waits for each
+    // unit's new weights before its forward, any other pass for all of them now
+    if (p.backward() != Backward.RECOMPUTING) p.precision().awaitAll();
     // The loss is the sum over the window's labelled targets divided by their count over all
     // ranks; as ranks average gradients, each rank divides by the mean count per rank.
     List<LabelledBatch> window = new ArrayList<>();
@@ -177,7 +183,8 @@ public final class Trainer {
                         b,
                         head,
                         perRank,
-                        p.parallelism().afterBackwardStage(trainable, last));
+                        p.precision()
+                            .gateUnits(p.parallelism().afterBackwardStage(trainable, last)));
           }
           lossSum = s.keep(lossSum == null ? l : lossSum.add(l));
           cursor = b.cursor();

@@ -26,6 +26,7 @@ import dev.hanlin.train.metrics.RunInfo;
 import dev.hanlin.train.metrics.TensorBoardListener;
 import dev.hanlin.train.optim.AdamW;
 import dev.hanlin.train.optim.LrSchedule;
+import dev.hanlin.train.optim.Optimizer;
 import dev.hanlin.train.parallel.Parallelism;
 import dev.hanlin.train.precision.OffloadedMasters;
 import dev.hanlin.train.precision.Precision;
@@ -66,7 +67,7 @@ public final class TrainingRun {
     this.device = onLocalRank(Device.parse(cfg.device()), cfg.device(), dist);
     this.precision =
         cfg.offloadsOptimizer()
-            ? new OffloadedMasters()
+            ? new OffloadedMasters(cfg.offloadPipeline())
             : Precision.of(cfg.bf16(), cfg.masterWeights(), cfg.lora() != null, device);
   }
 
@@ -137,10 +138,11 @@ public final class TrainingRun {
               new FusedAdamW.Betas(cfg.adamBeta1(), cfg.adamBeta2(), cfg.adamEpsilon()),
               cfg.maxGradNorm());
       optimizer.afterEachGroup(precision.afterGroupStep(model));
+      Optimizer stepper = precision.optimizer(optimizer, cfg.maxGradNorm());
       parallelism.start(trainable);
       var checkpointing = new Checkpointing(group, out, resolvedYaml, cfg.saveTotalLimit(), device);
       TrainerState state =
-          ck == null ? TrainerState.start() : checkpointing.restore(ck, optimizer, parallelism);
+          ck == null ? TrainerState.start() : checkpointing.restore(ck, stepper, parallelism);
       try (LabelledBatch.Source loader = task.loader(block, group, device, state.cursor())) {
         long perEpoch = Math.max(1, loader.stepsPerEpoch() / cfg.gradientAccumulationSteps());
         long maxSteps =
@@ -161,7 +163,7 @@ public final class TrainingRun {
                 model,
                 precision,
                 parallelism,
-                optimizer,
+                stepper,
                 schedule,
                 task,
                 backward(model),
@@ -239,7 +241,11 @@ public final class TrainingRun {
             block);
     var plan = new Trainer.Plan(maxSteps, stopAt, cfg.evalSteps(), cfg.saveSteps());
     state = trainer.train(loader, plan, hooks, stop::requested);
-    boolean saved = finishedBefore || cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0;
+    // save_strategy: no writes no checkpoint, at the end neither (only the export)
+    boolean saved =
+        finishedBefore
+            || !cfg.savesCheckpoints()
+            || cfg.saveSteps() > 0 && state.step() % cfg.saveSteps() == 0;
     boolean failing = state.nonfiniteStreak() > 0; // the last steps were all skipped
     if (state.step() >= maxSteps && !failing) {
       // a finished run resumed (perhaps killed during its export) evaluates and exports again;
@@ -270,7 +276,12 @@ public final class TrainingRun {
               + " one; the model was not exported. Lower learning_rate or check the data, then"
               + " resume from "
               + Checkpoints.latest(out).map(Path::toString).orElse(out.toString()));
-    if (stop.requested() && state.step() < maxSteps && dist.isMain())
+    if (stop.requested() && state.step() < maxSteps && dist.isMain() && !cfg.savesCheckpoints())
+      err.printf(
+          "stopped at step %d of %d; save_strategy: no, so no checkpoint was written and the run"
+              + " cannot resume%n",
+          state.step(), maxSteps);
+    else if (stop.requested() && state.step() < maxSteps && dist.isMain())
       err.printf(
           "stopped at step %d of %d; the checkpoint is %s: run the same command again to resume"
               + "%n",

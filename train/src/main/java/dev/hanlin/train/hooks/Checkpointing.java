@@ -12,9 +12,11 @@ import dev.hanlin.train.optim.Optimizer;
 import dev.hanlin.train.parallel.Parallelism;
 import dev.hanlin.train.precision.Precision;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 /**
  * Where a run resumes from, and a checkpoint's parts: the model's (its trainable weights as the
@@ -44,8 +46,43 @@ public final class Checkpointing {
    * output_dir}, changes nothing.
    */
   public static Path resumePoint(PretrainConfig cfg, Path out) throws IOException {
-    if (cfg.resumeFromCheckpoint() != null) return Path.of(cfg.resumeFromCheckpoint());
-    return cfg.overwriteOutputDir() ? null : Checkpoints.latest(out).orElse(null);
+    if (cfg.resumeFromCheckpoint() != null) {
+      Path from = Path.of(cfg.resumeFromCheckpoint());
+      if (!Files.exists(from.resolve(Checkpoints.STATE)) && withoutCheckpoints(from))
+        throw new IllegalArgumentException(
+            "resume_from_checkpoint: "
+                + from
+                + " is the output_dir of a run with save_strategy: no: it holds the final model"
+                + " but no checkpoint, so there is nothing to resume. To train on from its"
+                + " weights, give it as model_name_or_path");
+      return from;
+    }
+    if (cfg.overwriteOutputDir()) return null;
+    Path latest = Checkpoints.latest(out).orElse(null);
+    if (latest == null && withoutCheckpoints(out) && exported(out))
+      throw new IllegalArgumentException(
+          "output_dir "
+              + out
+              + " holds the final model of a run with save_strategy: no and no checkpoint, so"
+              + " there is nothing to resume: set overwrite_output_dir: true to train again from"
+              + " the start (it removes that model), or give the folder as model_name_or_path to"
+              + " train on from its weights");
+    return latest;
+  }
+
+  /** Whether {@code dir} is the output_dir of a run that wrote no checkpoints (its config says). */
+  static boolean withoutCheckpoints(Path dir) throws IOException {
+    Path yaml = dir.resolve("config.yaml");
+    return Files.isRegularFile(yaml) && NO_SAVE.matcher(Files.readString(yaml)).find();
+  }
+
+  private static final Pattern NO_SAVE =
+      Pattern.compile("^save_strategy: *[\"']?no[\"']? *$", Pattern.MULTILINE);
+
+  private static boolean exported(Path dir) {
+    return Files.exists(dir.resolve("model.safetensors"))
+        || Files.exists(dir.resolve("model.safetensors.index.json"))
+        || Files.exists(dir.resolve("adapter_model.safetensors")); // LoRA
   }
 
   /**

@@ -77,8 +77,7 @@ public interface Parallelism {
       FusedAdamW.Betas betas,
       double maxGradNorm) {
     return new AdamW(
-        AdamW.groups(
-            precision.optimizerParams(trainable), this::owns, precision.groupCap(), weightDecay),
+        precision.optimizerGroups(precision.optimizerParams(trainable), this::owns, weightDecay),
         betas,
         maxGradNorm,
         precision.gradOf(model),

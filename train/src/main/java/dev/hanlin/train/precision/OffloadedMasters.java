@@ -9,13 +9,19 @@ import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.dist.Group;
+import dev.hanlin.train.RecomputingBackward;
+import dev.hanlin.train.optim.AdamW;
+import dev.hanlin.train.optim.Optimizer;
 import java.io.PrintStream;
+import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.function.IntConsumer;
 import java.util.function.Predicate;
 
 /**
@@ -26,22 +32,38 @@ import java.util.function.Predicate;
  * one optimizer group at a time, and each group's new values are copied back to the bf16 weights as
  * soon as that group is done: from pinned memory the copy is asynchronous, so the GPU's copy engine
  * moves group {@code i} while the CPU updates group {@code i+1}, and the last group's copy while
- * the host queues the next forward. What does not overlap: the CPU update runs after the GPU's
- * backward and before its next forward (DeepSpeed's one-step-delayed update is not done). The same
- * math as {@link MasterWeights} (gradients cast to float32, the same kernel on float32 masters), so
- * on a CPU run the two are bitwise equal.
+ * the host queues the next forward. That is the unpipelined update ({@code
+ * offload_optimizer_pipeline: false}); by default it is pipelined ({@link PipelinedUpdate}): the
+ * update runs unit by unit (embedding, each block, head) on a background thread while the GPU runs
+ * the next forward, whose unit {@code i} waits only for unit {@code i}'s new weights ({@link
+ * #gateUnits}). DeepSpeed's one-step-delayed update is not done. Either way the same math as {@link
+ * MasterWeights} (gradients cast to float32, the same kernel on float32 masters), so on a CPU run
+ * the three are bitwise equal.
  *
  * <p>With ZeRO-1/2 each rank keeps masters (and AdamW state) only for the parameters it owns
  * ({@link #shard}); a checkpoint then gathers each master from its owner, one tensor at a time.
  */
 public final class OffloadedMasters implements Precision {
+  private final boolean pipelined;
+  private PipelinedUpdate update; // pipelined: made with the optimizer
   private Map<String, Tensor> masters; // on the host
   private Device device; // where the model computes
+  private int layers;
   private Group group; // set when the masters are sharded over its ranks
   private Predicate<String> owns = n -> true;
   private Map<Tensor, Tensor> hostGrads; // CUDA: this step's gradients on the host, by master
   private Map<String, Tensor> gathered = Map.of(); // main rank: the masters gathered when
   private long steps, gatheredAt = -1; // the step count was gatheredAt (the same on every rank)
+
+  /** Pipelined ({@code offload_optimizer_pipeline: true}, the default). */
+  public OffloadedMasters() {
+    this(true);
+  }
+
+  /** {@code pipelined}: the update overlaps the next forward ({@link PipelinedUpdate}). */
+  public OffloadedMasters(boolean pipelined) {
+    this.pipelined = pipelined;
+  }
 
   @Override
   public boolean bf16() {
@@ -56,6 +78,7 @@ public final class OffloadedMasters implements Precision {
   @Override
   public LlamaModel adopt(LlamaModel fp32, PrintStream err) {
     device = fp32.device();
+    layers = fp32.config().numHiddenLayers();
     LlamaModel m = fp32.withDtype(DType.BF16);
     if (device.isCuda()) {
       masters = new LinkedHashMap<>();
@@ -68,7 +91,8 @@ public final class OffloadedMasters implements Precision {
         "offload_optimizer: cpu: the model computes in bf16 on "
             + device
             + "; fp32 master weights and AdamW state live in host memory"
-            + (device.isCuda() ? " (pinned)" : ""));
+            + (device.isCuda() ? " (pinned)" : "")
+            + (pipelined ? "; the update overlaps the next forward" : ""));
     return m;
   }
 
@@ -117,6 +141,7 @@ public final class OffloadedMasters implements Precision {
    */
   @Override
   public Function<Tensor, Tensor> gradOf(LlamaModel model) {
+    if (pipelined) return pipelinedUpdate(model)::gradOf;
     Map<Tensor, Tensor> modelParamOf = new IdentityHashMap<>();
     masters.forEach((k, v) -> modelParamOf.put(v, model.weights().get(k)));
     return master -> {
@@ -155,6 +180,7 @@ public final class OffloadedMasters implements Precision {
    */
   @Override
   public Consumer<List<Tensor>> afterGroupStep(LlamaModel model) {
+    if (pipelined) return pipelinedUpdate(model)::afterGroup;
     Map<Tensor, Tensor> modelParamOf = new IdentityHashMap<>();
     masters.forEach((k, v) -> modelParamOf.put(v, model.weights().get(k)));
     return updated -> {
@@ -165,10 +191,65 @@ public final class OffloadedMasters implements Precision {
     };
   }
 
-  /** Counts the step (every rank calls it once per step); drops the last gathered masters. */
+  private PipelinedUpdate pipelinedUpdate(LlamaModel model) {
+    if (update == null)
+      update =
+          new PipelinedUpdate(
+              masters, model, device.isCuda() ? new CudaLane(device.index()) : new HostLane());
+    return update;
+  }
+
+  /**
+   * Pipelined: AdamW's groups never span two units (the embedding, a block, the head), in forward
+   * order, so that each unit's weights are done as soon as its own groups are. Per element the
+   * kernel does what it does in any grouping, so the numbers do not change.
+   */
+  @Override
+  public List<AdamW.Group> optimizerGroups(
+      Map<String, Tensor> params, Predicate<String> owns, double weightDecay) {
+    if (!pipelined) return Precision.super.optimizerGroups(params, owns, weightDecay);
+    Map<Integer, Map<String, Tensor>> byUnit = new TreeMap<>();
+    for (var e : params.entrySet())
+      byUnit
+          .computeIfAbsent(
+              RecomputingBackward.stageOf(e.getKey(), layers), u -> new LinkedHashMap<>())
+          .put(e.getKey(), e.getValue());
+    List<AdamW.Group> groups = new ArrayList<>();
+    byUnit.forEach(
+        (unit, unitParams) -> {
+          for (AdamW.Group g : AdamW.groups(unitParams, owns, groupCap(), weightDecay))
+            groups.add(
+                new AdamW.Group("unit" + unit + "." + g.name(), g.params(), g.weightDecay()));
+        });
+    return groups;
+  }
+
+  /** Pipelined: the trainer's optimizer queues the update and returns. */
+  @Override
+  public Optimizer optimizer(AdamW adamW, double maxGradNorm) {
+    return update == null ? adamW : new PipelinedOptimizer(adamW, maxGradNorm, update);
+  }
+
+  /** Pipelined: before unit {@code stage}'s forward, its new weights (and nothing else). */
+  @Override
+  public IntConsumer gateUnits(IntConsumer stages) {
+    return update == null ? stages : new UnitGate(update.pipeline(), stages);
+  }
+
+  @Override
+  public void awaitAll() {
+    if (update != null) update.drain();
+  }
+
+  /**
+   * Counts the step (every rank calls it once per step); drops the last gathered masters. With
+   * ZeRO-1/2 the owners send their new weights to every rank right after the step, so a pipelined
+   * update is waited for here (no overlap then).
+   */
   @Override
   public void afterStep(LlamaModel model) {
     steps++;
+    if (group != null) awaitAll();
     if (hostGrads != null) hostGrads.values().forEach(Tensor::release);
     hostGrads = null;
     releaseGathered();
@@ -183,6 +264,7 @@ public final class OffloadedMasters implements Precision {
    */
   @Override
   public LlamaModel saved(LlamaModel model) {
+    awaitAll();
     LlamaConfig fp32 = model.config().withDtype(DType.F32);
     if (group == null) return LlamaModel.fromWeights(fp32, masters);
     if (gatheredAt == steps)
@@ -213,6 +295,7 @@ public final class OffloadedMasters implements Precision {
 
   @Override
   public LlamaModel exported(LlamaModel model) {
+    awaitAll();
     return Precision.bf16Model(model);
   }
 }

@@ -5,11 +5,14 @@ import dev.hanlin.torch.DType;
 import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.train.optim.AdamW;
+import dev.hanlin.train.optim.Optimizer;
 import java.io.PrintStream;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.function.IntConsumer;
 import java.util.function.Predicate;
 
 /**
@@ -48,6 +51,36 @@ public interface Precision {
   default long groupCap() {
     return Long.MAX_VALUE;
   }
+
+  /**
+   * AdamW's parameter groups of {@code params} this rank updates ({@code owns}): by default {@link
+   * AdamW#groups} with {@link #groupCap}.
+   */
+  default List<AdamW.Group> optimizerGroups(
+      Map<String, Tensor> params, Predicate<String> owns, double weightDecay) {
+    return AdamW.groups(params, owns, groupCap(), weightDecay);
+  }
+
+  /** The optimizer the trainer drives, given the AdamW built over {@link #optimizerParams}. */
+  default Optimizer optimizer(AdamW adamW, double maxGradNorm) {
+    return adamW;
+  }
+
+  /**
+   * The recomputing backward's stage hooks ({@code stages}, the parallelism's), with what this
+   * precision needs before a stage's forward in front ({@link OffloadedMasters}: that unit's new
+   * weights, while the last step's update goes on).
+   */
+  default IntConsumer gateUnits(IntConsumer stages) {
+    return stages;
+  }
+
+  /**
+   * Before the weights are used other than unit by unit through {@link #gateUnits} (a forward
+   * without the recomputing backward, evaluation, checkpoints, the end of training): waits for any
+   * update still under way.
+   */
+  default void awaitAll() {}
 
   /** Each optimizer parameter's gradient, or null when there is none. */
   default Function<Tensor, Tensor> gradOf(LlamaModel model) {

@@ -34,7 +34,10 @@ import java.util.function.IntConsumer;
  * its recompute and backward, and dropped after; as its backward ends, its gradients are
  * reduce-scattered onto the shards, every micro-batch, accumulating in float32 (so gradient memory
  * stays a shard's whatever the accumulation). The update is that of one process over the same
- * global batch. Collectives are synchronous here (Gloo, and NCCL on the current stream).
+ * global batch. As the walk enters a stage, the all-gather of the stage it enters next is started
+ * ({@link Zero3Prefetch}): on NCCL it runs on the communication stream beside the compute, which
+ * waits for it (an event, no host sync) only where the weights are first used; on Gloo the worker
+ * threads gather while the caller computes. The reduce-scatters are synchronous.
  */
 final class Zero3 implements Parallelism {
   private final Group group;
@@ -45,6 +48,7 @@ final class Zero3 implements Parallelism {
   private final Device device;
   private final LlamaModel model;
   private final int rank, world;
+  private final boolean prefetch = Zero3Prefetch.enabled();
 
   /** One unit on this rank: the model's tensors, the shard and its gradient. */
   private static final class Slot {
@@ -52,6 +56,7 @@ final class Zero3 implements Parallelism {
     final List<Tensor> params = new ArrayList<>(); // the model's, in the unit's order
     final Tensor shard, grad; // float32 (S), retained; shard's grad is grad
     boolean gathered;
+    Group.Gathering inFlight; // a prefetch started, not yet awaited
 
     Slot(Zero3Layout.Unit unit, Tensor shard, Tensor grad) {
       this.unit = unit;
@@ -169,10 +174,12 @@ final class Zero3 implements Parallelism {
   /** The gathering, freeing and gradient reduce-scatter around each stage of the backward. */
   @Override
   public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
+    Zero3Prefetch ahead = prefetch ? new Zero3Prefetch(model.config().numHiddenLayers()) : null;
     return new RecomputingBackward.Walk() {
       @Override
       public void enter(int stage) {
         for (Slot s : byStage.getOrDefault(stage, List.of())) gather(s);
+        if (ahead != null) startGathers(ahead.next(stage));
       }
 
       @Override
@@ -194,24 +201,72 @@ final class Zero3 implements Parallelism {
     };
   }
 
-  /** Points the unit's weights at its full compute-dtype values, gathered from every rank. */
+  /**
+   * Points the unit's weights at its full compute-dtype values, gathered from every rank: waits for
+   * its prefetch, or gathers it now.
+   */
   private void gather(Slot s) {
     if (s.gathered) return;
+    startGather(s);
+    Group.Gathering in = s.inFlight;
+    s.inFlight = null;
+    Tensor full = in.await(); // on NCCL: the compute stream waits, the host goes on
     try (Scope scope = Scope.open();
         Grad.Guard g = Grad.noGrad()) {
-      Tensor full = Torch.empty(compute, device, s.unit.shard() * world);
-      group.allGather(full, s.shard.detach().to(compute));
       List<Zero3Layout.Entry> es = s.unit.tensors();
-      for (int i = 0; i < es.size(); i++) {
+      for (int i = 0; i < es.size(); i++) { // views: nothing is copied
         var e = es.get(i);
         s.params.get(i).set_(full.narrow(0, e.offset(), e.numel()).view(e.shape()));
       }
+    } finally {
+      full.release(); // the views hold its storage now
     }
     s.gathered = true;
   }
 
-  /** Drops the unit's gathered weights (their memory goes with the last reference). */
+  /** Starts the all-gathers of {@code stage}'s units (none for {@link Zero3Prefetch#NONE}). */
+  private void startGathers(int stage) {
+    for (Slot s : byStage.getOrDefault(stage, List.of())) startGather(s);
+  }
+
+  /**
+   * Starts the unit's all-gather into a buffer of its own, unless it is gathered or on its way: the
+   * cast of this rank's shard is queued first, so the collective sees the current values.
+   */
+  private void startGather(Slot s) {
+    if (s.gathered || s.inFlight != null) return;
+    try (Scope scope = Scope.open();
+        Grad.Guard g = Grad.noGrad()) {
+      Tensor full = Torch.empty(compute, device, s.unit.shard() * world);
+      s.inFlight = group.allGatherAsync(full, s.shard.detach().to(compute));
+    }
+  }
+
+  /** Each unit's float32 shard gradient on this rank, by unit name (for tests). */
+  Map<String, Tensor> shardGrads() {
+    Map<String, Tensor> out = new LinkedHashMap<>();
+    for (Slot s : slots) out.put(s.unit.name(), s.grad);
+    return out;
+  }
+
+  /** The units gathered or being gathered, by name (at most two stages' at a time). */
+  List<String> liveUnits() {
+    return slots.stream()
+        .filter(s -> s.gathered || s.inFlight != null)
+        .map(s -> s.unit.name())
+        .toList();
+  }
+
+  /**
+   * Drops the unit's gathered weights (their memory goes with the last reference); a prefetch not
+   * used (a walk cut short) is waited for first, as every rank took part in it.
+   */
   private static void free(Slot s) {
+    if (s.inFlight != null) {
+      Group.Gathering in = s.inFlight;
+      s.inFlight = null;
+      in.await().release();
+    }
     for (Tensor p : s.params) p.setEmpty_();
     s.gathered = false;
   }

@@ -71,6 +71,15 @@ final class Zero3 implements Parallelism {
    * emptied.
    */
   Zero3(Group group, LlamaModel model, Map<String, Tensor> fp32, PrintStream err) {
+    this(group, model, UnitWeights.of(fp32), err);
+  }
+
+  /**
+   * Shards {@code model}'s weights, whose values {@code fp32} gives one unit at a time: each rank
+   * takes its slice of rank 0's values of each unit, and empties them before asking for the next,
+   * so that setting up holds one whole unit at most (besides what {@code model} holds).
+   */
+  Zero3(Group group, LlamaModel model, UnitWeights fp32, PrintStream err) {
     this.group = group;
     this.model = model;
     this.rank = group.dist().rank();
@@ -81,15 +90,10 @@ final class Zero3 implements Parallelism {
     Map<String, long[]> shapes = new LinkedHashMap<>();
     model.weights().forEach((k, v) -> shapes.put(k, v.shape()));
     this.layout = Zero3Layout.of(shapes, layers, world);
-    group.broadcast(fp32.values(), 0); // every rank starts from rank 0's weights
     for (Zero3Layout.Unit u : layout.units()) {
       Tensor shard, grad;
       try (Scope s = Scope.open()) {
-        List<Tensor> parts = new ArrayList<>();
-        for (var e : u.tensors()) parts.add(fp32.get(e.name()).detach().toFloat().reshape(-1));
-        long pad = u.shard() * world - u.numel();
-        if (pad > 0) parts.add(Torch.zeros(DType.F32, device, pad));
-        shard = Torch.cat(parts, 0).narrow(0, rank * u.shard(), u.shard()).copy().retain();
+        shard = shardOf(u, fp32.unit(u.tensors().stream().map(Zero3Layout.Entry::name).toList()));
         grad = Torch.zeros(DType.F32, device, u.shard()).retain();
       }
       shard.raw().mutable_grad().put(grad.raw());
@@ -102,15 +106,13 @@ final class Zero3 implements Parallelism {
     if (model.config().tieWordEmbeddings()) byStage.get(layers).addAll(byStage.get(-1));
     try (Grad.Guard g = Grad.noGrad()) {
       for (Slot s : slots) free(s);
-      fp32.values().forEach(Tensor::setEmpty_);
     }
     long kept = slots.stream().mapToLong(s -> s.unit.shard()).sum();
     String setup = "";
     if (device.isCuda()) { // the peak printed at the end is training's, not this setup's
       setup =
           String.format(
-              "; setting up held %.2f GiB (the whole model, once)",
-              Cuda.peakAllocatedBytes(device.index()) / GIB);
+              "; setting up held %.2f GiB at most", Cuda.peakAllocatedBytes(device.index()) / GIB);
       Cuda.resetPeak(device.index());
     }
     if (group.dist().isMain())
@@ -121,6 +123,26 @@ final class Zero3 implements Parallelism {
   }
 
   private static final double GIB = 1024.0 * 1024 * 1024;
+
+  /**
+   * This rank's float32 slice of unit {@code u}, retained, from its values {@code fp32} (on any
+   * device): the unit flattened on this device (the one whole unit setting up holds there), rank
+   * 0's copy broadcast so that every rank starts from the same weights; {@code fp32} is emptied.
+   */
+  private Tensor shardOf(Zero3Layout.Unit u, Map<String, Tensor> fp32) {
+    List<Tensor> parts = new ArrayList<>();
+    for (var e : u.tensors())
+      parts.add(fp32.get(e.name()).detach().to(device, DType.F32, false).reshape(-1));
+    long pad = u.shard() * world - u.numel();
+    if (pad > 0) parts.add(Torch.zeros(DType.F32, device, pad));
+    Tensor flat = Torch.cat(parts, 0);
+    parts.clear();
+    try (Grad.Guard g = Grad.noGrad()) {
+      fp32.values().forEach(Tensor::setEmpty_);
+    }
+    group.broadcast(List.of(flat), 0);
+    return flat.narrow(0, rank * u.shard(), u.shard()).copy().retain();
+  }
 
   @Override
   public Group group() {

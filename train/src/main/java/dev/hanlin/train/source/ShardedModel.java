@@ -61,7 +61,8 @@ public final class ShardedModel {
     if (cfg.lora() != null) return null;
     ModelSource source = ModelSource.of(cfg, ck);
     LlamaConfig c = source.config();
-    if (tokenizer.vocabSize() > c.vocabSize()) return null;
+    // a resumed checkpoint's vocabulary is the run's (ResumeCheck), and its weights are on the host
+    if (!(source instanceof Resume) && tokenizer.vocabSize() > c.vocabSize()) return null;
     UnitWeights weights =
         switch (source) {
           case FreshInit f -> fresh(c, f.seed());

@@ -7,10 +7,16 @@
 #   * the 13B shape (bench/llama2-13b.json) on 4 GPUs (or as many as there are, >= 2) with zero_stage 3
 #     and master_weights.
 #   * the TinyLlama 1/2/4-GPU data-parallel scaling table (bench/ddp-scaling.sh, capped at the GPUs here).
+#   * single: one GPU, the TinyLlama shape (bench/tinyllama.json), seq 2048: zero_stage 0 against
+#     zero_stage 3 (world 1: the CUDA path of ZeRO-3's placeholder model, unit-by-unit setup, gathers
+#     into views and the prefetch schedule; no NCCL with one process), with the prefetch on and off
+#     (HANLIN_ZERO3_PREFETCH=0), tokens/s and peak; the "setting up held" line is setup's own peak.
+#     The 7b part also runs ZeRO-3 with the prefetch off, to measure the overlap on 2 GPUs (NCCL).
 # What does not fit this machine is skipped with a line saying so. Results: $OUT/zero3.txt and logs.
 # Carry .gpu/lib (the jars), .gpu/tok/tokenizer.model and .gpu/poetry.txt.gz as for gpu-session-x2b.sh.
-#   bench/gpu-zero3.sh [7b] [13b] [scaling]   the parts to run (default all three; one device call
-#                                             has 10 minutes, so the lead may run them in separate calls)
+#   bench/gpu-zero3.sh [7b] [13b] [scaling] [single]   the parts to run (default the first three; one
+#                                             device call has 10 minutes, so the lead may run them in
+#                                             separate calls)
 # Environment: STEPS (default 8), JAVA_CMD (default ".device/gpu-java -Xmx48g").
 set -u
 cd "$(dirname "$0")/.."
@@ -59,7 +65,7 @@ dist_timeout_seconds: 900
 YAML
   printf '%s\n' "$@" >> "$yaml"
   # shellcheck disable=SC2086
-  bin/launch --nproc-per-node "$n" --master-port $((29700 + RANDOM % 200)) -- \
+  HANLIN_ZERO3_PREFETCH=${PREFETCH:-1} bin/launch --nproc-per-node "$n" --master-port $((29700 + RANDOM % 200)) -- \
     $JAVA_CMD --enable-native-access=ALL-UNNAMED -cp "$LIB/*" dev.hanlin.cli.Main \
     --mode pretrain --config "$yaml" > "$log" 2>&1
   local rc=$?
@@ -77,6 +83,7 @@ print(f"{name:<34s} {n:5d} {statistics.median(tps) / n:16,.0f} {peaks}" + ("" if
 PY
   fi
   grep -E "master_weights|zero|ZeRO" "$log" | grep -v "^\s*$" | head -3
+  grep -m1 -iE "exception|error" "$log"
   rm -rf "$out"
 }
 
@@ -86,6 +93,7 @@ fi
 if [ "$gpus" -ge 2 ] && [[ $parts == *" 7b "* ]]; then
   run 7b-zero2 2 bench/llama2-7b.json "zero_stage: 2"
   run 7b-zero3 2 bench/llama2-7b.json "zero_stage: 3"
+  PREFETCH=0 run 7b-zero3-noprefetch 2 bench/llama2-7b.json "zero_stage: 3"
   run 7b-zero3-master 2 bench/llama2-7b.json "zero_stage: 3" "master_weights: true"
 fi
 if [ "$gpus" -ge 2 ] && [[ $parts == *" 13b "* ]]; then
@@ -98,6 +106,12 @@ import sys
 n = int(sys.argv[1]); p = 13.016e9; layer = 5120 * 5120 * 4 + 5120 * 13824 * 3
 print(f"13B on {n} GPUs, expected: shards {p * 16 / n / 2**30:.1f} GiB + one gathered block {layer * 2 / 2**30:.2f} GiB + activations")
 PY
+fi
+if [[ $parts == *" single "* ]]; then
+  run tiny-zero0-1 1 bench/tinyllama.json "zero_stage: 0"
+  run tiny-zero3-1 1 bench/tinyllama.json "zero_stage: 3"
+  PREFETCH=0 run tiny-zero3-1-noprefetch 1 bench/tinyllama.json "zero_stage: 3"
+  run tiny-zero3-1-master 1 bench/tinyllama.json "zero_stage: 3" "master_weights: true"
 fi
 if [[ $parts == *" scaling "* ]]; then
   WORK=$WORK/sc RESULTS=$OUT bash bench/ddp-scaling.sh 1 2 4

@@ -161,18 +161,26 @@ public final class LlamaModel {
     Map<String, Tensor> w = new LinkedHashMap<>();
     for (var e : expectedShapes(c).entrySet()) {
       try (Scope s = Scope.open()) {
-        String name = e.getKey();
-        long[] shape = e.getValue();
-        Tensor t;
-        if (name.endsWith("norm.weight")) t = Torch.ones(DType.F32, Device.CPU, shape);
-        else if (name.endsWith(".bias")) t = Torch.zeros(DType.F32, Device.CPU, shape);
-        else t = Torch.empty(DType.F32, Device.CPU, shape).normal_(0, c.initializerRange(), gen);
-        if (name.equals("model.embed_tokens.weight") && c.padTokenId() != null)
-          t.select(0, c.padTokenId()).zero_();
-        w.put(name, t.to(device, dtype, false).retain());
+        Tensor t = initWeight(c, e.getKey(), e.getValue(), gen);
+        w.put(e.getKey(), t.to(device, dtype, false).retain());
       }
     }
     return new LlamaModel(c, w);
+  }
+
+  /**
+   * One weight of {@link #init}, float32 on the host, drawing from {@code gen}: called for every
+   * name of {@link #expectedShapes} in that order with {@code Generator.cpu(seed)}, it gives init's
+   * values (so a caller can build the model a piece at a time, as ZeRO-3's setup does).
+   */
+  public static Tensor initWeight(LlamaConfig c, String name, long[] shape, Generator gen) {
+    Tensor t;
+    if (name.endsWith("norm.weight")) t = Torch.ones(DType.F32, Device.CPU, shape);
+    else if (name.endsWith(".bias")) t = Torch.zeros(DType.F32, Device.CPU, shape);
+    else t = Torch.empty(DType.F32, Device.CPU, shape).normal_(0, c.initializerRange(), gen);
+    if (name.equals("model.embed_tokens.weight") && c.padTokenId() != null)
+      t.select(0, c.padTokenId()).zero_();
+    return t;
   }
 
   public LlamaConfig config() {

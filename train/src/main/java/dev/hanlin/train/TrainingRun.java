@@ -31,6 +31,7 @@ import dev.hanlin.train.parallel.Parallelism;
 import dev.hanlin.train.precision.OffloadedMasters;
 import dev.hanlin.train.precision.Precision;
 import dev.hanlin.train.source.ModelBuilder;
+import dev.hanlin.train.source.ShardedModel;
 import dev.hanlin.train.task.Task;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -98,8 +99,12 @@ public final class TrainingRun {
           Math.max(1, Runtime.getRuntime().availableProcessors() / dist.localWorldSize()));
     Tokenizer tokenizer = Tokenizer.load(Path.of(cfg.tokenizer()));
     try (Task task = Task.open(cfg, tokenizer, group, err)) {
+      // ZeRO-3 takes a checkpoint's weights from host memory, one unit at a time to the device
+      boolean zero3Streams = cfg.zeroStage() == 3 && cfg.lora() == null;
       Checkpoints.Loaded ck =
-          resumeFrom == null ? null : Checkpoints.load(resumeFrom, DType.F32, device);
+          resumeFrom == null
+              ? null
+              : Checkpoints.load(resumeFrom, DType.F32, zero3Streams ? Device.CPU : device);
       if (ck != null) {
         ResumeCheck.check(
             ck.dir(),
@@ -110,20 +115,27 @@ public final class TrainingRun {
             err);
         FiniteWeights.require(ck.weights(), "checkpoint " + ck.dir());
       }
-      LlamaModel model = ModelBuilder.build(cfg, ck, tokenizer, precision, device, err);
+      ShardedModel.Built zero3 =
+          zero3Streams ? ShardedModel.prepare(cfg, ck, tokenizer, precision, device, err) : null;
+      LlamaModel model =
+          zero3 != null
+              ? zero3.model()
+              : ModelBuilder.build(cfg, ck, tokenizer, precision, device, err);
       int block = BlockSize.resolve(cfg.blockSize(), model.config().maxPositionEmbeddings());
       Map<String, Tensor> trainable =
           model.lora() != null ? model.lora().weights() : model.weights();
       int layers = model.config().numHiddenLayers();
       Parallelism parallelism =
-          cfg.zeroStage() == 3
-              ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
-              : Parallelism.of(
-                  cfg.zeroStage(),
-                  group,
-                  trainable,
-                  n -> RecomputingBackward.stageOf(n, layers),
-                  cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
+          zero3 != null
+              ? sharded(group, zero3, err)
+              : cfg.zeroStage() == 3
+                  ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
+                  : Parallelism.of(
+                      cfg.zeroStage(),
+                      group,
+                      trainable,
+                      n -> RecomputingBackward.stageOf(n, layers),
+                      cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
       precision.shard(parallelism::owns, group);
       if (model.lora() == null) {
         memoryPlan = MemoryPlan.of(model.config(), memorySetup(block));
@@ -176,6 +188,13 @@ public final class TrainingRun {
           return train(parts, state, loader, maxSteps, block, checkpointing, stop);
         }
       }
+    }
+  }
+
+  /** ZeRO-3 over the placeholder model {@code zero3}, its values streamed in unit by unit. */
+  private static Parallelism sharded(Group group, ShardedModel.Built zero3, PrintStream err) {
+    try (var weights = zero3.weights()) {
+      return Parallelism.sharded(group, zero3.model(), weights, err);
     }
   }
 

@@ -296,6 +296,72 @@ public final class Group implements AutoCloseable {
   }
 
   /**
+   * Starts {@link #allGather} and returns at once (ZeRO-3's prefetch of the next unit): on Gloo it
+   * runs on the worker threads, on NCCL on its communication stream, which first waits for the work
+   * queued on the current stream so far. {@code out} and {@code in} are kept referenced by the
+   * returned {@link Gathering} until {@link Gathering#await} (which releases them), so a scope
+   * closing meanwhile frees neither them nor the collective's handle; every rank must start the
+   * same collectives in the same order. With one process the copy is done at once.
+   */
+  public Gathering allGatherAsync(Tensor out, Tensor in) {
+    out.retain();
+    in.retain();
+    if (pg == null) {
+      out.copy_(in.view(out.shape()));
+      return new Gathering(null, out, in, System.nanoTime());
+    }
+    long t0 = System.nanoTime();
+    try {
+      Work w = pg._allgather_base(out.raw(), in.raw());
+      w.retainReference(); // past the caller's scope, until await
+      return new Gathering(w, out, in, t0);
+    } catch (RuntimeException e) {
+      out.release();
+      in.release();
+      throw failed("all-gather", t0, e);
+    }
+  }
+
+  /** An all-gather started by {@link #allGatherAsync}: its handle and tensors, until awaited. */
+  public final class Gathering {
+    private Work work;
+    private Tensor out, in;
+    private final long t0;
+
+    private Gathering(Work work, Tensor out, Tensor in, long t0) {
+      this.work = work;
+      this.out = out;
+      this.in = in;
+      this.t0 = t0;
+    }
+
+    /**
+     * Waits for the gather and returns its output, still retained for the caller to {@link
+     * Tensor#release} (once it has taken views of it, say): on Gloo the host blocks; on NCCL the
+     * current CUDA stream is made to wait for the communication stream (no host sync), so kernels
+     * queued after this see the gathered values. Once only; a failure is said as {@link #failed}
+     * says it.
+     */
+    public Tensor await() {
+      if (out == null) throw new IllegalStateException("all-gather awaited twice");
+      Work w = work;
+      Tensor o = out, i = in;
+      work = null;
+      out = null;
+      in = null;
+      try {
+        if (w != null) w._wait();
+      } catch (RuntimeException e) {
+        throw failed("all-gather", t0, e);
+      } finally {
+        if (w != null) w.releaseReference();
+        i.release();
+      }
+      return o;
+    }
+  }
+
+  /**
    * {@code in} summed over the ranks; this rank keeps the {@code rank}-th equal slice in {@code
    * out}.
    */

@@ -157,6 +157,16 @@ public interface Parallelism {
   }
 
   /**
+   * ZeRO-3 on {@code group} with {@code model}'s values coming one unit at a time from {@code fp32}
+   * (a model whose weights are placeholders: see {@code ShardedModel}), so that setting up never
+   * holds the whole model.
+   */
+  static Parallelism sharded(
+      Group group, LlamaModel model, UnitWeights fp32, java.io.PrintStream err) {
+    return new Zero3(group, model, fp32, err);
+  }
+
+  /**
    * The implementation for {@code zeroStage} (0 to 2; see {@link #sharded} for 3) on {@code group};
    * {@code stageOf} names the backward stage of each weight (for ZeRO-2's routing). Built before
    * the optimizer, which asks {@link #owns}.

@@ -34,7 +34,10 @@ import java.util.function.IntConsumer;
  * its recompute and backward, and dropped after; as its backward ends, its gradients are
  * reduce-scattered onto the shards, every micro-batch, accumulating in float32 (so gradient memory
  * stays a shard's whatever the accumulation). The update is that of one process over the same
- * global batch. Collectives are synchronous here (Gloo, and NCCL on the current stream).
+ * global batch. As the walk enters a stage, the all-gather of the stage it enters next is started
+ * ({@link Zero3Prefetch}): on NCCL it runs on the communication stream beside the compute, which
+ * waits for it (an event, no host sync) only where the weights are first used; on Gloo the worker
+ * threads gather while the caller computes. The reduce-scatters are synchronous.
  */
 final class Zero3 implements Parallelism {
   private final Group group;
@@ -45,6 +48,7 @@ final class Zero3 implements Parallelism {
   private final Device device;
   private final LlamaModel model;
   private final int rank, world;
+  private final boolean prefetch = Zero3Prefetch.enabled();
 
   /** One unit on this rank: the model's tensors, the shard and its gradient. */
   private static final class Slot {
@@ -52,6 +56,7 @@ final class Zero3 implements Parallelism {
     final List<Tensor> params = new ArrayList<>(); // the model's, in the unit's order
     final Tensor shard, grad; // float32 (S), retained; shard's grad is grad
     boolean gathered;
+    Group.Gathering inFlight; // a prefetch started, not yet awaited
 
     Slot(Zero3Layout.Unit unit, Tensor shard, Tensor grad) {
       this.unit = unit;
@@ -66,6 +71,15 @@ final class Zero3 implements Parallelism {
    * emptied.
    */
   Zero3(Group group, LlamaModel model, Map<String, Tensor> fp32, PrintStream err) {
+    this(group, model, UnitWeights.of(fp32), err);
+  }
+
+  /**
+   * Shards {@code model}'s weights, whose values {@code fp32} gives one unit at a time: each rank
+   * takes its slice of rank 0's values of each unit, and empties them before asking for the next,
+   * so that setting up holds one whole unit at most (besides what {@code model} holds).
+   */
+  Zero3(Group group, LlamaModel model, UnitWeights fp32, PrintStream err) {
     this.group = group;
     this.model = model;
     this.rank = group.dist().rank();
@@ -76,15 +90,10 @@ final class Zero3 implements Parallelism {
     Map<String, long[]> shapes = new LinkedHashMap<>();
     model.weights().forEach((k, v) -> shapes.put(k, v.shape()));
     this.layout = Zero3Layout.of(shapes, layers, world);
-    group.broadcast(fp32.values(), 0); // every rank starts from rank 0's weights
     for (Zero3Layout.Unit u : layout.units()) {
       Tensor shard, grad;
       try (Scope s = Scope.open()) {
-        List<Tensor> parts = new ArrayList<>();
-        for (var e : u.tensors()) parts.add(fp32.get(e.name()).detach().toFloat().reshape(-1));
-        long pad = u.shard() * world - u.numel();
-        if (pad > 0) parts.add(Torch.zeros(DType.F32, device, pad));
-        shard = Torch.cat(parts, 0).narrow(0, rank * u.shard(), u.shard()).copy().retain();
+        shard = shardOf(u, fp32.unit(u.tensors().stream().map(Zero3Layout.Entry::name).toList()));
         grad = Torch.zeros(DType.F32, device, u.shard()).retain();
       }
       shard.raw().mutable_grad().put(grad.raw());
@@ -97,15 +106,13 @@ final class Zero3 implements Parallelism {
     if (model.config().tieWordEmbeddings()) byStage.get(layers).addAll(byStage.get(-1));
     try (Grad.Guard g = Grad.noGrad()) {
       for (Slot s : slots) free(s);
-      fp32.values().forEach(Tensor::setEmpty_);
     }
     long kept = slots.stream().mapToLong(s -> s.unit.shard()).sum();
     String setup = "";
     if (device.isCuda()) { // the peak printed at the end is training's, not this setup's
       setup =
           String.format(
-              "; setting up held %.2f GiB (the whole model, once)",
-              Cuda.peakAllocatedBytes(device.index()) / GIB);
+              "; setting up held %.2f GiB at most", Cuda.peakAllocatedBytes(device.index()) / GIB);
       Cuda.resetPeak(device.index());
     }
     if (group.dist().isMain())
@@ -116,6 +123,26 @@ final class Zero3 implements Parallelism {
   }
 
   private static final double GIB = 1024.0 * 1024 * 1024;
+
+  /**
+   * This rank's float32 slice of unit {@code u}, retained, from its values {@code fp32} (on any
+   * device): the unit flattened on this device (the one whole unit setting up holds there), rank
+   * 0's copy broadcast so that every rank starts from the same weights; {@code fp32} is emptied.
+   */
+  private Tensor shardOf(Zero3Layout.Unit u, Map<String, Tensor> fp32) {
+    List<Tensor> parts = new ArrayList<>();
+    for (var e : u.tensors())
+      parts.add(fp32.get(e.name()).detach().to(device, DType.F32, false).reshape(-1));
+    long pad = u.shard() * world - u.numel();
+    if (pad > 0) parts.add(Torch.zeros(DType.F32, device, pad));
+    Tensor flat = Torch.cat(parts, 0);
+    parts.clear();
+    try (Grad.Guard g = Grad.noGrad()) {
+      fp32.values().forEach(Tensor::setEmpty_);
+    }
+    group.broadcast(List.of(flat), 0);
+    return flat.narrow(0, rank * u.shard(), u.shard()).copy().retain();
+  }
 
   @Override
   public Group group() {
@@ -169,10 +196,12 @@ final class Zero3 implements Parallelism {
   /** The gathering, freeing and gradient reduce-scatter around each stage of the backward. */
   @Override
   public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
+    Zero3Prefetch ahead = prefetch ? new Zero3Prefetch(model.config().numHiddenLayers()) : null;
     return new RecomputingBackward.Walk() {
       @Override
       public void enter(int stage) {
         for (Slot s : byStage.getOrDefault(stage, List.of())) gather(s);
+        if (ahead != null) startGathers(ahead.next(stage));
       }
 
       @Override
@@ -194,24 +223,72 @@ final class Zero3 implements Parallelism {
     };
   }
 
-  /** Points the unit's weights at its full compute-dtype values, gathered from every rank. */
+  /**
+   * Points the unit's weights at its full compute-dtype values, gathered from every rank: waits for
+   * its prefetch, or gathers it now.
+   */
   private void gather(Slot s) {
     if (s.gathered) return;
+    startGather(s);
+    Group.Gathering in = s.inFlight;
+    s.inFlight = null;
+    Tensor full = in.await(); // on NCCL: the compute stream waits, the host goes on
     try (Scope scope = Scope.open();
         Grad.Guard g = Grad.noGrad()) {
-      Tensor full = Torch.empty(compute, device, s.unit.shard() * world);
-      group.allGather(full, s.shard.detach().to(compute));
       List<Zero3Layout.Entry> es = s.unit.tensors();
-      for (int i = 0; i < es.size(); i++) {
+      for (int i = 0; i < es.size(); i++) { // views: nothing is copied
         var e = es.get(i);
         s.params.get(i).set_(full.narrow(0, e.offset(), e.numel()).view(e.shape()));
       }
+    } finally {
+      full.release(); // the views hold its storage now
     }
     s.gathered = true;
   }
 
-  /** Drops the unit's gathered weights (their memory goes with the last reference). */
+  /** Starts the all-gathers of {@code stage}'s units (none for {@link Zero3Prefetch#NONE}). */
+  private void startGathers(int stage) {
+    for (Slot s : byStage.getOrDefault(stage, List.of())) startGather(s);
+  }
+
+  /**
+   * Starts the unit's all-gather into a buffer of its own, unless it is gathered or on its way: the
+   * cast of this rank's shard is queued first, so the collective sees the current values.
+   */
+  private void startGather(Slot s) {
+    if (s.gathered || s.inFlight != null) return;
+    try (Scope scope = Scope.open();
+        Grad.Guard g = Grad.noGrad()) {
+      Tensor full = Torch.empty(compute, device, s.unit.shard() * world);
+      s.inFlight = group.allGatherAsync(full, s.shard.detach().to(compute));
+    }
+  }
+
+  /** Each unit's float32 shard gradient on this rank, by unit name (for tests). */
+  Map<String, Tensor> shardGrads() {
+    Map<String, Tensor> out = new LinkedHashMap<>();
+    for (Slot s : slots) out.put(s.unit.name(), s.grad);
+    return out;
+  }
+
+  /** The units gathered or being gathered, by name (at most two stages' at a time). */
+  List<String> liveUnits() {
+    return slots.stream()
+        .filter(s -> s.gathered || s.inFlight != null)
+        .map(s -> s.unit.name())
+        .toList();
+  }
+
+  /**
+   * Drops the unit's gathered weights (their memory goes with the last reference); a prefetch not
+   * used (a walk cut short) is waited for first, as every rank took part in it.
+   */
   private static void free(Slot s) {
+    if (s.inFlight != null) {
+      Group.Gathering in = s.inFlight;
+      s.inFlight = null;
+      in.await().release();
+    }
     for (Tensor p : s.params) p.setEmpty_();
     s.gathered = false;
   }

@@ -50,7 +50,9 @@ public final class BlockKernels {
       n.add("rmsnorm_fwd_" + t);
       n.add("add_rmsnorm_fwd_" + t);
       n.add("rmsnorm_bwd_" + t);
-      for (String k : List.of("rope_fwd_", "rope_bwd_", "swiglu_fwd_", "swiglu_bwd_")) n.add(k + t);
+      for (String k : List.of("rope_fwd_", "rope_bwd_", "rope_qk_fwd_", "rope_qkv_bwd_"))
+        n.add(k + t);
+      for (String k : List.of("swiglu_fwd_", "swiglu_bwd_")) n.add(k + t);
       n.add("cross_entropy_" + t);
     }
     return n;
@@ -72,11 +74,13 @@ public final class BlockKernels {
   /**
    * Blocks of the RMSNorm backward: each sums the weight gradient over {@code rowsPerBlock} rows
    * into its own float32 partial row (so no atomics, and the same sum every run), then one small
-   * kernel adds the {@code blocks} partials. 512 blocks fill an H100/H200 (132 SMs) several times
-   * over while keeping the partials (512 x C floats) a few MB.
+   * kernel adds the {@code blocks} partials. Each block walks its rows one after another (a block
+   * barrier per row), so the rows are spread over many blocks: 1024 blocks of 256 threads are about
+   * one full wave of an H100/H200 (132 SMs, 2048 threads each), twice the resident threads that 512
+   * gave; the partials stay small (1024 x C floats: 8 MB at C = 2048).
    */
   public record NormBackwardLaunch(int blocks, int rowsPerBlock) {
-    public static final int MAX_BLOCKS = 512;
+    public static final int MAX_BLOCKS = 1024;
 
     public static NormBackwardLaunch of(long rows) {
       if (rows < 0) throw new IllegalArgumentException("RMSNorm backward over " + rows + " rows");

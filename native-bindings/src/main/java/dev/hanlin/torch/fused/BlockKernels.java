@@ -74,13 +74,13 @@ public final class BlockKernels {
   /**
    * Blocks of the RMSNorm backward: each sums the weight gradient over {@code rowsPerBlock} rows
    * into its own float32 partial row (so no atomics, and the same sum every run), then one small
-   * kernel adds the {@code blocks} partials. Each block walks its rows one after another (a block
-   * barrier per row), so the rows are spread over many blocks: 1024 blocks of 256 threads are about
-   * one full wave of an H100/H200 (132 SMs, 2048 threads each), twice the resident threads that 512
-   * gave; the partials stay small (1024 x C floats: 8 MB at C = 2048).
+   * kernel adds the {@code blocks} partials. 512 blocks are one wave on an H100/H200: the kernel
+   * takes 59-63 registers a thread (ptxas, sm_90), so 4 blocks of 256 threads fit an SM (528 on 132
+   * SMs); more blocks would add a second wave and partials, not resident threads. The partials stay
+   * small (512 x C floats: 4 MB at C = 2048).
    */
   public record NormBackwardLaunch(int blocks, int rowsPerBlock) {
-    public static final int MAX_BLOCKS = 1024;
+    public static final int MAX_BLOCKS = 512;
 
     public static NormBackwardLaunch of(long rows) {
       if (rows < 0) throw new IllegalArgumentException("RMSNorm backward over " + rows + " rows");

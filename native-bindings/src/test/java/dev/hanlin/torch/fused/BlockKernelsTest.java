@@ -34,7 +34,7 @@ class BlockKernelsTest {
           (long) (l.blocks() - 1) * l.rowsPerBlock() < n, "no empty block, rows " + n + ": " + l);
     }
     assertEquals(
-        new BlockKernels.NormBackwardLaunch(1024, 16), BlockKernels.NormBackwardLaunch.of(16384));
+        new BlockKernels.NormBackwardLaunch(512, 32), BlockKernels.NormBackwardLaunch.of(16384));
     assertEquals(0, BlockKernels.NormBackwardLaunch.of(0).blocks()); // no rows, no partials
     assertThrows(IllegalArgumentException.class, () -> BlockKernels.NormBackwardLaunch.of(-1));
   }

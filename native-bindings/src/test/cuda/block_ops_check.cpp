@@ -162,17 +162,18 @@ int main() {
   }
   // ---- q and k in one RoPE launch, written as rows; the backward also copies dv into its rows ----
   // bitwise equal to the one-tensor kernels (rope_fwd / rope_bwd) and a plain copy
-  for (int packed : {0, 1}) {
+  // lanes 1: a thread per pair; lanes 4: a thread per 4 pairs with 16-byte loads (D/2 = 8)
+  for (int lanes : {1, 4}) for (int packed : {0, 1}) {
     int B = 2, H = 4, KV = 2, T = 21, D = 16, W = (H + 2 * KV) * D; long long N = (long long) B * T;
     auto qkv = rnd(N * W), ang = rnd((packed ? B : 1) * T * D, 3), g = rnd(N * W);
     std::vector<float> cs(ang.size()), sn(ang.size());
     for (size_t i = 0; i < ang.size(); i++) { cs[i] = std::cos(ang[i]); sn[i] = std::sin(ang[i]); }
     long long cosB = packed ? (long long) T * D : 0, sb = (long long) T * W, st = W;
-    int half = D / 2; unsigned gx = (T * half + 255) / 256;
+    int half = D / 2; unsigned gx = (T * half + 255) / 256, gxl = (T * half / lanes + 255) / 256;
     // q, k as (B, heads, T, D) views of the fused (N, W) projection output
     const float *q = qkv.data(), *k = qkv.data() + H * D;
     std::vector<float> out(N * (H + KV) * D), rq((long long) B * H * T * D), rk((long long) B * KV * T * D);
-    launch(rope_qk_fwd_f32, dim3{gx, (unsigned) (B * (H + KV))}, 256u, q, k, (const float*) cs.data(), (const float*) sn.data(), out.data(), H, KV, T, D, sb, (long long) D, st, sb, (long long) D, st, (long long) (H + KV) * D, cosB);
+    launch(rope_qk_fwd_f32, dim3{gxl, (unsigned) (B * (H + KV))}, 256u, q, k, (const float*) cs.data(), (const float*) sn.data(), out.data(), H, KV, T, D, sb, (long long) D, st, sb, (long long) D, st, (long long) (H + KV) * D, cosB, lanes);
     launch(rope_fwd_f32, dim3{gx, (unsigned) (B * H)}, 256u, q, (const float*) cs.data(), (const float*) sn.data(), rq.data(), H, T, D, sb, (long long) D, st, 1LL, cosB);
     launch(rope_fwd_f32, dim3{gx, (unsigned) (B * KV)}, 256u, k, (const float*) cs.data(), (const float*) sn.data(), rk.data(), KV, T, D, sb, (long long) D, st, 1LL, cosB);
     std::vector<float> got, want1;
@@ -180,12 +181,12 @@ int main() {
       got.push_back(out[((long long) b * T + t) * (H + KV) * D + hh * D + d]);
       want1.push_back(hh < H ? rq[(((long long) b * H + hh) * T + t) * D + d] : rk[(((long long) b * KV + hh - H) * T + t) * D + d]);
     }
-    char name[64]; std::snprintf(name, 64, "rope q+k one launch packed=%d", packed);
+    char name[64]; std::snprintf(name, 64, "rope q+k one launch lanes=%d packed=%d", lanes, packed);
     check(name, got, std::vector<double>(want1.begin(), want1.end()), 0, 0);
     // backward: dq, dk, dv (B, heads, T, D) views of the (N, W) buffer g, out rows (N, W)
     const float *dq = g.data(), *dk = g.data() + H * D, *dv = g.data() + (H + KV) * D;
     std::vector<float> rows(N * W), bq((long long) B * H * T * D), bk((long long) B * KV * T * D);
-    launch(rope_qkv_bwd_f32, dim3{gx, (unsigned) (B * (H + 2 * KV))}, 256u, dq, dk, dv, (const float*) cs.data(), (const float*) sn.data(), rows.data(), H, KV, T, D, sb, (long long) D, st, sb, (long long) D, st, sb, (long long) D, st, (long long) W, cosB);
+    launch(rope_qkv_bwd_f32, dim3{gxl, (unsigned) (B * (H + 2 * KV))}, 256u, dq, dk, dv, (const float*) cs.data(), (const float*) sn.data(), rows.data(), H, KV, T, D, sb, (long long) D, st, sb, (long long) D, st, sb, (long long) D, st, (long long) W, cosB, lanes);
     launch(rope_bwd_f32, dim3{gx, (unsigned) (B * H)}, 256u, dq, (const float*) cs.data(), (const float*) sn.data(), bq.data(), H, T, D, sb, (long long) D, st, 1LL, cosB);
     launch(rope_bwd_f32, dim3{gx, (unsigned) (B * KV)}, 256u, dk, (const float*) cs.data(), (const float*) sn.data(), bk.data(), KV, T, D, sb, (long long) D, st, 1LL, cosB);
     std::vector<double> want2(N * W);

@@ -294,7 +294,20 @@ public final class NvrtcOps implements BlockOps {
     a.i64(qr.stride(0)).i64(qr.stride(1)).i64(qr.stride(2));
     a.i64(kr.stride(0)).i64(kr.stride(1)).i64(kr.stride(2));
     a.i64((h + kv) * d).i64(cosB);
-    int blocks = BlockKernels.elementwiseBlocks(tt * d / 2, Integer.MAX_VALUE);
+    int lanes =
+        ropeLanes(
+            t,
+            d,
+            new long[] {ptr(q), ptr(k), ptr(c), ptr(s), ptr(out)},
+            qr.stride(0),
+            qr.stride(1),
+            qr.stride(2),
+            kr.stride(0),
+            kr.stride(1),
+            kr.stride(2),
+            cosB);
+    a.i32(lanes);
+    int blocks = BlockKernels.elementwiseBlocks(tt * d / 2 / lanes, Integer.MAX_VALUE);
     launch(Kernel.ROPE_QK_FWD, t, blocks, b * (h + kv), BlockKernels.ELEMENTWISE_THREADS, a);
     return new RotatedQk(out.narrow(2, 0, h).transpose(1, 2), out.narrow(2, h, kv).transpose(1, 2));
   }
@@ -325,9 +338,39 @@ public final class NvrtcOps implements BlockOps {
     a.i64(kr.stride(0)).i64(kr.stride(1)).i64(kr.stride(2));
     a.i64(vr.stride(0)).i64(vr.stride(1)).i64(vr.stride(2));
     a.i64(width).i64(cosB);
-    int blocks = BlockKernels.elementwiseBlocks(tt * d / 2, Integer.MAX_VALUE);
+    int lanes =
+        ropeLanes(
+            t,
+            d,
+            new long[] {ptr(dq), ptr(dk), ptr(dv), ptr(c), ptr(s), ptr(out)},
+            qr.stride(0),
+            qr.stride(1),
+            qr.stride(2),
+            kr.stride(0),
+            kr.stride(1),
+            kr.stride(2),
+            vr.stride(0),
+            vr.stride(1),
+            vr.stride(2),
+            width,
+            cosB);
+    a.i32(lanes);
+    int blocks = BlockKernels.elementwiseBlocks(tt * d / 2 / lanes, Integer.MAX_VALUE);
     launch(Kernel.ROPE_QKV_BWD, t, blocks, b * (h + 2 * kv), BlockKernels.ELEMENTWISE_THREADS, a);
     return out;
+  }
+
+  /**
+   * Elements a thread of the q/k/v RoPE kernels takes from each half of a head: a 16-byte vector (4
+   * float, 8 bf16) when D/2, every stride (elements) and every pointer allow it, else 1. The kernel
+   * trusts this (a misaligned vector load would fault), so it is decided here, once.
+   */
+  private static int ropeLanes(int type, long d, long[] pointers, long... strides) {
+    int l = type == F32 ? 4 : 8;
+    if ((d / 2) % l != 0) return 1;
+    for (long p : pointers) if (p % 16 != 0) return 1;
+    for (long s : strides) if (s % l != 0) return 1;
+    return l;
   }
 
   /** x (B, heads, T, D) with unit stride along D (a copy when not, which attention never gives). */

@@ -285,21 +285,40 @@ __device__ void rope(const T* x, const T* cs, const T* sn, T* out, int H, int T_
 // views are the rotated q and k as attention takes them (no transpose copy); backward: out is the
 // fused q/k/v projection's output gradient (N, (H+2KV)*D), so neither a transpose nor a cat
 // follows. Inputs: (B, heads, T, D) views with unit stride along D (their b, h, t strides given).
-// Grid (ceil(T*D/2 / 256), B*(H+KV+NV)), 256 threads; per element the same formula as rope().
+// lanes = 1: a thread per pair (d, d + D/2), as rope(). lanes = 16 / sizeof(T), which the caller
+// passes only when D/2, every stride and cosB are multiples of it and every pointer is 16-byte
+// aligned: a thread per lanes consecutive pairs, six 16-byte loads and two stores (the scalar
+// kernel moves 2 or 4 bytes a load, far below the memory's bandwidth). Same formula per element.
+// Grid (ceil(T*D/2/lanes / 256), B*(H+KV+NV)), 256 threads.
+template <typename T, bool BACKWARD>
+__device__ __forceinline__ void ropePair(float x1, float x2, float c1, float c2, float s1, float s2,
+                                         float& o1, float& o2) {
+  if (BACKWARD) {
+    o1 = rt<T>(x1 * c1) + rt<T>(x2 * s2);
+    o2 = rt<T>(x2 * c2) - rt<T>(x1 * s1);
+  } else {
+    o1 = rt<T>(x1 * c1) - rt<T>(x2 * s1);
+    o2 = rt<T>(x2 * c2) + rt<T>(x1 * s2);
+  }
+}
+
 template <typename T, bool BACKWARD>
 __device__ void ropeQkv(const T* q, const T* k, const T* v, const T* cs, const T* sn, T* out,
                         int H, int KV, int NV, int T_, int D, long long qb, long long qh,
                         long long qt, long long kb, long long kh, long long kt, long long vb,
-                        long long vh, long long vt, long long ot, long long cosB) {
+                        long long vh, long long vt, long long ot, long long cosB, int lanes) {
+  constexpr int L = Lanes<T>::N;
   const int half = D >> 1;
+  const int per = lanes == 1 ? half : half / L;  // threads per (b, head, t)
   const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
-  if (e >= (unsigned int) T_ * (unsigned int) half) return;
+  if (e >= (unsigned int) T_ * (unsigned int) per) return;
   const int heads = H + KV + NV;
   const int b = blockIdx.y / heads, hh = blockIdx.y - b * heads;
-  const int t = e / half, d = e - t * half;
-  const long long ob = ((long long) b * T_ + t) * ot + (long long) hh * D;
+  const int t = e / per, d = (e - t * per) * (lanes == 1 ? 1 : L);
+  const long long ob = ((long long) b * T_ + t) * ot + (long long) hh * D + d;
   const T* x;
   long long xb;
+  bool copy = false;
   if (hh < H) {
     x = q;
     xb = b * qb + hh * qh + t * qt;
@@ -307,22 +326,42 @@ __device__ void ropeQkv(const T* q, const T* k, const T* v, const T* cs, const T
     x = k;
     xb = b * kb + (hh - H) * kh + t * kt;
   } else {
+    x = v;
     xb = b * vb + (hh - H - KV) * vh + t * vt;
-    st(out, ob + d, ld(v, xb + d));
-    st(out, ob + d + half, ld(v, xb + d + half));
+    copy = true;
+  }
+  xb += d;
+  const long long cb = b * cosB + (long long) t * D + d;
+  if (lanes == 1) {
+    const float x1 = ld(x, xb), x2 = ld(x, xb + half);
+    if (copy) {
+      st(out, ob, x1);
+      st(out, ob + half, x2);
+      return;
+    }
+    float o1, o2;
+    ropePair<T, BACKWARD>(x1, x2, ld(cs, cb), ld(cs, cb + half), ld(sn, cb), ld(sn, cb + half),
+                          o1, o2);
+    st(out, ob, o1);
+    st(out, ob + half, o2);
     return;
   }
-  const long long cb = b * cosB + (long long) t * D;
-  const float x1 = ld(x, xb + d), x2 = ld(x, xb + d + half);
-  const float c1 = ld(cs, cb + d), c2 = ld(cs, cb + d + half);
-  const float s1 = ld(sn, cb + d), s2 = ld(sn, cb + d + half);
-  if (BACKWARD) {
-    st(out, ob + d, rt<T>(x1 * c1) + rt<T>(x2 * s2));
-    st(out, ob + d + half, rt<T>(x2 * c2) - rt<T>(x1 * s1));
-  } else {
-    st(out, ob + d, rt<T>(x1 * c1) - rt<T>(x2 * s1));
-    st(out, ob + d + half, rt<T>(x2 * c2) + rt<T>(x1 * s2));
+  float x1[L], x2[L];
+  load16(x + xb, 0, x1);
+  load16(x + xb + half, 0, x2);
+  if (!copy) {
+    float c1[L], c2[L], s1[L], s2[L];
+    load16(cs + cb, 0, c1);
+    load16(cs + cb + half, 0, c2);
+    load16(sn + cb, 0, s1);
+    load16(sn + cb + half, 0, s2);
+#pragma unroll
+    for (int j = 0; j < L; j++) {
+      ropePair<T, BACKWARD>(x1[j], x2[j], c1[j], c2[j], s1[j], s2[j], x1[j], x2[j]);
+    }
   }
+  store16(out + ob, 0, x1);
+  store16(out + ob + half, 0, x2);
 }
 
 // ---- SwiGLU: y = silu(g) * u, libtorch's two ops (silu rounded to T, then the product) ----
@@ -555,16 +594,17 @@ __device__ void crossEntropy(const T* logits, const long long* labels, float* ro
   extern "C" __global__ void rope_qk_fwd_##TN(                                                   \
       const T* q, const T* k, const T* c, const T* s, T* o, int H, int KV, int T_, int D,        \
       long long qb, long long qh, long long qt, long long kb, long long kh, long long kt,        \
-      long long ot, long long cosB) {                                                            \
+      long long ot, long long cosB, int lanes) {                                                 \
     ropeQkv<T, false>(q, k, nullptr, c, s, o, H, KV, 0, T_, D, qb, qh, qt, kb, kh, kt, 0, 0, 0,   \
-                      ot, cosB);                                                                 \
+                      ot, cosB, lanes);                                                          \
   }                                                                                              \
   extern "C" __global__ void rope_qkv_bwd_##TN(                                                  \
       const T* dq, const T* dk, const T* dv, const T* c, const T* s, T* o, int H, int KV,        \
       int T_, int D, long long qb, long long qh, long long qt, long long kb, long long kh,       \
-      long long kt, long long vb, long long vh, long long vt, long long ot, long long cosB) {     \
+      long long kt, long long vb, long long vh, long long vt, long long ot, long long cosB,       \
+      int lanes) {                                                                               \
     ropeQkv<T, true>(dq, dk, dv, c, s, o, H, KV, KV, T_, D, qb, qh, qt, kb, kh, kt, vb, vh, vt,   \
-                     ot, cosB);                                                                  \
+                     ot, cosB, lanes);                                                           \
   }                                                                                              \
   extern "C" __global__ void swiglu_fwd_##TN(const T* g, const T* u, T* y, long long rows,        \
                                              int cols, long long sg, long long su,               \

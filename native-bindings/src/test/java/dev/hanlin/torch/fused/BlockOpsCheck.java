@@ -185,8 +185,9 @@ abstract class BlockOpsCheck {
   @ParameterizedTest
   @EnumSource(Prec.class)
   void ropeOfQAndKTogetherAndTheBackwardAsProjectionRows(Prec p) {
-    // heads of 64 and 128, GQA (KV < H) and not, T not a multiple of the block
-    for (long[] shape : new long[][] {{2, 4, 2, 64, 64}, {2, 3, 3, 37, 128}})
+    // heads of 64 and 128 (16-byte vector path), GQA (KV < H) and not, T not a multiple of the
+    // block; heads of 12 (D/2 = 6: the element path)
+    for (long[] shape : new long[][] {{2, 4, 2, 64, 64}, {2, 3, 3, 37, 128}, {2, 2, 1, 5, 12}})
       try (Scope s = Scope.open()) {
         long b = shape[0], h = shape[1], kv = shape[2], t = shape[3], d = shape[4];
         long w = (h + 2 * kv) * d;

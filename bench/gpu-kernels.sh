@@ -2,9 +2,13 @@
 # Issue 16 on one GPU: the NVRTC kernels (dev.hanlin.torch.fused.NvrtcOps) against libtorch, values and
 # gradients in float32 and bfloat16 (NvrtcOpsGpuTest, tag gpu; tolerances in BlockOpsCheck), and every
 # kernel compiled by the machine's NVRTC for sm_80/90/100 (KernelCompileTest), run by the JUnit console
-# launcher: the same tests as on a developer's GPU box, no Maven on the device. Then, with PROFILE=1
-# (default), the per-op profile of one TinyLlama step (StepProfile), reference ops and fused side by side,
-# and the real trainer's step for the gap.
+# launcher: the same tests as on a developer's GPU box, no Maven on the device (NvrtcOpsGpuTest runs every
+# check of BlockOpsCheck: the 16-byte vector and element paths, SwiGLU on the fused gate/up slices with the
+# joined gradient, RoPE of q and k in one launch and its backward as q/k/v rows, the norm backward with the
+# residual). Then, with KBENCH=1 (default), each kernel against libtorch at TinyLlama shapes (KernelBench,
+# about a minute: the before/after table of the kernels), and with PROFILE=1 (default), the per-op profile
+# of one TinyLlama step (StepProfile), reference ops and fused side by side, and the real trainer's step
+# for the gap.
 #
 # Prepare on the CPU machine, from the project root (after the jars are in .gpu/lib, bench/README.md):
 #   bash bench/gpu-kernels.sh prepare
@@ -30,9 +34,13 @@ ls "$NV/cu13/lib" 2>/dev/null | grep -i nvrtc || echo "no libnvrtc in $NV/cu13/l
   --select-class=dev.hanlin.torch.fused.NvrtcOpsGpuTest --select-class=dev.hanlin.torch.fused.KernelCompileTest 2>&1 \
   | grep -vE "^\s*$|WARNING" | tail -60
 ls -la "$HANLIN_KERNEL_CACHE"
+j() { .device/gpu-java -Xmx64g --enable-native-access=ALL-UNNAMED -cp ".gpu/lib/*" "$@"; }
+# --- each kernel vs libtorch (markdown: save it to bench/results/<date>-<card>-kernel-bench.md) ---
+if [ "${KBENCH:-1}" = 1 ]; then
+  for mb in ${KBATCHES:-8}; do j dev.hanlin.bench.KernelBench batch=$mb seq=2048; done
+fi
 [ "${PROFILE:-1}" = 1 ] || exit 0
 # --- the per-op profile (markdown on stdout: save it to bench/results/<date>-<card>-step-profile.md) ---
-j() { .device/gpu-java -Xmx64g --enable-native-access=ALL-UNNAMED -cp ".gpu/lib/*" "$@"; }
 step_ms=
 if [ -f .gpu/poetry.txt.gz ] && [ -f .gpu/tok/tokenizer.model ]; then
   for mb in ${BATCHES:-4 8}; do

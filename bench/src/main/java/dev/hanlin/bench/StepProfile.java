@@ -209,11 +209,7 @@ public final class StepProfile {
                   refRope(q, cos, sin);
                   refRope(k, cos, sin);
                 }),
-            time(
-                () -> {
-                  ops.rope(q, cos, sin);
-                  ops.rope(k, cos, sin);
-                })));
+            time(() -> ops.ropeQk(q, k, cos, sin)))); // one launch, attention's layout
     layer.add(
         new Row(
             "attention fwd (SDPA)",
@@ -262,7 +258,7 @@ public final class StepProfile {
                   uL.clearGrad();
                   backward(swY, dyI);
                 }),
-            time(() -> ops.swigluBackward(dyI, g, u))));
+            time(() -> ops.swigluBackwardJoined(dyI, g, u)))); // into the (N, 2I) gradient
     layer.add(
         new Row(
             "gate/up GEMMs bwd (dx, dW)",
@@ -284,7 +280,8 @@ public final class StepProfile {
                   wL.clearGrad();
                   backward(normY, dyC);
                 }),
-            time(() -> ops.rmsNormBackward(dyC, x, wNorm, rstd))));
+            // with the residual's gradient added, as the explicit pass calls it
+            time(() -> ops.rmsNormBackward(dyC, x, wNorm, rstd, dyC))));
     layer.add(
         new Row(
             "o GEMM bwd (dx, dW)",
@@ -318,11 +315,8 @@ public final class StepProfile {
                   backward(ropeQ, dyQ);
                   backward(ropeK, dyK);
                 }),
-            time(
-                () -> {
-                  ops.ropeBackward(dyQ, cos, sin);
-                  ops.ropeBackward(dyK, cos, sin);
-                })));
+            // q and k in one launch, written with dv as the q/k/v projection's gradient rows
+            time(() -> ops.ropeQkvBackward(dyQ, dyK, dyK, cos, sin))));
     Tensor dq = dyQ.transpose(1, 2).reshape(n, (long) h * d).retain();
     Tensor dk = dyK.transpose(1, 2).reshape(n, (long) kvh * d).retain();
     layer.add(

@@ -17,7 +17,7 @@ import java.lang.foreign.MemorySegment;
  * overwritten right after it returns.
  */
 public final class LaunchArgs {
-  public static final int MAX = 16;
+  public static final int MAX = 24; // the fused RoPE backward takes 21
   private static final ThreadLocal<LaunchArgs> PER_THREAD =
       ThreadLocal.withInitial(LaunchArgs::new);
 

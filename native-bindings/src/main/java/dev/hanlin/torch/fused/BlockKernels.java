@@ -50,7 +50,9 @@ public final class BlockKernels {
       n.add("rmsnorm_fwd_" + t);
       n.add("add_rmsnorm_fwd_" + t);
       n.add("rmsnorm_bwd_" + t);
-      for (String k : List.of("rope_fwd_", "rope_bwd_", "swiglu_fwd_", "swiglu_bwd_")) n.add(k + t);
+      for (String k : List.of("rope_fwd_", "rope_bwd_", "rope_qk_fwd_", "rope_qkv_bwd_"))
+        n.add(k + t);
+      for (String k : List.of("swiglu_fwd_", "swiglu_bwd_")) n.add(k + t);
       n.add("cross_entropy_" + t);
     }
     return n;
@@ -72,8 +74,10 @@ public final class BlockKernels {
   /**
    * Blocks of the RMSNorm backward: each sums the weight gradient over {@code rowsPerBlock} rows
    * into its own float32 partial row (so no atomics, and the same sum every run), then one small
-   * kernel adds the {@code blocks} partials. 512 blocks fill an H100/H200 (132 SMs) several times
-   * over while keeping the partials (512 x C floats) a few MB.
+   * kernel adds the {@code blocks} partials. 512 blocks are one wave on an H100/H200: the kernel
+   * takes 59-63 registers a thread (ptxas, sm_90), so 4 blocks of 256 threads fit an SM (528 on 132
+   * SMs); more blocks would add a second wave and partials, not resident threads. The partials stay
+   * small (512 x C floats: 4 MB at C = 2048).
    */
   public record NormBackwardLaunch(int blocks, int rowsPerBlock) {
     public static final int MAX_BLOCKS = 512;

@@ -24,10 +24,13 @@ import org.bytedeco.pytorch.global.torch_cuda;
  *
  * <p>What the kernels require, checked before each launch: CUDA tensors on this object's device;
  * float32 or bfloat16, one dtype per call (weights too; cos/sin of another dtype are converted);
- * contiguous, except RoPE's input, which may be any strided (B, H, T, D) view such as a transposed
- * projection; RMSNorm rows of at most {@link BlockKernels#MAX_NORM_COLUMNS}; labels int64. Outputs
- * are new contiguous tensors; RoPE's is (B, H, T, D) contiguous. A label outside [0, V) other than
- * -100 makes that row's loss NaN (a kernel cannot throw).
+ * contiguous, except RoPE's inputs, which may be any strided (B, heads, T, D) views such as
+ * transposed projections, and SwiGLU's, which may be 2-D with any row stride (column slices of the
+ * fused gate/up output); RMSNorm rows of at most {@link BlockKernels#MAX_NORM_COLUMNS}; labels
+ * int64. Outputs are new contiguous tensors (RoPE's (B, H, T, D); {@link #ropeQk}'s are views of
+ * one (B, T, H+KV, D) tensor). A label outside [0, V) other than -100 makes that row's loss NaN (a
+ * kernel cannot throw). The memory-bound kernels move 16-byte vectors where the row length and
+ * alignment allow and fall back to elements otherwise (same arithmetic, {@code block_ops.cu}).
  *
  * <p>Host cost per call is what limits these kernels (they run in tens of µs), so the per-call path
  * makes no native object but the outputs and the stream query: kernel functions are resolved once,
@@ -37,6 +40,7 @@ import org.bytedeco.pytorch.global.torch_cuda;
 public final class NvrtcOps implements BlockOps {
   private static final long GRID_STRIDE_BLOCKS = 8192;
   private static final int F32 = 0, BF16 = 1; // kernel variant: index into TYPES
+  private static final int THREADS = BlockKernels.ELEMENTWISE_THREADS;
 
   /** The kernels with one variant per element type ({@code <prefix><f32|bf16>}). */
   private enum Kernel {
@@ -45,6 +49,8 @@ public final class NvrtcOps implements BlockOps {
     RMSNORM_BWD("rmsnorm_bwd_"),
     ROPE_FWD("rope_fwd_"),
     ROPE_BWD("rope_bwd_"),
+    ROPE_QK_FWD("rope_qk_fwd_"),
+    ROPE_QKV_BWD("rope_qkv_bwd_"),
     SWIGLU_FWD("swiglu_fwd_"),
     SWIGLU_BWD("swiglu_bwd_"),
     CROSS_ENTROPY("cross_entropy_");
@@ -182,6 +188,13 @@ public final class NvrtcOps implements BlockOps {
 
   @Override
   public NormGrads rmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd) {
+    return rmsNormBackward(dy, x, weight, rstd, null);
+  }
+
+  /** The residual's gradient (null: none) is added to dx by the kernel, in the same pass. */
+  @Override
+  public NormGrads rmsNormBackward(
+      Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor residual) {
     var r = x.raw();
     int t = type(x, "x");
     long[] shape = shape(r);
@@ -190,13 +203,15 @@ public final class NvrtcOps implements BlockOps {
     checkLike(dy, "dy", x, t, shape);
     check(weight, "weight", t, c);
     check(rstd, "rstd", F32, n);
+    if (residual != null) checkLike(residual, "residual", x, t, shape);
     int threads = BlockKernels.normThreads(c);
     var l = BlockKernels.NormBackwardLaunch.of(n);
     Tensor dx = empty(t, shape);
     Tensor partial = empty(F32, l.blocks(), c);
     Tensor dw = empty(F32, c);
     var a = LaunchArgs.ofThisThread();
-    a.i64(ptr(dy)).i64(ptr(x)).i64(ptr(weight)).i64(ptr(rstd)).i64(ptr(dx)).i64(ptr(partial));
+    a.i64(ptr(dy)).i64(ptr(x)).i64(ptr(weight)).i64(ptr(rstd));
+    a.i64(residual == null ? 0 : ptr(residual)).i64(ptr(dx)).i64(ptr(partial));
     a.i64(n).i32((int) c).i32(l.rowsPerBlock());
     launch(Kernel.RMSNORM_BWD, t, l.blocks(), 1, threads, a);
     a.clear().i64(ptr(partial)).i64(ptr(dw)).i32(l.blocks()).i32((int) c);
@@ -259,33 +274,201 @@ public final class NvrtcOps implements BlockOps {
     return cs.raw().is_contiguous() ? cs : cs.contiguous();
   }
 
+  /** Both in one launch, into one (B, T, H+KV, D) tensor; q and k are views of it. */
+  @Override
+  public RotatedQk ropeQk(Tensor q, Tensor k, Tensor cos, Tensor sin) {
+    q = unitLast(q, "q");
+    k = unitLast(k, "k");
+    int t = typeAnyLayout(q, "q");
+    long[] qs = shape(q.raw()), ks = shape(k.raw());
+    long b = qs[0], h = qs[1], tt = qs[2], d = qs[3], kv = ks[1];
+    checkHeads(k, "k", q, t, ks, b, tt, d);
+    Tensor c = table(cos, "cos", q, t, qs), s = table(sin, "sin", q, t, qs);
+    long cosB = cosBatch(cos, b, tt, d);
+    Tensor out = empty(t, b, tt, h + kv, d);
+    var kr = k.raw();
+    var qr = q.raw();
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(q)).i64(ptr(k)).i64(ptr(c)).i64(ptr(s)).i64(ptr(out));
+    a.i32((int) h).i32((int) kv).i32((int) tt).i32((int) d);
+    a.i64(qr.stride(0)).i64(qr.stride(1)).i64(qr.stride(2));
+    a.i64(kr.stride(0)).i64(kr.stride(1)).i64(kr.stride(2));
+    a.i64((h + kv) * d).i64(cosB);
+    int lanes =
+        ropeLanes(
+            t,
+            d,
+            new long[] {ptr(q), ptr(k), ptr(c), ptr(s), ptr(out)},
+            qr.stride(0),
+            qr.stride(1),
+            qr.stride(2),
+            kr.stride(0),
+            kr.stride(1),
+            kr.stride(2),
+            cosB);
+    a.i32(lanes);
+    int blocks = BlockKernels.elementwiseBlocks(tt * d / 2 / lanes, Integer.MAX_VALUE);
+    launch(Kernel.ROPE_QK_FWD, t, blocks, b * (h + kv), BlockKernels.ELEMENTWISE_THREADS, a);
+    return new RotatedQk(out.narrow(2, 0, h).transpose(1, 2), out.narrow(2, h, kv).transpose(1, 2));
+  }
+
+  /** One launch writes the rotated dq, dk and the copied dv as rows of the fused projection. */
+  @Override
+  public Tensor ropeQkvBackward(Tensor dq, Tensor dk, Tensor dv, Tensor cos, Tensor sin) {
+    dq = unitLast(dq, "dq");
+    dk = unitLast(dk, "dk");
+    dv = unitLast(dv, "dv");
+    int t = typeAnyLayout(dq, "dq");
+    long[] qs = shape(dq.raw()), ks = shape(dk.raw());
+    long b = qs[0], h = qs[1], tt = qs[2], d = qs[3], kv = ks[1];
+    checkHeads(dk, "dk", dq, t, ks, b, tt, d);
+    checkHeads(dv, "dv", dq, t, shape(dv.raw()), b, tt, d);
+    if (dv.size(1) != kv) throw new IllegalArgumentException("dv " + dv + " must match dk " + dk);
+    Tensor c = table(cos, "cos", dq, t, qs), s = table(sin, "sin", dq, t, qs);
+    long cosB = cosBatch(cos, b, tt, d);
+    long width = (h + 2 * kv) * d;
+    Tensor out = empty(t, b * tt, width);
+    var qr = dq.raw();
+    var kr = dk.raw();
+    var vr = dv.raw();
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(dq)).i64(ptr(dk)).i64(ptr(dv)).i64(ptr(c)).i64(ptr(s)).i64(ptr(out));
+    a.i32((int) h).i32((int) kv).i32((int) tt).i32((int) d);
+    a.i64(qr.stride(0)).i64(qr.stride(1)).i64(qr.stride(2));
+    a.i64(kr.stride(0)).i64(kr.stride(1)).i64(kr.stride(2));
+    a.i64(vr.stride(0)).i64(vr.stride(1)).i64(vr.stride(2));
+    a.i64(width).i64(cosB);
+    int lanes =
+        ropeLanes(
+            t,
+            d,
+            new long[] {ptr(dq), ptr(dk), ptr(dv), ptr(c), ptr(s), ptr(out)},
+            qr.stride(0),
+            qr.stride(1),
+            qr.stride(2),
+            kr.stride(0),
+            kr.stride(1),
+            kr.stride(2),
+            vr.stride(0),
+            vr.stride(1),
+            vr.stride(2),
+            width,
+            cosB);
+    a.i32(lanes);
+    int blocks = BlockKernels.elementwiseBlocks(tt * d / 2 / lanes, Integer.MAX_VALUE);
+    launch(Kernel.ROPE_QKV_BWD, t, blocks, b * (h + 2 * kv), BlockKernels.ELEMENTWISE_THREADS, a);
+    return out;
+  }
+
+  /**
+   * Elements a thread of the q/k/v RoPE kernels takes from each half of a head: a 16-byte vector (4
+   * float, 8 bf16) when D/2, every stride (elements) and every pointer allow it, else 1. The kernel
+   * trusts this (a misaligned vector load would fault), so it is decided here, once.
+   */
+  private static int ropeLanes(int type, long d, long[] pointers, long... strides) {
+    int l = type == F32 ? 4 : 8;
+    if ((d / 2) % l != 0) return 1;
+    for (long p : pointers) if (p % 16 != 0) return 1;
+    for (long s : strides) if (s % l != 0) return 1;
+    return l;
+  }
+
+  /** x (B, heads, T, D) with unit stride along D (a copy when not, which attention never gives). */
+  private static Tensor unitLast(Tensor x, String what) {
+    var r = x.raw();
+    if (r.dim() != 4) throw new IllegalArgumentException(what + " must be (B, heads, T, D): " + x);
+    return r.stride(3) == 1 ? x : x.contiguous();
+  }
+
+  /** heads (B, *, T, D) of like's dtype, B, T and D; the launch's index limits. */
+  private void checkHeads(
+      Tensor x, String what, Tensor like, int type, long[] s, long b, long tt, long d) {
+    onDevice(x, what);
+    if (typeOf(x.raw().scalar_type()) != type || s[0] != b || s[2] != tt || s[3] != d) {
+      throw new IllegalArgumentException(what + " " + x + " must match " + like);
+    }
+    if (d % 2 != 0) throw new IllegalArgumentException("RoPE head dim must be even: " + like);
+    if (b * (like.size(1) + 2 * s[1]) > 65535 || tt * d > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("RoPE takes B*heads <= 65535 and T*D < 2^31: " + like);
+    }
+  }
+
+  /** The cos/sin tables' batch stride: T·D for (B, 1, T, D) with B > 1, else 0. */
+  private static long cosBatch(Tensor cos, long b, long tt, long d) {
+    var cr = cos.raw();
+    return cr.dim() == 4 && cr.size(0) == b && b > 1 ? tt * d : 0;
+  }
+
   // ---- SwiGLU ----
 
   @Override
   public Tensor swiglu(Tensor gate, Tensor up) {
-    int t = type(gate, "gate");
-    long[] shape = shape(gate.raw());
-    checkLike(up, "up", gate, t, shape);
-    Tensor y = empty(t, shape);
-    long n = gate.raw().numel();
-    var a = LaunchArgs.ofThisThread().i64(ptr(gate)).i64(ptr(up)).i64(ptr(y)).i64(n);
-    launch(Kernel.SWIGLU_FWD, t, swigluBlocks(n, t), 1, BlockKernels.ELEMENTWISE_THREADS, a);
+    int t = typeAnyLayout(gate, "gate");
+    Mat g = mat(gate, "gate", t, null), u = mat(up, "up", t, g);
+    Tensor y = empty(t, shape(gate.raw()));
+    var a = LaunchArgs.ofThisThread().i64(ptr(g.t())).i64(ptr(u.t())).i64(ptr(y));
+    a.i64(g.rows()).i32((int) g.cols()).i64(g.stride()).i64(u.stride()).i64(g.cols());
+    launch(Kernel.SWIGLU_FWD, t, swigluBlocks(g.rows() * g.cols(), t), 1, THREADS, a);
     return y;
   }
 
   @Override
   public SwigluGrads swigluBackward(Tensor dy, Tensor gate, Tensor up) {
-    int t = type(gate, "gate");
+    int t = typeAnyLayout(gate, "gate");
     long[] shape = shape(gate.raw());
-    checkLike(up, "up", gate, t, shape);
-    checkLike(dy, "dy", gate, t, shape);
     Tensor dg = empty(t, shape);
     Tensor du = empty(t, shape);
-    long n = gate.raw().numel();
-    var a = LaunchArgs.ofThisThread();
-    a.i64(ptr(dy)).i64(ptr(gate)).i64(ptr(up)).i64(ptr(dg)).i64(ptr(du)).i64(n);
-    launch(Kernel.SWIGLU_BWD, t, swigluBlocks(n, t), 1, BlockKernels.ELEMENTWISE_THREADS, a);
+    swigluBackward(dy, gate, up, t, dg, du, shape[shape.length - 1]);
     return new SwigluGrads(dg, du);
+  }
+
+  /** dgate and dup written into the two halves of one (N, 2I) tensor. */
+  @Override
+  public Tensor swigluBackwardJoined(Tensor dy, Tensor gate, Tensor up) {
+    int t = typeAnyLayout(gate, "gate");
+    long[] shape = shape(gate.raw());
+    long cols = shape[shape.length - 1];
+    Tensor out = empty(t, gate.raw().numel() / cols, 2 * cols);
+    swigluBackward(dy, gate, up, t, out, out.narrow(1, cols, cols), 2 * cols);
+    return out;
+  }
+
+  /** dg and du: row-major with row stride {@code outStride}. */
+  private void swigluBackward(
+      Tensor dy, Tensor gate, Tensor up, int t, Tensor dg, Tensor du, long outStride) {
+    Mat g = mat(gate, "gate", t, null), u = mat(up, "up", t, g), d = mat(dy, "dy", t, g);
+    var a = LaunchArgs.ofThisThread();
+    a.i64(ptr(d.t())).i64(ptr(g.t())).i64(ptr(u.t())).i64(ptr(dg)).i64(ptr(du));
+    a.i64(g.rows()).i32((int) g.cols()).i64(d.stride()).i64(g.stride()).i64(u.stride());
+    a.i64(outStride).i64(outStride);
+    launch(Kernel.SWIGLU_BWD, t, swigluBlocks(g.rows() * g.cols(), t), 1, THREADS, a);
+  }
+
+  /**
+   * A SwiGLU operand as a row-major matrix: a 2-D tensor with unit column stride as it is (any row
+   * stride: a column slice), anything else contiguous, as (numel / last dim, last dim).
+   */
+  private record Mat(Tensor t, long rows, long cols, long stride) {}
+
+  private Mat mat(Tensor x, String what, int type, Mat like) {
+    onDevice(x, what);
+    var r = x.raw();
+    if (r.dim() == 0 || typeOf(r.scalar_type()) != type) {
+      throw new IllegalArgumentException(what + " " + x + ": float32 or bfloat16 like the gate");
+    }
+    long cols = r.size(r.dim() - 1);
+    Mat m;
+    if (r.dim() == 2 && r.stride(1) == 1 && r.stride(0) >= cols) {
+      m = new Mat(x, r.size(0), cols, r.stride(0));
+    } else {
+      Tensor c = r.is_contiguous() ? x : x.contiguous();
+      m = new Mat(c, cols == 0 ? 0 : r.numel() / cols, cols, cols);
+    }
+    if (like != null && (m.rows() != like.rows() || m.cols() != like.cols())) {
+      throw new IllegalArgumentException(what + " " + x + " must match the gate's shape");
+    }
+    if (cols > Integer.MAX_VALUE) throw new IllegalArgumentException(what + ": rows too long");
+    return m;
   }
 
   /** Blocks of the SwiGLU kernels: a thread per 16-byte vector (4 float, 8 bf16), capped. */

@@ -75,14 +75,21 @@ public final class ReferenceOps implements BlockOps {
     return transposed ? Torch.cat(List.of(x2, x1.neg()), -1) : Torch.cat(List.of(x2.neg(), x1), -1);
   }
 
+  /**
+   * Column slices (of the fused gate/up output) are copied first: libtorch's CPU kernels run a
+   * strided row with a scalar tail, so this keeps the values bitwise as they were on contiguous
+   * tensors (no copy when they are contiguous already).
+   */
   @Override
   public Tensor swiglu(Tensor gate, Tensor up) {
-    return Torch.silu(gate).mul(up);
+    return Torch.silu(gate.contiguous()).mul(up.contiguous());
   }
 
   /** {@code d up = dy·silu(g)}, {@code d gate = dy·up·σ(g)·(1 + g·(1 − σ(g)))}. */
   @Override
   public SwigluGrads swigluBackward(Tensor dy, Tensor gate, Tensor up) {
+    gate = gate.contiguous(); // as in swiglu
+    up = up.contiguous();
     Tensor g = gate.toFloat(), dyf = dy.toFloat();
     Tensor sig = Tensor.wrap(g.raw().sigmoid());
     Tensor dup = dyf.mul(g.mul(sig));

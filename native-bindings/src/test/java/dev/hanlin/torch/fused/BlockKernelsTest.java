@@ -53,6 +53,6 @@ class BlockKernelsTest {
     for (String t : BlockKernels.TYPES) {
       assertTrue(src.contains("ELEMENTWISE(" + t) && src.contains("RMS(" + t), t);
     }
-    assertEquals(17, BlockKernels.names().size());
+    assertEquals(21, BlockKernels.names().size());
   }
 }

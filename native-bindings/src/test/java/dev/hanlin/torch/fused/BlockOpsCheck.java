@@ -93,7 +93,8 @@ abstract class BlockOpsCheck {
   @ParameterizedTest
   @EnumSource(Prec.class)
   void rmsNormAndItsBackward(Prec p) {
-    for (long c : new long[] {2048, 1000, 8192}) {
+    // 1001: rows of no whole 16-byte vectors (the kernels' element path); the others vectors
+    for (long c : new long[] {2048, 1000, 8192, 1001}) {
       try (Scope s = Scope.open()) {
         long n =
             c == 2048 ? 1500 : 96; // 1500 rows: 3 a block in the backward, the last block short
@@ -110,6 +111,11 @@ abstract class BlockOpsCheck {
         close("rmsNorm dx C=" + c, g.dx(), x.grad(), p);
         assertEquals(DType.F32, g.dweight().dtype());
         close("rmsNorm dweight C=" + c, g.dweight(), w.grad(), p.rtol * 4, p.atolRel * 10);
+        // the residual stream's gradient added in the same call: residual + dx
+        Tensor res = randn(15, p.dtype, n, c);
+        var gr = ops.rmsNormBackward(dy, x.detach(), w.detach(), got.rstd(), res);
+        close("rmsNorm dx + residual C=" + c, gr.dx(), res.add(x.grad().to(p.dtype)), p);
+        close("rmsNorm dweight (residual) C=" + c, gr.dweight(), g.dweight(), 1e-6, 1e-6);
       }
     }
   }
@@ -173,6 +179,85 @@ abstract class BlockOpsCheck {
         var got = ops.swigluBackward(dy, g.detach(), u.detach());
         close("swiglu dgate", got.dgate(), g.grad(), p);
         close("swiglu dup", got.dup(), u.grad(), p);
+      }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Prec.class)
+  void ropeOfQAndKTogetherAndTheBackwardAsProjectionRows(Prec p) {
+    // heads of 64 and 128 (16-byte vector path), GQA (KV < H) and not, T not a multiple of the
+    // block; heads of 12 (D/2 = 6: the element path)
+    for (long[] shape : new long[][] {{2, 4, 2, 64, 64}, {2, 3, 3, 37, 128}, {2, 2, 1, 5, 12}})
+      try (Scope s = Scope.open()) {
+        long b = shape[0], h = shape[1], kv = shape[2], t = shape[3], d = shape[4];
+        long w = (h + 2 * kv) * d;
+        // q/k/v as the fused projection makes them: column slices of (B, T, (H+2KV)·D) rows
+        Tensor qkv = randn(16, p.dtype, b, t, w);
+        Tensor q = qkv.narrow(2, 0, h * d).view(b, t, h, d).transpose(1, 2).requiresGrad(true);
+        Tensor k = qkv.narrow(2, h * d, kv * d).view(b, t, kv, d).transpose(1, 2);
+        k = k.requiresGrad(true);
+        Tensor ang = randn(17, DType.F32, t, d);
+        for (boolean packed : new boolean[] {false, true}) {
+          Tensor cos = ang.cos().to(p.dtype), sin = ang.sin().to(p.dtype);
+          if (packed) {
+            cos = Torch.stack(List.of(cos, cos.neg()), 0).unsqueeze(1);
+            sin = Torch.stack(List.of(sin, sin.mul(0.5)), 0).unsqueeze(1);
+          }
+          Tensor wantQ = refRope(q, cos, sin), wantK = refRope(k, cos, sin);
+          var got = ops.ropeQk(q.detach(), k.detach(), cos, sin);
+          close("ropeQk q packed=" + packed, got.q(), wantQ, p);
+          close("ropeQk k packed=" + packed, got.k(), wantK, p);
+          // gradients as attention returns them: (B, T, heads, D) memory viewed as (B, heads, T, D)
+          Tensor dq = randn(18, p.dtype, b, t, h, d).transpose(1, 2);
+          Tensor dk = randn(19, p.dtype, b, t, kv, d).transpose(1, 2);
+          Tensor dv = randn(20, p.dtype, b, kv, t, d); // and a contiguous one
+          q.clearGrad();
+          k.clearGrad();
+          wantQ.backward(dq);
+          wantK.backward(dk);
+          Tensor rows = ops.ropeQkvBackward(dq, dk, dv, cos, sin);
+          assertEquals(List.of(b * t, w), toList(rows.shape()), "rows shape");
+          Tensor r3 = rows.view(b, t, w);
+          close(
+              "ropeQkvBackward dq packed=" + packed,
+              r3.narrow(2, 0, h * d).view(b, t, h, d).transpose(1, 2),
+              q.grad(),
+              p);
+          close(
+              "ropeQkvBackward dk packed=" + packed,
+              r3.narrow(2, h * d, kv * d).view(b, t, kv, d).transpose(1, 2),
+              k.grad(),
+              p);
+          Tensor gotV = r3.narrow(2, (h + kv) * d, kv * d).view(b, t, kv, d).transpose(1, 2);
+          assertEquals(0.0, gotV.toFloat().sub(dv.toFloat()).abs().max().item(), "dv copied");
+        }
+      }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Prec.class)
+  void swigluOnColumnSlicesOfTheFusedGateUp(Prec p) {
+    // I = 5632 (TinyLlama; 16-byte vectors) and 333 (element path)
+    for (long[] shape : new long[][] {{48, 5632}, {7, 333}})
+      try (Scope s = Scope.open()) {
+        long n = shape[0], i = shape[1];
+        Tensor gu = randn(21, p.dtype, n, 2 * i).mul(2); // the fused GEMM's (N, 2I) output
+        Tensor g = gu.narrow(1, 0, i).requiresGrad(true); // leaf views: gradients of the slices
+        Tensor u = gu.narrow(1, i, i).requiresGrad(true);
+        Tensor want = Torch.silu(g).mul(u);
+        Tensor y = ops.swiglu(gu.narrow(1, 0, i), gu.narrow(1, i, i));
+        assertTrue(y.raw().is_contiguous(), "contiguous output");
+        close("swiglu strided I=" + i, y, want, p);
+        Tensor dy = randn(22, p.dtype, n, i);
+        want.backward(dy);
+        Tensor joined = ops.swigluBackwardJoined(dy, gu.narrow(1, 0, i), gu.narrow(1, i, i));
+        assertEquals(List.of(n, 2 * i), toList(joined.shape()), "joined shape");
+        close("swiglu joined dgate I=" + i, joined.narrow(1, 0, i), g.grad(), p);
+        close("swiglu joined dup I=" + i, joined.narrow(1, i, i), u.grad(), p);
+        // the separate-output backward on the same slices agrees with the joined one
+        var sep = ops.swigluBackward(dy, gu.narrow(1, 0, i), gu.narrow(1, i, i));
+        close("swiglu dgate = joined I=" + i, sep.dgate(), joined.narrow(1, 0, i), 0, 0);
+        close("swiglu dup = joined I=" + i, sep.dup(), joined.narrow(1, i, i), 0, 0);
       }
   }
 

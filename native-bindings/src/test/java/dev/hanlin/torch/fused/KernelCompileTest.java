@@ -42,6 +42,35 @@ class KernelCompileTest {
     assertTrue(!c.log().contains("warning"), "NVRTC warned:\n" + c.log());
   }
 
+  /**
+   * ptxas' report: no kernel spills registers to local memory (the 16-byte vector paths hold a
+   * row's slots in registers; a spill would turn them into memory traffic) and the norm kernels
+   * stay within the 64 registers a thread that their 1024-thread launch bound allows.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"sm_80", "sm_90"})
+  void noKernelSpillsRegisters(String arch) {
+    List<String> options = new java.util.ArrayList<>(BlockKernels.OPTIONS);
+    options.add("--ptxas-options=-v");
+    String log = Nvrtc.get().compile(BlockKernels.source(), BlockKernels.FILE, arch, options).log();
+    String[] parts = log.split("Compiling entry function '");
+    assertEquals(BlockKernels.names().size() + 1, parts.length, "one report a kernel:\n" + log);
+    var spill =
+        java.util.regex.Pattern.compile("(\\d+) bytes spill stores, (\\d+) bytes spill loads");
+    var regs = java.util.regex.Pattern.compile("Used (\\d+) registers");
+    for (int i = 1; i < parts.length; i++) {
+      String name = parts[i].substring(0, parts[i].indexOf('\''));
+      var m = spill.matcher(parts[i]);
+      assertTrue(m.find(), name + ": no spill report\n" + parts[i]);
+      assertEquals("0 0", m.group(1) + " " + m.group(2), name + " spills:\n" + parts[i]);
+      var r = regs.matcher(parts[i]);
+      assertTrue(r.find(), name + ": no register report\n" + parts[i]);
+      if (name.contains("rmsnorm")) {
+        assertTrue(Integer.parseInt(r.group(1)) <= 64, name + " over 64 registers:\n" + parts[i]);
+      }
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"sm_90"})
   void aCompileErrorCarriesTheLog(String arch) {

@@ -54,6 +54,25 @@ class NvrtcOpsChecksTest {
         Tensor gate = t(d, 3, 37);
         assertArrayEquals(gate.shape(), ops.swiglu(gate, gate).shape());
         assertArrayEquals(gate.shape(), ops.swigluBackward(gate, gate, gate).dup().shape());
+        // gate/up as the column halves of one (N, 2I) tensor; the joined gradient (N, 2I)
+        Tensor gu = t(d, 3, 74);
+        Tensor half = gu.narrow(1, 0, 37), up = gu.narrow(1, 37, 37);
+        assertArrayEquals(gate.shape(), ops.swiglu(half, up).shape());
+        Tensor joined = ops.swigluBackwardJoined(gate, half, up);
+        assertArrayEquals(new long[] {3, 74}, joined.shape());
+        assertEquals(d, joined.dtype());
+        assertArrayEquals(
+            x.shape(), ops.rmsNormBackward(x, x, w, t(DType.F32, 2, 3), x).dx().shape());
+        // q (4 heads) and k (2) as views of a (B, T, (4+2+2)·8) projection; rows (B·T, 64)
+        Tensor qkv = t(d, 2, 5, 64);
+        Tensor qh = qkv.narrow(2, 0, 32).view(2, 5, 4, 8).transpose(1, 2);
+        Tensor kh = qkv.narrow(2, 32, 16).view(2, 5, 2, 8).transpose(1, 2);
+        var rot = ops.ropeQk(qh, kh, t(DType.F32, 5, 8), t(DType.F32, 5, 8));
+        assertArrayEquals(new long[] {2, 4, 5, 8}, rot.q().shape());
+        assertArrayEquals(new long[] {2, 2, 5, 8}, rot.k().shape());
+        assertEquals(d, rot.k().dtype());
+        Tensor rows = ops.ropeQkvBackward(qh, kh, kh, t(DType.F32, 5, 8), t(DType.F32, 5, 8));
+        assertArrayEquals(new long[] {10, 64}, rows.shape());
         var ce = ops.crossEntropy(t(d, 4, 11), t(DType.I64, 4), 1.0);
         assertArrayEquals(new long[] {4, 11}, ce.dlogits().shape());
         assertEquals(d, ce.dlogits().dtype());
@@ -74,6 +93,12 @@ class NvrtcOpsChecksTest {
       refused("rstd", () -> ops.rmsNormBackward(x, x, w, t(DType.F32, 3)));
       refused("up", () -> ops.swiglu(x, t(DType.BF16, 4, 64)));
       refused("dy", () -> ops.swigluBackward(t(DType.F32, 4, 63), x, x));
+      refused("dy", () -> ops.swigluBackwardJoined(t(DType.F32, 4, 63), x, x));
+      refused("residual", () -> ops.rmsNormBackward(x, x, w, t(DType.F32, 4), t(DType.F32, 4, 63)));
+      Tensor q4 = t(DType.F32, 1, 2, 5, 8);
+      Tensor cs = t(DType.F32, 5, 8);
+      refused("k", () -> ops.ropeQk(q4, t(DType.F32, 1, 2, 6, 8), cs, cs));
+      refused("dv", () -> ops.ropeQkvBackward(q4, q4, t(DType.F32, 1, 1, 5, 8), cs, cs));
       refused("cos", () -> ops.rope(t(DType.F32, 1, 2, 5, 8), t(DType.F32, 4, 8), w));
       refused("even", () -> ops.rope(t(DType.F32, 1, 2, 5, 7), t(DType.F32, 5, 7), w));
       refused("labels", () -> ops.crossEntropy(x, t(DType.I32, 4), 1.0));

@@ -53,8 +53,9 @@ final class BlockPass {
     Tensor a = n1.y().to(cd);
     Tensor[] lq = new Tensor[3];
     Tensor[] p = qkv.forward(a, lq); // (N, H·D), (N, KV·D) ×2
-    Tensor q = ops.rope(heads(p[0], bs, t, h), ctx.cos(), ctx.sin()).to(a.dtype()); // timing: rope
-    Tensor k = ops.rope(heads(p[1], bs, t, kv), ctx.cos(), ctx.sin()).to(a.dtype());
+    BlockOps.RotatedQk r =
+        ops.ropeQk(heads(p[0], bs, t, h), heads(p[1], bs, t, kv), ctx.cos(), ctx.sin()); // rope
+    Tensor q = r.q(), k = r.k();
     Tensor v = heads(p[2], bs, t, kv);
     Sdpa.Saved at = Sdpa.forward(q, k, v, ctx.bias()); // timing point: attention
     Tensor y = at.out().transpose(1, 2).reshape(n, h * d); // (N, H·D)
@@ -65,10 +66,8 @@ final class BlockPass {
         ops.addRmsNorm(x2, attnOut.to(x.dtype()), post.weight(), post.eps()); // timing: add+norm
     Tensor b = n2.y().to(a.dtype());
     Tensor[] lg = new Tensor[2];
-    Tensor[] gu = gateUp.forward(b, lg); // (N, I) ×2
-    // column slices of the fused product; the CUDA SwiGLU kernel reads contiguous rows
-    gu = new Tensor[] {gu[0].contiguous(), gu[1].contiguous()};
-    Tensor s = ops.swiglu(gu[0], gu[1]); // timing point: swiglu
+    Tensor[] gu = gateUp.forward(b, lg); // (N, I) ×2: column slices of the fused product
+    Tensor s = ops.swiglu(gu[0], gu[1]); // timing point: swiglu (reads the slices in place)
     Tensor[] ld = new Tensor[1];
     Tensor mlpOut = down.forward(s, ld)[0]; // (N, C)
     Tensor out = n2.h().add(mlpOut.to(x.dtype())).view(bs, t, c);
@@ -83,36 +82,31 @@ final class BlockPass {
     // MLP: down, SwiGLU, gate/up, post-attention norm
     Tensor sw = ops.swiglu(s.gate(), s.up()); // recomputed, not kept
     Tensor ds = down.backward(new Tensor[] {dh.to(cd)}, sw, s.loraDown());
-    BlockOps.SwigluGrads sg = ops.swigluBackward(ds, s.gate(), s.up()); // timing point: swiglu
-    Tensor db = gateUp.backward(new Tensor[] {sg.dgate(), sg.dup()}, s.b(), s.loraGu());
+    Tensor dgu = ops.swigluBackwardJoined(ds, s.gate(), s.up()); // (N, 2I) — timing: swiglu
+    Tensor db = gateUp.backward(dgu, s.b(), s.loraGu());
     var post = block.postAttentionNorm();
+    // the residual's gradient dh is added to the norm's dx in the same call (one pass on CUDA)
     BlockOps.NormGrads g2 =
-        ops.rmsNormBackward(db.to(s.h().dtype()), s.h(), post.weight(), s.rstd2());
+        ops.rmsNormBackward(db.to(s.h().dtype()), s.h(), post.weight(), s.rstd2(), dh);
     addGrad(post.weight(), g2.dweight());
-    dh = dh.add(g2.dx());
+    dh = g2.dx();
     // attention: o_proj, SDPA, RoPE, q/k/v, input norm
     Tensor dy = o.backward(new Tensor[] {dh.to(cd)}, s.y(), s.loraO()); // (N, H·D)
     Tensor dyHeads = dy.view(bs, t, h, d).transpose(1, 2); // (B, H, T, D)
     Tensor[] g = Sdpa.backward(dyHeads, s.q(), s.k(), s.v(), ctx.bias(), s.attn());
-    Tensor dq = ops.ropeBackward(g[0], ctx.cos(), ctx.sin()).to(cd); // timing point: rope
-    Tensor dk = ops.ropeBackward(g[1], ctx.cos(), ctx.sin()).to(cd);
-    Tensor da =
-        qkv.backward(new Tensor[] {rows(dq, n), rows(dk, n), rows(g[2], n)}, s.a(), s.loraQkv());
+    // (N, (H+2KV)·D): the fused q/k/v output's gradient, written as rows — timing point: rope
+    Tensor dqkv = ops.ropeQkvBackward(g[0], g[1], g[2], ctx.cos(), ctx.sin());
+    Tensor da = qkv.backward(dqkv.to(cd), s.a(), s.loraQkv());
     var in = block.inputNorm();
     BlockOps.NormGrads g1 =
-        ops.rmsNormBackward(da.to(s.x().dtype()), s.x(), in.weight(), s.rstd1());
+        ops.rmsNormBackward(da.to(s.x().dtype()), s.x(), in.weight(), s.rstd1(), dh);
     addGrad(in.weight(), g1.dweight());
-    return dh.add(g1.dx()).view(bs, t, c);
+    return g1.dx().view(bs, t, c);
   }
 
   /** (N, heads·D) rows to (B, heads, T, D). */
   private Tensor heads(Tensor rows, long bs, long t, long heads) {
     return rows.view(bs, t, heads, d).transpose(1, 2);
-  }
-
-  /** (B, heads, T, D) to (N, heads·D). */
-  private static Tensor rows(Tensor heads, long n) {
-    return heads.transpose(1, 2).reshape(n, heads.size(1) * heads.size(3));
   }
 
   /**

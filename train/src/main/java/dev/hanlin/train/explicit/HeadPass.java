@@ -7,8 +7,7 @@ import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.fused.BlockOps;
 import dev.hanlin.torch.fused.Grads;
-import java.util.ArrayList;
-import java.util.List;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * The final norm, the head and the loss, forward and backward together, chunk by chunk of rows: the
@@ -50,7 +49,8 @@ final class HeadPass {
     Tensor a = norm.y().to(cd); // (N, C)
     Tensor w = head.to(cd); // (V, C)
     Tensor loss = null, dw = null;
-    List<Tensor> da = new ArrayList<>();
+    // each chunk's input gradient is written into its rows by the GEMM itself (no cat after)
+    Tensor da = Torch.empty(cd, x.device(), n, c);
     for (long r0 = 0; r0 < n; r0 += chunkRows) {
       long r = Math.min(chunkRows, n - r0);
       try (Scope s = Scope.open()) {
@@ -58,15 +58,18 @@ final class HeadPass {
         Tensor logits = Torch.linear(ar, w, null); // (R, V) — timing point: head GEMM
         BlockOps.LossAndGrad lg = ops.crossEntropy(logits, labels.narrow(0, r0, r), scale);
         loss = s.keep(loss == null ? lg.lossSum() : loss.add(lg.lossSum())); // timing: loss
-        da.add(s.keep(lg.dlogits().matmul(w))); // (R, C)
+        // (R, C); mm_out returns a reference to its out, no object of its own
+        torch.mm_out(da.narrow(0, r0, r).raw(), lg.dlogits().raw(), w.raw());
         if (head.requiresGrad()) {
-          Tensor part = lg.dlogits().transpose(0, 1).matmul(ar).toFloat(); // (V, C)
-          dw = s.keep(dw == null ? part : dw.add(part));
+          Tensor part = lg.dlogits().transpose(0, 1).matmul(ar); // (V, C) in cd
+          // float32 sum, added in place: no float32 copy of each part, no new sum per chunk
+          if (dw == null) dw = s.keep(part.toFloat());
+          else dw.raw().add_(part.raw());
         }
       }
     }
     if (dw != null) Grads.accumulate(head, dw, true); // (V, C) float32, ours alone
-    Tensor dnorm = (da.size() == 1 ? da.getFirst() : Torch.cat(da, 0)).to(x.dtype());
+    Tensor dnorm = da.to(x.dtype());
     BlockOps.NormGrads g = ops.rmsNormBackward(dnorm, x2, normW, norm.rstd());
     BlockPass.addGrad(normW, g.dweight());
     return new Result(loss, g.dx().view(x.size(0), x.size(1), c));

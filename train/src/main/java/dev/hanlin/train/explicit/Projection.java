@@ -76,7 +76,14 @@ final class Projection {
    * one).
    */
   Tensor backward(Tensor[] dys, Tensor x, Tensor[] loraIn) {
-    Tensor dy = dys.length == 1 ? dys[0] : Torch.cat(List.of(dys), 1); // (N, O)
+    return backward(dys.length == 1 ? dys[0] : Torch.cat(List.of(dys), 1), x, loraIn);
+  }
+
+  /**
+   * As {@link #backward(Tensor[], Tensor, Tensor[])} from the parts' output gradients already side
+   * by side in one (N, O) tensor, as the fused kernels write them (no concatenation).
+   */
+  Tensor backward(Tensor dy, Tensor x, Tensor[] loraIn) {
     Tensor w = fused();
     Tensor dx = dy.matmul(w); // (N, K) — timing point: GEMM
     if (parts.stream().anyMatch(l -> weight(l).requiresGrad())) {
@@ -92,10 +99,14 @@ final class Projection {
       }
     }
     List<Tensor> sum = new ArrayList<>(List.of(dx));
-    for (int i = 0; i < dys.length; i++) {
+    long at = 0;
+    for (int i = 0; i < parts.size(); i++) {
       LoraLinear a = parts.get(i).lora();
+      long o = weight(parts.get(i)).size(0);
+      Tensor dyi = parts.size() == 1 ? dy : dy.narrow(1, at, o); // (N, Oᵢ)
+      at += o;
       if (a == null) continue;
-      Tensor g = dys[i].mul(a.scaling()); // (N, Oᵢ)
+      Tensor g = dyi.mul(a.scaling()); // (N, Oᵢ)
       Tensor da = g.matmul(a.b().to(cd)); // (N, r)
       if (a.b().requiresGrad()) Grads.accumulate(a.b(), g.transpose(0, 1).matmul(loraIn[i]), true);
       if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(x), true);

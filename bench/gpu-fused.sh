@@ -10,6 +10,7 @@
 #                                           # HF Trainer at 4 (~1.5 min)
 #   bash bench/gpu-fused.sh curve           # 300 steps, all levers on vs all off, micro-batch 4 (~5 min)
 #   bash bench/gpu-fused.sh lora            # Llama-2-7B LoRA r=8, levers on, vs HF + PEFT (~5 min)
+#   bash bench/gpu-fused.sh run NAME MB "k=v ..."  # one Hanlin row with exactly these settings
 #   bash bench/gpu-fused.sh table FILE...   # anywhere (python3 only): one table of the parts' rows
 # Each part appends one JSON line per row to $RESULTS/<part>.jsonl (RESULTS defaults to
 # $OUT/gpu-fused, the device call's output folder, or /tmp/gpu-fused) and prints its table; fetch the
@@ -23,7 +24,7 @@
 # tokenizer.model (TOKENIZER=path, default test-data/assets/tokenizer/tokenizer.model), and on the
 # device python3 with torch and transformers (peft for lora).
 set -u
-part=${1:?speed|peers|curve|lora|table}
+part=${1:?speed|peers|curve|lora|run|table}
 shift
 export PYTHONUNBUFFERED=1
 rows=bench/tools/gpu_fused_rows.py
@@ -75,6 +76,9 @@ hanlin() {
 }
 
 case $part in
+  run)
+    part=speed; out=$results/speed.jsonl
+    hanlin "${1:?name}" "${2:?micro-batch}" "$steps" "${3:-}" ;;
   speed)
     for mb in ${@:-4 8}; do
       hanlin "mb$mb-all-on" "$mb" "$steps" "$(levers)"

@@ -44,11 +44,11 @@ public final class Group implements AutoCloseable {
   private final ProcessGroup pg;
 
   /**
-   * Under torchrun, the TCPStore that {@link #store} (a PrefixStore) wraps. Nothing else in Java
-   * refers to it, and once the GC freed it, PrefixStore::set crashed the JVM (SIGSEGV): held for
-   * the group's life.
+   * The TCPStore made here (on rank 0 without torchrun: the rendezvous server the other ranks talk
+   * to), for the group's life. Only Java refers to it and JavaCPP deletes it when the group is
+   * collected; c10d gets {@link #store}, a clone (see {@link #join}).
    */
-  private Store wrapped;
+  private TCPStore tcp;
 
   private Group(
       Dist dist, Device device, Duration timeout, Store store, Backend backend, ProcessGroup pg) {
@@ -77,17 +77,32 @@ public final class Group implements AutoCloseable {
     // under torchrun the agent already serves MASTER_PORT: every rank is a client there, and keys
     // are prefixed per restart, as torch.distributed's env:// rendezvous does
     boolean agent = "True".equals(System.getenv("TORCHELASTIC_USE_AGENT_STORE"));
-    Store store, tcp;
+    // One owner per native store. JavaCPP makes `new TCPStore`/`new PrefixStore` with a plain C++
+    // new, and its deallocator deletes the object when the Java handle is collected; passed as a
+    // c10::intrusive_ptr<Store> (to ProcessGroupGloo/NCCL, PrefixStore) the same raw object is
+    // adopted by that reference count as well (the presets' IntrusivePtrAdapter:
+    // unsafe_steal_from_new). Collecting a group then deleted the store while the backend still
+    // held it, and the backend's release later wrote into the freed chunk, where glibc keeps its
+    // free-list links: "malloc(): unsorted double linked list corrupted" (SIGABRT) at some later
+    // allocation of any thread, or c10's refcount assert when the chunk was reused
+    // (GroupLifetimeTest; once PrefixStore::set crashed the same way). So c10d only ever gets
+    // clone()s, which libtorch makes with make_intrusive (another connection to the same server)
+    // and which only reference counts own; the objects made with new stay with Java.
+    TCPStore tcp;
+    Store store;
     try {
       TCPStoreOptions so = new TCPStoreOptions();
       so.port((short) dist.masterPort())
           .isServer(dist.isMain() && !agent)
           .waitWorkers(false)
           .timeout(ms);
-      store = tcp = new TCPStore(dist.masterAddr(), so);
+      tcp = new TCPStore(dist.masterAddr(), so);
+      store = tcp.clone();
       if (agent) {
         String attempt = System.getenv().getOrDefault("TORCHELASTIC_RESTART_COUNT", "0");
-        store = new PrefixStore("/worker/attempt_" + attempt, store);
+        try (PrefixStore prefixed = new PrefixStore("/worker/attempt_" + attempt, store)) {
+          store = prefixed.clone();
+        }
       }
     } catch (RuntimeException e) {
       throw new DistException(
@@ -117,7 +132,7 @@ public final class Group implements AutoCloseable {
         pg.setDefaultBackend(ProcessGroup.BackendType.GLOO);
       }
       Group g = new Group(dist, device, timeout, store, backend, pg);
-      g.wrapped = tcp;
+      g.tcp = tcp;
       g.barrier();
       return g;
     } catch (RuntimeException e) {

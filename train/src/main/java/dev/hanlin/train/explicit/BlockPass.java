@@ -51,26 +51,26 @@ final class BlockPass {
     var in = block.inputNorm();
     BlockOps.Normed n1 = ops.rmsNorm(x2, in.weight(), in.eps()); // timing point: norm
     Tensor a = n1.y().to(cd);
-    Tensor[] lq = new Tensor[3];
-    Tensor[] p = qkv.forward(a, lq); // (N, H·D), (N, KV·D) ×2
+    Projection.Lora lq = qkv.lora();
+    Tensor[] p = qkv.forward(a, n1.y(), lq); // (N, H·D), (N, KV·D) ×2
     Tensor q = ops.rope(heads(p[0], bs, t, h), ctx.cos(), ctx.sin()).to(a.dtype()); // timing: rope
     Tensor k = ops.rope(heads(p[1], bs, t, kv), ctx.cos(), ctx.sin()).to(a.dtype());
     Tensor v = heads(p[2], bs, t, kv);
     Sdpa.Saved at = Sdpa.forward(q, k, v, ctx.bias()); // timing point: attention
     Tensor y = at.out().transpose(1, 2).reshape(n, h * d); // (N, H·D)
-    Tensor[] lo = new Tensor[1];
-    Tensor attnOut = o.forward(y, lo)[0]; // (N, C)
+    Projection.Lora lo = o.lora();
+    Tensor attnOut = o.forward(y, y, lo)[0]; // (N, C)
     var post = block.postAttentionNorm();
     BlockOps.AddNormed n2 =
         ops.addRmsNorm(x2, attnOut.to(x.dtype()), post.weight(), post.eps()); // timing: add+norm
     Tensor b = n2.y().to(a.dtype());
-    Tensor[] lg = new Tensor[2];
-    Tensor[] gu = gateUp.forward(b, lg); // (N, I) ×2
+    Projection.Lora lg = gateUp.lora();
+    Tensor[] gu = gateUp.forward(b, n2.y(), lg); // (N, I) ×2
     // column slices of the fused product; the CUDA SwiGLU kernel reads contiguous rows
     gu = new Tensor[] {gu[0].contiguous(), gu[1].contiguous()};
     Tensor s = ops.swiglu(gu[0], gu[1]); // timing point: swiglu
-    Tensor[] ld = new Tensor[1];
-    Tensor mlpOut = down.forward(s, ld)[0]; // (N, C)
+    Projection.Lora ld = down.lora();
+    Tensor mlpOut = down.forward(s, s, ld)[0]; // (N, C)
     Tensor out = n2.h().add(mlpOut.to(x.dtype())).view(bs, t, c);
     return new BlockActivations(
         x2, n1.rstd(), a, lq, q, k, v, at, y, lo, n2.h(), n2.rstd(), b, lg, gu[0], gu[1], ld, out);

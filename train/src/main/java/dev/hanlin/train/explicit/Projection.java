@@ -13,10 +13,11 @@ import java.util.List;
 /**
  * Linear layers that share their input (q/k/v, gate/up, or one alone) run as one GEMM over their
  * weights concatenated in the compute dtype, each with its LoRA update beside it ({@code y_i += s ·
- * (x Aᵢᵀ) Bᵢᵀ}, dropout 0). The concatenation is made for each product from the named weights, so
- * the model's tensors and HF names stay as they are, and the weight gradient is split back into
- * each named weight's {@code .grad}. Legend: N = rows, K = input features, O = summed outputs, r =
- * LoRA rank.
+ * (dropoutᵢ(x) Aᵢᵀ) Bᵢᵀ}, each adapter drawing its own dropout mask, as PEFT's one {@code
+ * nn.Dropout} per adapted module does). The concatenation is made for each product from the named
+ * weights, so the model's tensors and HF names stay as they are, and the weight gradient is split
+ * back into each named weight's {@code .grad}. Legend: N = rows, K = input features, O = summed
+ * outputs, r = LoRA rank.
  */
 final class Projection {
   private final List<Linear> parts;
@@ -50,10 +51,35 @@ final class Projection {
   }
 
   /**
-   * Each part's output (N, Oᵢ) of {@code x} (N, K) in the compute dtype; {@code loraIn[i]} gets
-   * part i's {@code x Aᵢᵀ} (N, r), which its backward needs (null without an adapter).
+   * What each part's adapter keeps for backward (null where a part has none): {@code xa} its {@code
+   * x' Aᵢᵀ} (N, r), {@code a} and {@code b} its A and B in the compute dtype (cast once per pass),
+   * and with dropout {@code dropped} its input x' after dropout in the compute dtype (N, K, what
+   * A's gradient takes) and {@code masks} its mask; without dropout x' is the shared input.
    */
-  Tensor[] forward(Tensor x, Tensor[] loraIn) {
+  record Lora(Tensor[] xa, Tensor[] a, Tensor[] b, Tensor[] dropped, LoraDropout.Mask[] masks) {
+    /** Every tensor held, for the forward scope to keep. */
+    List<Tensor> tensors() {
+      List<Tensor> all = new ArrayList<>();
+      for (Tensor[] ts : List.of(xa, a, b, dropped)) for (Tensor t : ts) if (t != null) all.add(t);
+      for (LoraDropout.Mask m : masks) if (m != null) all.add(m.keep());
+      return all;
+    }
+  }
+
+  /** An empty {@link Lora} for one forward. */
+  Lora lora() {
+    int n = parts.size();
+    return new Lora(
+        new Tensor[n], new Tensor[n], new Tensor[n], new Tensor[n], new LoraDropout.Mask[n]);
+  }
+
+  /**
+   * Each part's output (N, Oᵢ) of {@code x} (N, K) in the compute dtype; {@code loraX} is the same
+   * input as the model's LoRA layers see it under autograd (before the cast to the compute dtype:
+   * dropout draws by its dtype), and {@code saved} gets what the adapters' backward needs. Dropout
+   * is drawn part by part, in order, as the model's layers draw it.
+   */
+  Tensor[] forward(Tensor x, Tensor loraX, Lora saved) {
     Tensor y = Torch.linear(x, fused(), null); // (N, O) — timing point: GEMM
     Tensor[] out = new Tensor[parts.size()];
     long off = 0;
@@ -62,10 +88,17 @@ final class Projection {
       out[i] = parts.size() == 1 ? y : y.narrow(1, off, o);
       off += o;
       LoraLinear a = parts.get(i).lora();
-      if (a != null) {
-        loraIn[i] = Torch.linear(x, a.a().to(cd), null); // (N, r)
-        out[i] = out[i].add(Torch.linear(loraIn[i], a.b().to(cd), null).mul(a.scaling()));
+      if (a == null) continue;
+      Tensor in = x;
+      if (a.dropout() > 0) {
+        LoraDropout.Drawn d = LoraDropout.draw(loraX, a.dropout());
+        in = saved.dropped()[i] = d.dropped().to(cd);
+        saved.masks()[i] = d.mask();
       }
+      saved.a()[i] = a.a().to(cd);
+      saved.b()[i] = a.b().to(cd);
+      saved.xa()[i] = Torch.linear(in, saved.a()[i], null); // (N, r)
+      out[i] = out[i].add(Torch.linear(saved.xa()[i], saved.b()[i], null).mul(a.scaling()));
     }
     return out;
   }
@@ -75,7 +108,7 @@ final class Projection {
    * (N, Oᵢ); adds the weights' and adapters' gradients to their {@code .grad} (those that require
    * one).
    */
-  Tensor backward(Tensor[] dys, Tensor x, Tensor[] loraIn) {
+  Tensor backward(Tensor[] dys, Tensor x, Lora saved) {
     Tensor dy = dys.length == 1 ? dys[0] : Torch.cat(List.of(dys), 1); // (N, O)
     Tensor w = fused();
     Tensor dx = dy.matmul(w); // (N, K) — timing point: GEMM
@@ -96,10 +129,13 @@ final class Projection {
       LoraLinear a = parts.get(i).lora();
       if (a == null) continue;
       Tensor g = dys[i].mul(a.scaling()); // (N, Oᵢ)
-      Tensor da = g.matmul(a.b().to(cd)); // (N, r)
-      if (a.b().requiresGrad()) Grads.accumulate(a.b(), g.transpose(0, 1).matmul(loraIn[i]), true);
-      if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(x), true);
-      sum.add(da.matmul(a.a().to(cd)));
+      Tensor da = g.matmul(saved.b()[i]); // (N, r)
+      Tensor in = saved.dropped()[i] != null ? saved.dropped()[i] : x; // A's input
+      if (a.b().requiresGrad())
+        Grads.accumulate(a.b(), g.transpose(0, 1).matmul(saved.xa()[i]), true);
+      if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(in), true);
+      Tensor dxi = da.matmul(saved.a()[i]); // (N, K), through the dropout when there is one
+      sum.add(saved.masks()[i] != null ? saved.masks()[i].backward(dxi) : dxi);
     }
     Tensor total = sum.getFirst();
     for (int i = 1; i < sum.size(); i++) total = total.add(sum.get(i));

@@ -15,7 +15,7 @@ import java.util.List;
  * @param x the block input (N, C)
  * @param rstd1 the input norm's 1/rms (N)
  * @param a the input norm's output in cd (N, C), q/k/v's input
- * @param loraQkv q/k/v adapters' saved tensors ({@link Projection.Lora})
+ * @param loraQkv q/k/v adapters' saved tensors ({@link Projection.Saved})
  * @param q rotated queries (B, H, T, D) in cd
  * @param k rotated keys (B, KV, T, D) in cd
  * @param v values (B, KV, T, D)
@@ -35,20 +35,20 @@ record BlockActivations(
     Tensor x,
     Tensor rstd1,
     Tensor a,
-    Projection.Lora loraQkv,
+    Projection.Saved loraQkv,
     Tensor q,
     Tensor k,
     Tensor v,
     Sdpa.Saved attn,
     Tensor y,
-    Projection.Lora loraO,
+    Projection.Saved loraO,
     Tensor h,
     Tensor rstd2,
     Tensor b,
-    Projection.Lora loraGu,
+    Projection.Saved loraGu,
     Tensor gate,
     Tensor up,
-    Projection.Lora loraDown,
+    Projection.Saved loraDown,
     Tensor out) {
 
   /** Moves every tensor out of {@code s} (the block's forward scope) into the enclosing one. */
@@ -57,7 +57,7 @@ record BlockActivations(
         new ArrayList<>(List.of(x, rstd1, a, q, k, v, attn.out(), attn.lse(), y, h, rstd2, b));
     all.addAll(List.of(gate, up, out));
     all.addAll(List.of(attn.extra()));
-    for (Projection.Lora l : List.of(loraQkv, loraO, loraGu, loraDown)) all.addAll(l.tensors());
+    for (Projection.Saved l : List.of(loraQkv, loraO, loraGu, loraDown)) all.addAll(l.tensors());
     for (Tensor t : all) s.keep(t);
     return this;
   }

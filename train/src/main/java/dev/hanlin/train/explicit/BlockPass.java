@@ -46,30 +46,38 @@ final class BlockPass {
 
   /** The block over {@code x} (B, T, C). */
   BlockActivations forward(Tensor x, Context ctx) {
+    return forward(x, ctx, false);
+  }
+
+  /**
+   * As above; with {@code holdWeights} (a recompute, its backward next in the same scope) the fused
+   * weights made here are kept for the backward instead of being made again.
+   */
+  BlockActivations forward(Tensor x, Context ctx, boolean holdWeights) {
     long bs = x.size(0), t = x.size(1), c = x.size(2), n = bs * t;
     Tensor x2 = x.reshape(n, c);
     var in = block.inputNorm();
     BlockOps.Normed n1 = ops.rmsNorm(x2, in.weight(), in.eps()); // timing point: norm
     Tensor a = n1.y().to(cd);
-    Projection.Lora lq = qkv.lora();
+    Projection.Saved lq = qkv.saved(holdWeights);
     Tensor[] p = qkv.forward(a, n1.y(), lq); // (N, H·D), (N, KV·D) ×2
     Tensor q = ops.rope(heads(p[0], bs, t, h), ctx.cos(), ctx.sin()).to(a.dtype()); // timing: rope
     Tensor k = ops.rope(heads(p[1], bs, t, kv), ctx.cos(), ctx.sin()).to(a.dtype());
     Tensor v = heads(p[2], bs, t, kv);
     Sdpa.Saved at = Sdpa.forward(q, k, v, ctx.bias()); // timing point: attention
     Tensor y = at.out().transpose(1, 2).reshape(n, h * d); // (N, H·D)
-    Projection.Lora lo = o.lora();
+    Projection.Saved lo = o.saved(holdWeights);
     Tensor attnOut = o.forward(y, y, lo)[0]; // (N, C)
     var post = block.postAttentionNorm();
     BlockOps.AddNormed n2 =
         ops.addRmsNorm(x2, attnOut.to(x.dtype()), post.weight(), post.eps()); // timing: add+norm
     Tensor b = n2.y().to(a.dtype());
-    Projection.Lora lg = gateUp.lora();
+    Projection.Saved lg = gateUp.saved(holdWeights);
     Tensor[] gu = gateUp.forward(b, n2.y(), lg); // (N, I) ×2
     // column slices of the fused product; the CUDA SwiGLU kernel reads contiguous rows
     gu = new Tensor[] {gu[0].contiguous(), gu[1].contiguous()};
     Tensor s = ops.swiglu(gu[0], gu[1]); // timing point: swiglu
-    Projection.Lora ld = down.lora();
+    Projection.Saved ld = down.saved(holdWeights);
     Tensor mlpOut = down.forward(s, s, ld)[0]; // (N, C)
     Tensor out = n2.h().add(mlpOut.to(x.dtype())).view(bs, t, c);
     return new BlockActivations(

@@ -101,7 +101,7 @@ public final class ExplicitBackward {
       for (int i = layers - 1; i >= 0; i--) {
         try (Scope s = Scope.open()) {
           if (replay) Torch.setRngState(dev, rng[i]);
-          BlockActivations a = recompute ? passes[i].forward(inputs[i], ctx) : kept[i];
+          BlockActivations a = recompute ? passes[i].forward(inputs[i], ctx, true) : kept[i];
           grad = s.keep(passes[i].backward(a, grad, ctx));
         }
         kept[i] = null;

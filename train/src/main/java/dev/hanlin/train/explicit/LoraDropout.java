@@ -45,24 +45,47 @@ final class LoraDropout {
 
   /** Drops out {@code x} with probability {@code p} > 0 as the autograd path's next draw would. */
   static Drawn draw(Tensor x, double p) {
-    return draw(x, p, x.device().isCuda());
+    return new Input(x, x.device().isCuda()).draw(p);
+  }
+
+  /** As above, the CUDA way ({@code redraw}) or the CPU way; for tests. */
+  static Drawn draw(Tensor x, double p, boolean redraw) {
+    return new Input(x, redraw).draw(p);
   }
 
   /**
-   * With {@code redraw}, the CUDA way (mask from the ones, then the op itself on {@code x} from the
-   * same state); without, the CPU way ({@code x · dropout(ones)}). Both are exact on the CPU, so
-   * its tests check the logic the CUDA path takes.
+   * One input that several adapters read (q/k/v; gate/up), each drawing its own mask in turn: one
+   * tensor of ones serves all their draws. With {@code redraw}, the CUDA way (the mask from the
+   * ones, then the op itself on x from the same state); without, the CPU way ({@code x ·
+   * dropout(ones)}). Both are exact on the CPU, so its tests check the logic the CUDA path takes.
    */
-  static Drawn draw(Tensor x, double p, boolean redraw) {
-    // The draw follows the tensor's layout: a fresh dense tensor (as the ones are) draws the same
-    // masks; the explicit pass's inputs are fresh op outputs, so this copies nothing there.
-    if (!x.isContiguous()) x = x.contiguous();
-    else if (x.dataAddress() % 16 != 0) x = x.copy(); // a contiguous clone, aligned
-    Device dev = x.device();
-    Tensor state = redraw ? Torch.rngState(dev) : null;
-    Tensor noise = Torch.dropout(Torch.ones(x.dtype(), dev, x.shape()), p, true); // m / (1-p)
-    if (!redraw) return new Drawn(x.mul(noise), new Mask(noise, 1));
-    Torch.setRngState(dev, state);
-    return new Drawn(Torch.dropout(x, p, true), new Mask(noise.ne(0), 1 / (1 - p)));
+  static final class Input {
+    private final Tensor x;
+    private final boolean redraw;
+    private Tensor ones;
+
+    Input(Tensor x) {
+      this(x, x.device().isCuda());
+    }
+
+    Input(Tensor x, boolean redraw) {
+      // The draw follows the tensor's layout: a fresh dense tensor (as the ones are) draws the
+      // same masks; the explicit pass's inputs are fresh op outputs, so this copies nothing there.
+      if (!x.isContiguous()) x = x.contiguous();
+      else if (x.dataAddress() % 16 != 0) x = x.copy(); // a contiguous clone, aligned
+      this.x = x;
+      this.redraw = redraw;
+    }
+
+    /** The next draw, with probability {@code p} > 0. */
+    Drawn draw(double p) {
+      Device dev = x.device();
+      if (ones == null) ones = Torch.ones(x.dtype(), dev, x.shape());
+      Tensor state = redraw ? Torch.rngState(dev) : null;
+      Tensor noise = Torch.dropout(ones, p, true); // mask / (1-p)
+      if (!redraw) return new Drawn(x.mul(noise), new Mask(noise, 1));
+      Torch.setRngState(dev, state);
+      return new Drawn(Torch.dropout(x, p, true), new Mask(noise.ne(0), 1 / (1 - p)));
+    }
   }
 }

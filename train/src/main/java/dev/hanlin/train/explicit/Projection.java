@@ -51,37 +51,60 @@ final class Projection {
   }
 
   /**
-   * What each part's adapter keeps for backward (null where a part has none): {@code xa} its {@code
-   * x' Aᵢᵀ} (N, r), {@code a} and {@code b} its A and B in the compute dtype (cast once per pass),
-   * and with dropout {@code dropped} its input x' after dropout in the compute dtype (N, K, what
-   * A's gradient takes) and {@code masks} its mask; without dropout x' is the shared input.
+   * What one forward keeps for its backward. Each part's adapter (null where a part has none):
+   * {@code xa} its {@code x' Aᵢᵀ} (N, r), {@code a} and {@code b} its A and B in the compute dtype
+   * (cast once per pass), and with dropout {@code dropped} its input x' after dropout in the
+   * compute dtype (N, K, what A's gradient takes) and {@code masks} its mask; without dropout x' is
+   * the shared input. {@code weight[0]}: the fused weight, when held for the backward.
    */
-  record Lora(Tensor[] xa, Tensor[] a, Tensor[] b, Tensor[] dropped, LoraDropout.Mask[] masks) {
+  record Saved(
+      Tensor[] xa,
+      Tensor[] a,
+      Tensor[] b,
+      Tensor[] dropped,
+      LoraDropout.Mask[] masks,
+      boolean holdWeight,
+      Tensor[] weight) {
     /** Every tensor held, for the forward scope to keep. */
     List<Tensor> tensors() {
       List<Tensor> all = new ArrayList<>();
-      for (Tensor[] ts : List.of(xa, a, b, dropped)) for (Tensor t : ts) if (t != null) all.add(t);
+      for (Tensor[] ts : List.of(xa, a, b, dropped, weight))
+        for (Tensor t : ts) if (t != null) all.add(t);
       for (LoraDropout.Mask m : masks) if (m != null) all.add(m.keep());
       return all;
     }
   }
 
-  /** An empty {@link Lora} for one forward. */
-  Lora lora() {
+  /**
+   * An empty {@link Saved} for one forward; with {@code holdWeight} it keeps the fused weight for
+   * the backward (a recompute's, whose backward follows at once: the weight is made once, not
+   * twice, bitwise the same; not when every block's activations are kept, as it would then stay for
+   * every block).
+   */
+  Saved saved(boolean holdWeight) {
     int n = parts.size();
-    return new Lora(
-        new Tensor[n], new Tensor[n], new Tensor[n], new Tensor[n], new LoraDropout.Mask[n]);
+    return new Saved(
+        new Tensor[n],
+        new Tensor[n],
+        new Tensor[n],
+        new Tensor[n],
+        new LoraDropout.Mask[n],
+        holdWeight,
+        new Tensor[1]);
   }
 
   /**
    * Each part's output (N, Oᵢ) of {@code x} (N, K) in the compute dtype; {@code loraX} is the same
    * input as the model's LoRA layers see it under autograd (before the cast to the compute dtype:
-   * dropout draws by its dtype), and {@code saved} gets what the adapters' backward needs. Dropout
-   * is drawn part by part, in order, as the model's layers draw it.
+   * dropout draws by its dtype), and {@code saved} gets what the backward needs. Dropout is drawn
+   * part by part, in order, as the model's layers draw it.
    */
-  Tensor[] forward(Tensor x, Tensor loraX, Lora saved) {
-    Tensor y = Torch.linear(x, fused(), null); // (N, O) — timing point: GEMM
+  Tensor[] forward(Tensor x, Tensor loraX, Saved saved) {
+    Tensor w = fused();
+    if (saved.holdWeight()) saved.weight()[0] = w;
+    Tensor y = Torch.linear(x, w, null); // (N, O) — timing point: GEMM
     Tensor[] out = new Tensor[parts.size()];
+    LoraDropout.Input drop = null;
     long off = 0;
     for (int i = 0; i < out.length; i++) {
       long o = weight(parts.get(i)).size(0);
@@ -91,14 +114,15 @@ final class Projection {
       if (a == null) continue;
       Tensor in = x;
       if (a.dropout() > 0) {
-        LoraDropout.Drawn d = LoraDropout.draw(loraX, a.dropout());
+        if (drop == null) drop = new LoraDropout.Input(loraX);
+        LoraDropout.Drawn d = drop.draw(a.dropout());
         in = saved.dropped()[i] = d.dropped().to(cd);
         saved.masks()[i] = d.mask();
       }
       saved.a()[i] = a.a().to(cd);
       saved.b()[i] = a.b().to(cd);
       saved.xa()[i] = Torch.linear(in, saved.a()[i], null); // (N, r)
-      out[i] = out[i].add(Torch.linear(saved.xa()[i], saved.b()[i], null).mul(a.scaling()));
+      out[i] = out[i].add(Torch.linear(saved.xa()[i], saved.b()[i], null).mul_(a.scaling()));
     }
     return out;
   }
@@ -108,9 +132,9 @@ final class Projection {
    * (N, Oᵢ); adds the weights' and adapters' gradients to their {@code .grad} (those that require
    * one).
    */
-  Tensor backward(Tensor[] dys, Tensor x, Lora saved) {
+  Tensor backward(Tensor[] dys, Tensor x, Saved saved) {
     Tensor dy = dys.length == 1 ? dys[0] : Torch.cat(List.of(dys), 1); // (N, O)
-    Tensor w = fused();
+    Tensor w = saved.weight()[0] != null ? saved.weight()[0] : fused();
     Tensor dx = dy.matmul(w); // (N, K) — timing point: GEMM
     if (parts.stream().anyMatch(l -> weight(l).requiresGrad())) {
       Tensor dw = dy.transpose(0, 1).matmul(x); // (O, K)

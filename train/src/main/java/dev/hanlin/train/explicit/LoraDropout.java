@@ -22,8 +22,8 @@ import dev.hanlin.torch.Torch;
  *       width), not on the values. {@code dropout(ones)} gives the mask ({@code ≠ 0}), then the
  *       generator is set back and {@code dropout(x)} itself runs: the forward values are that op's,
  *       bitwise, and backward is {@code dy · m · (1/(1-p))} as {@code native_dropout_backward}
- *       computes it. Two draws (native-bindings maps no {@code native_dropout}, which returns both
- *       at once).
+ *       computes it. Two draws: the facade ({@code Torch}) does not expose libtorch's {@code
+ *       native_dropout}, which returns the mask beside the values in one kernel.
  * </ul>
  */
 final class LoraDropout {

@@ -15,7 +15,7 @@ import java.util.List;
  * @param x the block input (N, C)
  * @param rstd1 the input norm's 1/rms (N)
  * @param a the input norm's output in cd (N, C), q/k/v's input
- * @param loraQkv q/k/v adapters' {@code a Aᵀ} (null where none)
+ * @param loraQkv q/k/v adapters' saved tensors ({@link Projection.Saved})
  * @param q rotated queries (B, H, T, D) in cd
  * @param k rotated keys (B, KV, T, D) in cd
  * @param v values (B, KV, T, D)
@@ -35,20 +35,20 @@ record BlockActivations(
     Tensor x,
     Tensor rstd1,
     Tensor a,
-    Tensor[] loraQkv,
+    Projection.Saved loraQkv,
     Tensor q,
     Tensor k,
     Tensor v,
     Sdpa.Saved attn,
     Tensor y,
-    Tensor[] loraO,
+    Projection.Saved loraO,
     Tensor h,
     Tensor rstd2,
     Tensor b,
-    Tensor[] loraGu,
+    Projection.Saved loraGu,
     Tensor gate,
     Tensor up,
-    Tensor[] loraDown,
+    Projection.Saved loraDown,
     Tensor out) {
 
   /** Moves every tensor out of {@code s} (the block's forward scope) into the enclosing one. */
@@ -57,8 +57,7 @@ record BlockActivations(
         new ArrayList<>(List.of(x, rstd1, a, q, k, v, attn.out(), attn.lse(), y, h, rstd2, b));
     all.addAll(List.of(gate, up, out));
     all.addAll(List.of(attn.extra()));
-    for (Tensor[] l : List.of(loraQkv, loraO, loraGu, loraDown))
-      for (Tensor t : l) if (t != null) all.add(t);
+    for (Projection.Saved l : List.of(loraQkv, loraO, loraGu, loraDown)) all.addAll(l.tensors());
     for (Tensor t : all) s.keep(t);
     return this;
   }

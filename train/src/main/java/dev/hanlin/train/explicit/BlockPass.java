@@ -46,30 +46,38 @@ final class BlockPass {
 
   /** The block over {@code x} (B, T, C). */
   BlockActivations forward(Tensor x, Context ctx) {
+    return forward(x, ctx, false);
+  }
+
+  /**
+   * As above; with {@code holdWeights} (a recompute, its backward next in the same scope) the fused
+   * weights made here are kept for the backward instead of being made again.
+   */
+  BlockActivations forward(Tensor x, Context ctx, boolean holdWeights) {
     long bs = x.size(0), t = x.size(1), c = x.size(2), n = bs * t;
     Tensor x2 = x.reshape(n, c);
     var in = block.inputNorm();
     BlockOps.Normed n1 = ops.rmsNorm(x2, in.weight(), in.eps()); // timing point: norm
     Tensor a = n1.y().to(cd);
-    Tensor[] lq = new Tensor[3];
-    Tensor[] p = qkv.forward(a, lq); // (N, H·D), (N, KV·D) ×2
+    Projection.Saved lq = qkv.saved(holdWeights);
+    Tensor[] p = qkv.forward(a, n1.y(), lq); // (N, H·D), (N, KV·D) ×2
     BlockOps.RotatedQk r =
         ops.ropeQk(heads(p[0], bs, t, h), heads(p[1], bs, t, kv), ctx.cos(), ctx.sin()); // rope
     Tensor q = r.q(), k = r.k();
     Tensor v = heads(p[2], bs, t, kv);
     Sdpa.Saved at = Sdpa.forward(q, k, v, ctx.bias()); // timing point: attention
     Tensor y = at.out().transpose(1, 2).reshape(n, h * d); // (N, H·D)
-    Tensor[] lo = new Tensor[1];
-    Tensor attnOut = o.forward(y, lo)[0]; // (N, C)
+    Projection.Saved lo = o.saved(holdWeights);
+    Tensor attnOut = o.forward(y, y, lo)[0]; // (N, C)
     var post = block.postAttentionNorm();
     BlockOps.AddNormed n2 =
         ops.addRmsNorm(x2, attnOut.to(x.dtype()), post.weight(), post.eps()); // timing: add+norm
     Tensor b = n2.y().to(a.dtype());
-    Tensor[] lg = new Tensor[2];
-    Tensor[] gu = gateUp.forward(b, lg); // (N, I) ×2: column slices of the fused product
+    Projection.Saved lg = gateUp.saved(holdWeights);
+    Tensor[] gu = gateUp.forward(b, n2.y(), lg); // (N, I) ×2: column slices of the fused product
     Tensor s = ops.swiglu(gu[0], gu[1]); // timing point: swiglu (reads the slices in place)
-    Tensor[] ld = new Tensor[1];
-    Tensor mlpOut = down.forward(s, ld)[0]; // (N, C)
+    Projection.Saved ld = down.saved(holdWeights);
+    Tensor mlpOut = down.forward(s, s, ld)[0]; // (N, C)
     Tensor out = n2.h().add(mlpOut.to(x.dtype())).view(bs, t, c);
     return new BlockActivations(
         x2, n1.rstd(), a, lq, q, k, v, at, y, lo, n2.h(), n2.rstd(), b, lg, gu[0], gu[1], ld, out);

@@ -6,6 +6,7 @@ import dev.hanlin.torch.Device;
 import dev.hanlin.torch.Grad;
 import dev.hanlin.torch.Scope;
 import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
 import dev.hanlin.torch.fused.BlockOps;
 import dev.hanlin.torch.fused.Grads;
 import dev.hanlin.torch.fused.Kernels;
@@ -76,13 +77,20 @@ public final class ExplicitBackward {
       Tensor[] inputs = new Tensor[layers + 1];
       BlockActivations[] kept = new BlockActivations[layers];
       inputs[0] = x0;
+      // LoRA dropout: each recompute replays the generator state its block's forward started
+      // from, so both draw the same masks, and the generator ends where the forward left it (as
+      // RecomputingBackward does for autograd); kept activations keep their masks instead
+      boolean replay = recompute && model.lora() != null && model.lora().config().dropout() > 0;
+      Tensor[] rng = new Tensor[layers];
       for (int i = 0; i < layers; i++) {
         try (Scope s = Scope.open()) {
+          if (replay) rng[i] = s.keep(Torch.rngState(dev));
           BlockActivations a = passes[i].forward(inputs[i], ctx);
           if (recompute) inputs[i + 1] = s.keep(a.out());
           else inputs[i + 1] = (kept[i] = a.keptBy(s)).out();
         }
       }
+      Tensor after = replay ? Torch.rngState(dev) : null;
       Tensor loss, grad;
       try (Scope s = Scope.open()) {
         HeadPass.Result r = HeadPass.run(model, inputs[layers], labels, scale, ops, cd, rows);
@@ -92,12 +100,14 @@ public final class ExplicitBackward {
       done.accept(layers);
       for (int i = layers - 1; i >= 0; i--) {
         try (Scope s = Scope.open()) {
-          BlockActivations a = recompute ? passes[i].forward(inputs[i], ctx) : kept[i];
+          if (replay) Torch.setRngState(dev, rng[i]);
+          BlockActivations a = recompute ? passes[i].forward(inputs[i], ctx, true) : kept[i];
           grad = s.keep(passes[i].backward(a, grad, ctx));
         }
         kept[i] = null;
         done.accept(i);
       }
+      if (replay) Torch.setRngState(dev, after);
       Tensor embed = model.weights().get("model.embed_tokens.weight");
       if (embed.requiresGrad())
         Grads.accumulateRows(embed, ids.reshape(-1), grad.reshape(-1, grad.size(2)));

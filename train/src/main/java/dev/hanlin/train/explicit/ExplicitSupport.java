@@ -16,8 +16,6 @@ public final class ExplicitSupport {
    */
   public static String unsupported(LlamaModel model, int zeroStage, int world) {
     if (!model.quantizedWeights().isEmpty()) return "a quantized base (lora.load_in_bits)";
-    if (model.lora() != null && model.lora().config().dropout() > 0)
-      return "LoRA dropout > 0 (its masks are drawn by autograd's ops)";
     if (model.config().attentionBias() || model.config().mlpBias())
       return "projection biases (attention_bias / mlp_bias)";
     if (zeroStage >= 3) return "zero_stage 3 (its gathered weights live in autograd hooks)";

@@ -13,10 +13,11 @@ import java.util.List;
 /**
  * Linear layers that share their input (q/k/v, gate/up, or one alone) run as one GEMM over their
  * weights concatenated in the compute dtype, each with its LoRA update beside it ({@code y_i += s ·
- * (x Aᵢᵀ) Bᵢᵀ}, dropout 0). The concatenation is made for each product from the named weights, so
- * the model's tensors and HF names stay as they are, and the weight gradient is split back into
- * each named weight's {@code .grad}. Legend: N = rows, K = input features, O = summed outputs, r =
- * LoRA rank.
+ * (dropoutᵢ(x) Aᵢᵀ) Bᵢᵀ}, each adapter drawing its own dropout mask, as PEFT's one {@code
+ * nn.Dropout} per adapted module does). The concatenation is made for each product from the named
+ * weights, so the model's tensors and HF names stay as they are, and the weight gradient is split
+ * back into each named weight's {@code .grad}. Legend: N = rows, K = input features, O = summed
+ * outputs, r = LoRA rank.
  */
 final class Projection {
   private final List<Linear> parts;
@@ -50,22 +51,78 @@ final class Projection {
   }
 
   /**
-   * Each part's output (N, Oᵢ) of {@code x} (N, K) in the compute dtype; {@code loraIn[i]} gets
-   * part i's {@code x Aᵢᵀ} (N, r), which its backward needs (null without an adapter).
+   * What one forward keeps for its backward. Each part's adapter (null where a part has none):
+   * {@code xa} its {@code x' Aᵢᵀ} (N, r), {@code a} and {@code b} its A and B in the compute dtype
+   * (cast once per pass), and with dropout {@code dropped} its input x' after dropout in the
+   * compute dtype (N, K, what A's gradient takes) and {@code masks} its mask; without dropout x' is
+   * the shared input. {@code weight[0]}: the fused weight, when held for the backward.
    */
-  Tensor[] forward(Tensor x, Tensor[] loraIn) {
-    Tensor y = Torch.linear(x, fused(), null); // (N, O) — timing point: GEMM
+  record Saved(
+      Tensor[] xa,
+      Tensor[] a,
+      Tensor[] b,
+      Tensor[] dropped,
+      LoraDropout.Mask[] masks,
+      boolean holdWeight,
+      Tensor[] weight) {
+    /** Every tensor held, for the forward scope to keep. */
+    List<Tensor> tensors() {
+      List<Tensor> all = new ArrayList<>();
+      for (Tensor[] ts : List.of(xa, a, b, dropped, weight))
+        for (Tensor t : ts) if (t != null) all.add(t);
+      for (LoraDropout.Mask m : masks) if (m != null) all.add(m.keep());
+      return all;
+    }
+  }
+
+  /**
+   * An empty {@link Saved} for one forward; with {@code holdWeight} it keeps the fused weight for
+   * the backward (a recompute's, whose backward follows at once: the weight is made once, not
+   * twice, bitwise the same; not when every block's activations are kept, as it would then stay for
+   * every block).
+   */
+  Saved saved(boolean holdWeight) {
+    int n = parts.size();
+    return new Saved(
+        new Tensor[n],
+        new Tensor[n],
+        new Tensor[n],
+        new Tensor[n],
+        new LoraDropout.Mask[n],
+        holdWeight,
+        new Tensor[1]);
+  }
+
+  /**
+   * Each part's output (N, Oᵢ) of {@code x} (N, K) in the compute dtype; {@code loraX} is the same
+   * input as the model's LoRA layers see it under autograd (before the cast to the compute dtype:
+   * dropout draws by its dtype), and {@code saved} gets what the backward needs. Dropout is drawn
+   * part by part, in order, as the model's layers draw it.
+   */
+  Tensor[] forward(Tensor x, Tensor loraX, Saved saved) {
+    Tensor w = fused();
+    if (saved.holdWeight()) saved.weight()[0] = w;
+    Tensor y = Torch.linear(x, w, null); // (N, O) — timing point: GEMM
     Tensor[] out = new Tensor[parts.size()];
+    LoraDropout.Input drop = null;
     long off = 0;
     for (int i = 0; i < out.length; i++) {
       long o = weight(parts.get(i)).size(0);
       out[i] = parts.size() == 1 ? y : y.narrow(1, off, o);
       off += o;
       LoraLinear a = parts.get(i).lora();
-      if (a != null) {
-        loraIn[i] = Torch.linear(x, a.a().to(cd), null); // (N, r)
-        out[i] = out[i].add(Torch.linear(loraIn[i], a.b().to(cd), null).mul(a.scaling()));
+      if (a == null) continue;
+      Tensor in = x;
+      if (a.dropout() > 0) {
+        if (drop == null) drop = new LoraDropout.Input(loraX);
+        LoraDropout.Drawn d = drop.draw(a.dropout());
+        in = saved.dropped()[i] = d.dropped().to(cd);
+        saved.masks()[i] = d.mask();
       }
+      saved.a()[i] = a.a().to(cd);
+      saved.b()[i] = a.b().to(cd);
+      saved.xa()[i] = Torch.linear(in, saved.a()[i], null); // (N, r)
+      out[i] = out[i].add(Torch.linear(saved.xa()[i], saved.b()[i], null).mul_(a.scaling()));
     }
     return out;
   }
@@ -75,16 +132,16 @@ final class Projection {
    * (N, Oᵢ); adds the weights' and adapters' gradients to their {@code .grad} (those that require
    * one).
    */
-  Tensor backward(Tensor[] dys, Tensor x, Tensor[] loraIn) {
-    return backward(dys.length == 1 ? dys[0] : Torch.cat(List.of(dys), 1), x, loraIn);
+  Tensor backward(Tensor[] dys, Tensor x, Saved saved) {
+    return backward(dys.length == 1 ? dys[0] : Torch.cat(List.of(dys), 1), x, saved);
   }
 
   /**
-   * As {@link #backward(Tensor[], Tensor, Tensor[])} from the parts' output gradients already side
-   * by side in one (N, O) tensor, as the fused kernels write them (no concatenation).
+   * As {@link #backward(Tensor[], Tensor, Saved)} from the parts' output gradients already side by
+   * side in one (N, O) tensor, as the fused kernels write them (no concatenation).
    */
-  Tensor backward(Tensor dy, Tensor x, Tensor[] loraIn) {
-    Tensor w = fused();
+  Tensor backward(Tensor dy, Tensor x, Saved saved) {
+    Tensor w = saved.weight()[0] != null ? saved.weight()[0] : fused();
     Tensor dx = dy.matmul(w); // (N, K) — timing point: GEMM
     if (parts.stream().anyMatch(l -> weight(l).requiresGrad())) {
       Tensor dw = dy.transpose(0, 1).matmul(x); // (O, K)
@@ -107,10 +164,13 @@ final class Projection {
       at += o;
       if (a == null) continue;
       Tensor g = dyi.mul(a.scaling()); // (N, Oᵢ)
-      Tensor da = g.matmul(a.b().to(cd)); // (N, r)
-      if (a.b().requiresGrad()) Grads.accumulate(a.b(), g.transpose(0, 1).matmul(loraIn[i]), true);
-      if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(x), true);
-      sum.add(da.matmul(a.a().to(cd)));
+      Tensor da = g.matmul(saved.b()[i]); // (N, r)
+      Tensor in = saved.dropped()[i] != null ? saved.dropped()[i] : x; // A's input
+      if (a.b().requiresGrad())
+        Grads.accumulate(a.b(), g.transpose(0, 1).matmul(saved.xa()[i]), true);
+      if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(in), true);
+      Tensor dxi = da.matmul(saved.a()[i]); // (N, K), through the dropout when there is one
+      sum.add(saved.masks()[i] != null ? saved.masks()[i].backward(dxi) : dxi);
     }
     Tensor total = sum.getFirst();
     for (int i = 1; i < sum.size(); i++) total = total.add(sum.get(i));

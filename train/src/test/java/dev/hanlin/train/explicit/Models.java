@@ -34,10 +34,16 @@ final class Models {
    * parts), B drawn non-zero so that A's gradients show; the base frozen.
    */
   static LlamaModel withLora() throws IOException {
+    return withLora(0.0, List.of("q_proj", "v_proj", "gate_proj", "down_proj"));
+  }
+
+  /**
+   * gqa with LoRA of {@code dropout} on {@code targets} (null: all seven), adapters as {@link
+   * #withLora()} draws them (the same for every dropout), the base frozen.
+   */
+  static LlamaModel withLora(double dropout, List<String> targets) throws IOException {
     LlamaModel base = HfCheckpoint.load(dir().resolve("gqa"), DType.F32, Device.CPU);
-    var lc =
-        new LoraConfig(
-            4, 8.0, 0.0, List.of("q_proj", "v_proj", "gate_proj", "down_proj"), null, null, null);
+    var lc = new LoraConfig(4, 8.0, dropout, targets, null, null, null);
     LoraAdapters ad = LoraAdapters.init(base, lc, 7);
     try (Scope s = Scope.open();
         Grad.Guard g = Grad.noGrad()) {

@@ -32,6 +32,8 @@ final class Natives {
   static final DoubleOptional NO_DOUBLE = forever(new DoubleOptional());
   static final MemoryFormatOptional NO_MEMORY_FORMAT = forever(new MemoryFormatOptional());
   static final ScalarTypeOptional NO_SCALAR_TYPE = forever(new ScalarTypeOptional());
+  static final org.bytedeco.pytorch.BoolOptional TRAIN =
+      forever(new org.bytedeco.pytorch.BoolOptional(true));
   static final org.bytedeco.pytorch.Device CPU =
       forever(new org.bytedeco.pytorch.Device(DeviceType.CPU));
 

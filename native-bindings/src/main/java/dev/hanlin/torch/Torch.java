@@ -242,6 +242,25 @@ public final class Torch {
   }
 
   /**
+   * libtorch's {@code native_dropout} in training, one kernel: {@code {x · m / (1-p), m}}, m bool.
+   * On CUDA it is what {@link #dropout} runs (the same draw, the same values), with the mask that
+   * op drops; on the CPU {@link #dropout} draws its own way (a scaled noise tensor).
+   */
+  public static Tensor[] nativeDropout(Tensor x, double p) {
+    org.bytedeco.pytorch.T_TensorTensor_T r = torch.native_dropout(x.raw(), p, Natives.TRAIN);
+    // the tuple's elements are references into it: copied (one more reference each) before it goes
+    return new Tensor[] {
+      new Tensor(new org.bytedeco.pytorch.Tensor(r.get0())),
+      new Tensor(new org.bytedeco.pytorch.Tensor(r.get1()))
+    };
+  }
+
+  /** {@code dy · mask · scale} as dropout's autograd backward computes it (one kernel). */
+  public static Tensor nativeDropoutBackward(Tensor dy, Tensor mask, double scale) {
+    return new Tensor(torch.native_dropout_backward(dy.raw(), mask.raw(), scale));
+  }
+
+  /**
    * Backpropagates {@code grads[i]} into {@code roots[i]} (same shapes) in one pass of the autograd
    * engine, so a weight reached from several roots gets their sum in one accumulation (and fires
    * its gradient hooks once, as data parallelism's reducer needs). A root may be a leaf.

@@ -17,13 +17,9 @@ import dev.hanlin.torch.Torch;
  *       (1-p)} in x's dtype, drawn from the shape alone; {@code dropout(ones)} is that noise,
  *       exactly, so {@code x · noise} is bitwise {@code dropout(x)} and {@code dy · noise} bitwise
  *       autograd's backward. One draw.
- *   <li>CUDA: dropout is one fused kernel ({@code native_dropout}) computing {@code x · m · scale}
- *       in float; the draw depends on the dtype, the element count and the alignment (its vector
- *       width), not on the values. {@code dropout(ones)} gives the mask ({@code ≠ 0}), then the
- *       generator is set back and {@code dropout(x)} itself runs: the forward values are that op's,
- *       bitwise, and backward is {@code dy · m · (1/(1-p))} as {@code native_dropout_backward}
- *       computes it. Two draws: the facade ({@code Torch}) does not expose libtorch's {@code
- *       native_dropout}, which returns the mask beside the values in one kernel.
+ *   <li>CUDA: dropout is {@code native_dropout}, one fused kernel returning the mask beside the
+ *       values; it runs here itself ({@link Torch#nativeDropout}), and backward is its autograd
+ *       backward, {@code native_dropout_backward}: both bitwise autograd's.
  * </ul>
  */
 final class LoraDropout {
@@ -38,54 +34,37 @@ final class LoraDropout {
    */
   record Mask(Tensor keep, double scale) {
     Tensor backward(Tensor dy) {
-      Tensor g = dy.mul(keep);
-      return scale == 1 ? g : g.mul(scale);
+      return scale == 1 ? dy.mul(keep) : Torch.nativeDropoutBackward(dy, keep, scale);
     }
   }
 
   /** Drops out {@code x} with probability {@code p} > 0 as the autograd path's next draw would. */
   static Drawn draw(Tensor x, double p) {
-    return new Input(x, x.device().isCuda()).draw(p);
-  }
-
-  /** As above, the CUDA way ({@code redraw}) or the CPU way; for tests. */
-  static Drawn draw(Tensor x, double p, boolean redraw) {
-    return new Input(x, redraw).draw(p);
+    return new Input(x).draw(p);
   }
 
   /**
-   * One input that several adapters read (q/k/v; gate/up), each drawing its own mask in turn: one
-   * tensor of ones serves all their draws. With {@code redraw}, the CUDA way (the mask from the
-   * ones, then the op itself on x from the same state); without, the CPU way ({@code x ·
-   * dropout(ones)}). Both are exact on the CPU, so its tests check the logic the CUDA path takes.
+   * One input that several adapters read (q/k/v; gate/up), each drawing its own mask in turn: on
+   * the CPU one tensor of ones serves all their draws.
    */
   static final class Input {
     private final Tensor x;
-    private final boolean redraw;
     private Tensor ones;
 
     Input(Tensor x) {
-      this(x, x.device().isCuda());
-    }
-
-    Input(Tensor x, boolean redraw) {
-      // The draw follows the tensor's layout: a fresh dense tensor (as the ones are) draws the
-      // same masks; the explicit pass's inputs are fresh op outputs, so this copies nothing there.
-      if (!x.isContiguous()) x = x.contiguous();
-      else if (x.dataAddress() % 16 != 0) x = x.copy(); // a contiguous clone, aligned
       this.x = x;
-      this.redraw = redraw;
     }
 
     /** The next draw, with probability {@code p} > 0. */
     Drawn draw(double p) {
       Device dev = x.device();
+      if (dev.isCuda()) { // the op Torch.dropout runs there, with its mask: one kernel
+        Tensor[] r = Torch.nativeDropout(x, p);
+        return new Drawn(r[0], new Mask(r[1], 1 / (1 - p)));
+      }
       if (ones == null) ones = Torch.ones(x.dtype(), dev, x.shape());
-      Tensor state = redraw ? Torch.rngState(dev) : null;
-      Tensor noise = Torch.dropout(ones, p, true); // mask / (1-p)
-      if (!redraw) return new Drawn(x.mul(noise), new Mask(noise, 1));
-      Torch.setRngState(dev, state);
-      return new Drawn(Torch.dropout(x, p, true), new Mask(noise.ne(0), 1 / (1 - p)));
+      Tensor noise = Torch.dropout(ones, p, true); // mask / (1-p), the draw dropout(x) makes
+      return new Drawn(x.mul(noise), new Mask(noise, 1));
     }
   }
 }

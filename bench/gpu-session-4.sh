@@ -3,7 +3,8 @@
 # each), on one warm machine in this order; every part writes under $OUT and prints its table.
 #   k  correctness on the card: the gpu-tagged kernel tests (NVRTC kernels, bench/gpu-kernels.sh with
 #      PROFILE=0), SdpaGpuTest (FlashAttention-2, cuDNN, memory-efficient against float32 autograd),
-#      FusedAdamWDeviceGpuTest (offload's CPU AdamW with the GPU's clip scale and skip flag), and
+#      FusedAdamWDeviceGpuTest (offload's CPU AdamW with the GPU's clip scale and skip flag),
+#      LoraDropoutGpuTest (the explicit path's LoRA dropout draws autograd's masks on CUDA), and
 #      PyTorch's attention backends timed at TinyLlama's shape (bench/tools/attn_bench.py)
 #   s  speed, one call: Hanlin at micro-batch 16 (FlashAttention-2, then cuDNN attention) and 8, the
 #      compiled loop at 8 and 4, HF Trainer at its 4 (bench/gpu-fused.sh speed + peers)
@@ -11,7 +12,7 @@
 #   l  the 7B LoRA row against HF + PEFT (bench/gpu-fused.sh lora), LoRA dropout now on the explicit path
 #   o  7B full SFT on one GPU with offload_optimizer: cpu, the pipelined update (bench/gpu-offload.sh)
 #   z  ZeRO-3 with world size 1 on CUDA against stage 0 (bench/gpu-zero3.sh single)
-# Carry .device/gpu-java, .device/rt.count, .gpu/lib, .gpu/kernel-tests, .gpu/junit-*.jar,
+# Carry .device/gpu-java, .device/rt.count, .gpu/lib, .gpu/kernel-tests, .gpu/loradrop-tests, .gpu/junit-*.jar,
 # .gpu/poetry.txt.gz, .gpu/tokenizer.model, .gpu/tok, .gpu/sft-long.jsonl.
 set -u
 part=${1:?k|s|c|l|o|z}
@@ -25,11 +26,10 @@ case $part in
     .device/gpu-java -Xmx16g -cp ".gpu/kernel-tests:.gpu/lib/*:$JUNIT" org.junit.platform.console.ConsoleLauncher \
       execute --disable-banner --disable-ansi-colors --details=tree --include-tag=gpu \
       --select-class=dev.hanlin.torch.fused.SdpaGpuTest 2>&1 | grep -vE "^\s*$|WARNING" | tail -20
-    if [ -d .gpu/train-tests ]; then
-      .device/gpu-java -Xmx16g -cp ".gpu/train-tests:.gpu/kernel-tests:.gpu/lib/*:$JUNIT" org.junit.platform.console.ConsoleLauncher \
-        execute --disable-banner --disable-ansi-colors --details=tree --include-tag=gpu \
-        --select-class=dev.hanlin.train.optim.FusedAdamWDeviceGpuTest 2>&1 | grep -vE "^\s*$|WARNING" | tail -12
-    fi
+    .device/gpu-java -Xmx16g -cp ".gpu/kernel-tests:.gpu/lib/*:$JUNIT" org.junit.platform.console.ConsoleLauncher \
+      execute --disable-banner --disable-ansi-colors --details=tree --include-tag=gpu \
+      --select-class=dev.hanlin.torch.optim.FusedAdamWDeviceGpuTest 2>&1 | grep -vE "^\s*$|WARNING" | tail -12
+    SPEED=0 bash bench/gpu-loradrop.sh 2>&1 | tail -25
     python3 bench/tools/attn_bench.py 16 ;;
   s)
     f=bench/gpu-fused.sh

@@ -49,6 +49,8 @@ for l in $wanted; do
   if [[ "$knows" == *" $k "* ]]; then keys+=("$k"); ons+=("${v%%:*}"); offs+=("${v#*:}")
   else echo "lever $k: the jars in .gpu/lib do not know this key; left out"; fi
 done
+# no checkpoint (each is 15 GB of TinyLlama fp32 state: four runs filled the device's 64 GB disk)
+nosave=(); [ -n "$(python3 "$rows" known .gpu/lib save_strategy)" ] && nosave=(--set save_strategy=no)
 # settings with every lever on, except those named off
 levers() { # [key-to-turn-off...] | "all-off"
   local s="" i
@@ -69,7 +71,7 @@ hanlin() {
     --mode pretrain --config bench/pretrain-tinyllama.yaml --set max_steps="$n" --set eval_steps=0 \
     --set max_eval_batches=1 --set logging_steps=10 --set data_dir="$work/data" --set output_dir="$work/$name" \
     --set overwrite_output_dir=true --set train_files='[.gpu/poetry.txt.gz]' --set tokenizer="$tok" \
-    --set per_device_train_batch_size="$mb" --set per_device_eval_batch_size="$mb" "${sets[@]}" 2>&1 \
+    --set per_device_train_batch_size="$mb" --set per_device_eval_batch_size="$mb" "${nosave[@]}" "${sets[@]}" 2>&1 \
     | tr '\r' '\n' > "$work/$name.log"
   grep -E "^step ($n)/|peak CUDA|rror|xception" "$work/$name.log" | tail -4 | sed "s/^/  /"
   python3 "$rows" hanlin "$out" "$part" "$name" "$mb" "$work/$name" "$settings"

@@ -78,7 +78,7 @@ class ExplicitTrainingTest {
   void theConfigKeyAndTheSupportCheckChooseIt() throws Exception {
     PretrainConfig unset = PretrainConfigTest.with(Map.of());
     assertFalse(unset.explicitBackwardOn(false), "unset: off on the CPU");
-    assertFalse(unset.explicitBackwardOn(true), "unset: off on CUDA too, until asked for");
+    assertTrue(unset.explicitBackwardOn(true), "unset: on on CUDA (auto)");
     assertFalse(
         PretrainConfigTest.with(Map.of("explicit_backward", "auto")).explicitBackwardOn(false),
         "auto: not on the CPU");

@@ -115,14 +115,16 @@ public final class TrainingRun {
           model.lora() != null ? model.lora().weights() : model.weights();
       int layers = model.config().numHiddenLayers();
       Parallelism parallelism =
-          cfg.zeroStage() == 3
-              ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
-              : Parallelism.of(
-                  cfg.zeroStage(),
-                  group,
-                  trainable,
-                  n -> RecomputingBackward.stageOf(n, layers),
-                  cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
+          cfg.zeroStage() == 3 && model.lora() != null
+              ? Parallelism.shardedLora(group, model, err)
+              : cfg.zeroStage() == 3
+                  ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
+                  : Parallelism.of(
+                      cfg.zeroStage(),
+                      group,
+                      trainable,
+                      n -> RecomputingBackward.stageOf(n, layers),
+                      cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
       precision.shard(parallelism::owns, group);
       if (model.lora() == null) {
         memoryPlan = MemoryPlan.of(model.config(), memorySetup(block));

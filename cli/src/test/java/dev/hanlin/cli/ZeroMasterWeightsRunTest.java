@@ -191,28 +191,31 @@ class ZeroMasterWeightsRunTest {
   }
 
   /**
-   * One process, and 3 processes with ZeRO-1 and ZeRO-2 (2 blocks each, the same global batch of
-   * 6): the 3-process runs agree with each other to float rounding (ZeRO-2 sums onto the owner then
-   * divides, DDP's reducer averages as it sums), and with one process to bf16's precision, as
-   * 2-process DDP does.
+   * 3 processes (2 blocks each, the global batch of 6): ZeRO-1 is 3-process DDP's run bit for bit
+   * (the same reducer, the same owners' update); ZeRO-2 sums the bf16 gradients onto each owner and
+   * then divides, where DDP's reducer averages as it sums, so on 3 ranks it agrees to bf16's
+   * precision. Against one process, every data-parallel bf16 run differs by bf16 rounding of each
+   * rank's gradients (measured: 3-process DDP ~4e-3 in the loss after 20 steps at lr 3e-3), and
+   * ZeRO-1/2 stay within twice DDP's own difference.
    */
   @Test
   @Tag("slow")
-  void threeProcessesWithZeroStages1And2AgreeWithOne(@TempDir Path tmp) throws Exception {
-    Path one = tmp.resolve("one"), z1 = tmp.resolve("z1"), z2 = tmp.resolve("z2");
+  void threeProcessesWithZeroStages1And2AreDdpsRun(@TempDir Path tmp) throws Exception {
+    Path one = tmp.resolve("one"), d3 = tmp.resolve("d3");
+    Path z1 = tmp.resolve("z1"), z2 = tmp.resolve("z2");
     run(1, config(one, 6, ""), tmp.resolve("one.log"));
+    run(3, config(d3, 2, ""), tmp.resolve("d3.log"));
     run(3, config(z1, 2, "zero_stage: 1\n"), tmp.resolve("z1.log"));
     run(3, config(z2, 2, "zero_stage: 2\n"), tmp.resolve("z2.log"));
-    double ddpVsOne = lossDifference(one, ddp, 0);
+    assertSameRun(d3, z1, MODEL_FILES);
+    double ddpVsOne = lossDifference(one, d3, 0), z2VsDdp = lossDifference(d3, z2, 0);
     double z1VsOne = lossDifference(one, z1, 0), z2VsOne = lossDifference(one, z2, 0);
-    double z1VsZ2 = lossDifference(z1, z2, 0);
     System.out.printf(
-        "master_weights, max loss difference over %d steps: 2-proc DDP vs 1: %.3g; 3-proc ZeRO-1"
-            + " vs 1: %.3g; 3-proc ZeRO-2 vs 1: %.3g; ZeRO-1 vs ZeRO-2: %.3g%n",
-        STEPS, ddpVsOne, z1VsOne, z2VsOne, z1VsZ2);
-    assertTrue(z1VsZ2 < 1e-5, "ZeRO-1 vs ZeRO-2 on 3 processes: " + z1VsZ2);
-    for (double d : new double[] {ddpVsOne, z1VsOne, z2VsOne})
-      assertTrue(d < 1e-3, "against one process: " + d);
+        "master_weights, max loss difference over %d steps on 3 processes: DDP vs 1: %.3g;"
+            + " ZeRO-1 vs 1: %.3g; ZeRO-2 vs 1: %.3g; ZeRO-2 vs DDP: %.3g%n",
+        STEPS, ddpVsOne, z1VsOne, z2VsOne, z2VsDdp);
+    assertTrue(z2VsDdp < 2e-3, "ZeRO-2 vs DDP on 3 processes: " + z2VsDdp);
+    assertTrue(z2VsOne <= 2 * ddpVsOne, "ZeRO-2 vs one: " + z2VsOne + ", DDP's " + ddpVsOne);
   }
 
   /**

@@ -115,16 +115,14 @@ public final class TrainingRun {
           model.lora() != null ? model.lora().weights() : model.weights();
       int layers = model.config().numHiddenLayers();
       Parallelism parallelism =
-          cfg.zeroStage() == 3 && model.lora() != null
-              ? Parallelism.shardedLora(group, model, err)
-              : cfg.zeroStage() == 3
-                  ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
-                  : Parallelism.of(
-                      cfg.zeroStage(),
-                      group,
-                      trainable,
-                      n -> RecomputingBackward.stageOf(n, layers),
-                      cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
+          cfg.zeroStage() == 3
+              ? zero3(group, model, trainable)
+              : Parallelism.of(
+                  cfg.zeroStage(),
+                  group,
+                  trainable,
+                  n -> RecomputingBackward.stageOf(n, layers),
+                  cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
       precision.shard(parallelism::owns, group);
       if (model.lora() == null) {
         memoryPlan = MemoryPlan.of(model.config(), memorySetup(block));
@@ -177,6 +175,15 @@ public final class TrainingRun {
         }
       }
     }
+  }
+
+  /**
+   * ZeRO-3: of the whole model (its fp32 values, the weights or the precision's masters, handed
+   * over), or of a LoRA run's frozen base (adapters replicated).
+   */
+  private Parallelism zero3(Group group, LlamaModel model, Map<String, Tensor> trainable) {
+    if (model.lora() != null) return Parallelism.shardedLora(group, model, err);
+    return Parallelism.sharded(group, model, precision.handOverFp32(trainable), err);
   }
 
   /**

@@ -170,10 +170,6 @@ public record PretrainConfig(
           "'master_weights: true' needs 'bf16' (it is bf16 training)");
     zeroStage = foldFsdp(zeroStage, fsdp);
     fsdp = null;
-    if (masterWeights && zeroStage != null && zeroStage > 0 && zeroStage < 3)
-      throw new IllegalArgumentException(
-          "'master_weights' with 'zero_stage' 1 or 2 is not supported yet; use zero_stage 3 (its"
-              + " shards are the fp32 masters) or 0");
     if (masterWeights && lora != null)
       throw new IllegalArgumentException(
           "'master_weights' is for full training; with 'lora' the base is bf16 and the adapters"
@@ -250,10 +246,12 @@ public record PretrainConfig(
           "'zero_stage: 3' (fsdp: full_shard) needs 'gradient_checkpointing: true': each block's"
               + " weights are gathered and its gradients reduce-scattered as the recomputing"
               + " backward walks the model block by block");
-    if (zeroStage == 3 && lora != null)
+    if (zeroStage == 3 && lora != null && lora.loadInBits() != null)
       throw new IllegalArgumentException(
-          "'zero_stage: 3' with 'lora' is not supported yet: LoRA trains a few adapters on a"
-              + " frozen base, which zero_stage 0 to 2 (or load_in_bits) keep small enough");
+          "'zero_stage: 3' with 'lora.load_in_bits' is not supported: zero_stage 3 shards a"
+              + " dense frozen base, and a 4- or 8-bit base stays whole on every rank; drop"
+              + " 'load_in_bits' (the bf16 base is then sharded over the ranks) or use"
+              + " 'zero_stage' 0 to 2 with it");
   }
 
   /**

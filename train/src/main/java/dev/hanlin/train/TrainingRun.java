@@ -129,7 +129,7 @@ public final class TrainingRun {
           zero3 != null
               ? sharded(group, zero3, err)
               : cfg.zeroStage() == 3
-                  ? Parallelism.sharded(group, model, precision.handOverFp32(trainable), err)
+                  ? zero3(group, model, trainable)
                   : Parallelism.of(
                       cfg.zeroStage(),
                       group,
@@ -196,6 +196,15 @@ public final class TrainingRun {
     try (var weights = zero3.weights()) {
       return Parallelism.sharded(group, zero3.model(), weights, err);
     }
+  }
+
+  /**
+   * ZeRO-3: of the whole model (its fp32 values, the weights or the precision's masters, handed
+   * over), or of a LoRA run's frozen base (adapters replicated).
+   */
+  private Parallelism zero3(Group group, LlamaModel model, Map<String, Tensor> trainable) {
+    if (model.lora() != null) return Parallelism.shardedLora(group, model, err);
+    return Parallelism.sharded(group, model, precision.handOverFp32(trainable), err);
   }
 
   /**

@@ -57,13 +57,36 @@ class PretrainConfigTest {
     both.put("zero_stage", 2);
     var clash = assertThrows(RuntimeException.class, () -> with(both));
     assertTrue(clash.getMessage().contains("means zero_stage 3"), clash.getMessage());
-    // master weights: the shards are the fp32 masters with stage 3; still refused with 1 and 2
+    // master weights with every stage: 3's shards are the masters, 1 and 2 keep the owners' share
     Map<String, Object> mw = new HashMap<>(plus(ckpt, "zero_stage", 3));
     mw.putAll(Map.of("bf16", true, "master_weights", true));
-    assertTrue(with(mw).masterWeights());
-    mw.put("zero_stage", 2);
-    var two = assertThrows(RuntimeException.class, () -> with(mw));
-    assertTrue(two.getMessage().contains("zero_stage' 1 or 2"), two.getMessage());
+    for (int stage : new int[] {0, 1, 2, 3}) {
+      mw.put("zero_stage", stage);
+      assertTrue(with(mw).masterWeights(), "stage " + stage);
+      assertEquals(stage, with(mw).zeroStage().intValue());
+    }
+  }
+
+  /**
+   * LoRA with zero_stage 3 (the frozen base sharded) is accepted; on a 4- or 8-bit base it is
+   * refused naming both keys.
+   */
+  @Test
+  void zeroStage3TakesLoraButNotAQuantizedBase(@TempDir Path dir) throws Exception {
+    String head =
+        "tokenizer: t.model\noutput_dir: out\nmodel_name_or_path: m\ntrain_files: [x.csv]\nsft: {}\n"
+            + "gradient_checkpointing: true\nzero_stage: 3\n";
+    Path lora = Files.writeString(dir.resolve("lora.yaml"), head + "lora: {r: 8}\n");
+    PretrainConfig c = PretrainConfig.load(lora, Map.of());
+    assertEquals(3, c.zeroStage().intValue());
+    assertEquals(8, c.lora().r());
+    for (String bits : List.of("lora: {r: 8, load_in_bits: 4}\n", "lora_r: 8\nload_in_bits: 8\n")) {
+      Path q = Files.writeString(dir.resolve("q.yaml"), head + bits);
+      var e = assertThrows(RuntimeException.class, () -> PretrainConfig.load(q, Map.of()));
+      assertTrue(
+          e.getMessage().contains("'zero_stage: 3' with 'lora.load_in_bits' is not supported"),
+          e.getMessage());
+    }
   }
 
   private static Map<String, Object> plus(Map<String, Object> m, String k, Object v) {

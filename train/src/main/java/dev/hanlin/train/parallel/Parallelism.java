@@ -167,6 +167,14 @@ public interface Parallelism {
   }
 
   /**
+   * ZeRO-3 of a LoRA run on {@code group} (also for one process): {@code model}'s frozen base
+   * sharded, its adapters replicated with their gradients averaged ({@link Zero3Lora}).
+   */
+  static Parallelism shardedLora(Group group, LlamaModel model, java.io.PrintStream err) {
+    return new Zero3Lora(group, model, err);
+  }
+
+  /**
    * The implementation for {@code zeroStage} (0 to 2; see {@link #sharded} for 3) on {@code group};
    * {@code stageOf} names the backward stage of each weight (for ZeRO-2's routing). Built before
    * the optimizer, which asks {@link #owns}.

@@ -1,7 +1,9 @@
 package dev.hanlin.train.parallel;
 
+import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.dist.Group;
+import dev.hanlin.train.precision.Precision;
 import java.util.Map;
 
 /**
@@ -46,6 +48,18 @@ final class Zero1 implements Parallelism {
   @Override
   public boolean shardedOptimizerState() {
     return true;
+  }
+
+  /**
+   * Every rank first asks for the saved model: a precision that keeps only this rank's masters
+   * gathers them then, together (all ranks must), for the main rank's export to check. The export
+   * itself is the main rank's, as without ZeRO.
+   */
+  @Override
+  public void export(LlamaModel model, Precision precision, ModelWriter write)
+      throws java.io.IOException {
+    if (model.lora() == null) precision.saved(model);
+    Parallelism.super.export(model, precision, write);
   }
 
   @Override

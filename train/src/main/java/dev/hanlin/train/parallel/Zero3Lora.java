@@ -1,0 +1,225 @@
+package dev.hanlin.train.parallel;
+
+import dev.hanlin.model.LlamaModel;
+import dev.hanlin.torch.DType;
+import dev.hanlin.torch.Grad;
+import dev.hanlin.torch.Scope;
+import dev.hanlin.torch.Tensor;
+import dev.hanlin.torch.Torch;
+import dev.hanlin.torch.dist.Group;
+import dev.hanlin.train.RecomputingBackward;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.IntConsumer;
+
+/**
+ * ZeRO stage 3 for a LoRA run: the frozen base is sharded as {@link Zero3} shards full training
+ * (one flat unit per stage of the recomputing backward, {@link Zero3Layout}), but in the base's own
+ * dtype and with nothing else: no gradient, no optimizer state, no reduce-scatter. A unit's full
+ * weights are all-gathered before its forward and again before its recompute and backward, and
+ * dropped after. The adapters (and the modules to save, e.g. the grown embed_tokens and lm_head of
+ * the Llama2-Chinese path) are small and stay replicated on every rank: as a stage's backward ends
+ * on the step's last micro-batch, their gradients are summed over the ranks and divided by the
+ * world size (DDP's average; earlier micro-batches only accumulate, as DDP's {@code no_sync}).
+ * Every rank then takes the same AdamW step of a one-process LoRA run, so the optimizer,
+ * checkpoints (the adapter and the whole optimizer state, written by the main rank) and the PEFT
+ * export are those of a one-process run: a checkpoint resumes under any world size and stage.
+ */
+final class Zero3Lora implements Parallelism {
+  private final Group group;
+  private final int rank, world;
+  private final List<Slot> slots = new ArrayList<>();
+  private final Map<Integer, List<Slot>> byStage = new HashMap<>();
+  private final int layers;
+  private Map<Integer, List<Tensor>> trainableByStage; // set by start
+
+  /** One unit of the frozen base on this rank: the model's tensors and this rank's shard. */
+  private static final class Slot {
+    final Zero3Layout.Unit unit;
+    final List<Tensor> params = new ArrayList<>(); // the model's, in the unit's order
+    final Tensor shard; // in the base's dtype (S), retained
+    boolean gathered;
+
+    Slot(Zero3Layout.Unit unit, Tensor shard) {
+      this.unit = unit;
+      this.shard = shard;
+    }
+  }
+
+  /**
+   * Shards the frozen base of {@code model} (a LoRA model with a dense base): each rank takes its
+   * slice of rank 0's weights, then the model's base tensors are emptied; says on {@code err} what
+   * each rank keeps.
+   */
+  Zero3Lora(Group group, LlamaModel model, PrintStream err) {
+    if (model.lora() == null) throw new IllegalArgumentException("not a LoRA model");
+    if (!model.quantizedWeights().isEmpty())
+      throw new IllegalArgumentException(
+          "zero_stage 3 does not shard a quantized base (lora.load_in_bits)");
+    this.group = group;
+    this.rank = group.dist().rank();
+    this.world = group.dist().worldSize();
+    this.layers = model.config().numHiddenLayers();
+    Set<String> trainable = model.lora().weights().keySet();
+    Map<String, Tensor> frozen = new LinkedHashMap<>();
+    Map<String, long[]> shapes = new LinkedHashMap<>();
+    model
+        .weights()
+        .forEach(
+            (k, v) -> {
+              if (trainable.contains(k)) return; // a module to save: trained, replicated
+              frozen.put(k, v);
+              shapes.put(k, v.shape());
+            });
+    Zero3Layout layout = Zero3Layout.of(shapes, layers, world);
+    group.broadcast(frozen.values(), 0); // every rank starts from rank 0's base
+    long kept = 0;
+    for (Zero3Layout.Unit u : layout.units()) {
+      Tensor shard;
+      try (Scope s = Scope.open()) {
+        List<Tensor> parts = new ArrayList<>();
+        for (var e : u.tensors()) parts.add(frozen.get(e.name()).detach().reshape(-1));
+        DType dtype = parts.getFirst().dtype();
+        long pad = u.shard() * world - u.numel();
+        if (pad > 0) parts.add(Torch.zeros(dtype, parts.getFirst().device(), pad));
+        shard = Torch.cat(parts, 0).narrow(0, rank * u.shard(), u.shard()).copy().retain();
+      }
+      kept += shard.byteSize();
+      Slot slot = new Slot(u, shard);
+      for (var e : u.tensors()) slot.params.add(frozen.get(e.name()));
+      slots.add(slot);
+      byStage.computeIfAbsent(u.stage(), k -> new ArrayList<>()).add(slot);
+    }
+    // a tied head multiplies by the embedding: its stage gathers that unit too
+    if (model.config().tieWordEmbeddings() && byStage.containsKey(-1))
+      byStage.computeIfAbsent(layers, k -> new ArrayList<>()).addAll(byStage.get(-1));
+    try (Grad.Guard g = Grad.noGrad()) {
+      for (Slot s : slots) free(s);
+    }
+    long adapters = model.lora().weights().values().stream().mapToLong(Tensor::numel).sum();
+    if (group.dist().isMain())
+      err.printf(
+          "zero_stage 3 with LoRA: the frozen base's %d units sharded over %d ranks, %.3f GiB of"
+              + " them on each; the %,d trainable parameters (adapters%s) on every rank, their"
+              + " gradients averaged as DDP does%n",
+          slots.size(),
+          world,
+          kept / GIB,
+          adapters,
+          model.lora().config().modulesToSave().isEmpty() ? "" : " and modules to save");
+  }
+
+  private static final double GIB = 1024.0 * 1024 * 1024;
+
+  @Override
+  public Group group() {
+    return group;
+  }
+
+  /** Every rank starts from rank 0's adapters. */
+  @Override
+  public void start(Map<String, Tensor> trainable) {
+    group.broadcast(trainable.values(), 0);
+    trainableByStage = new HashMap<>();
+    trainable.forEach(
+        (k, v) ->
+            trainableByStage
+                .computeIfAbsent(RecomputingBackward.stageOf(k, layers), s -> new ArrayList<>())
+                .add(v));
+  }
+
+  /**
+   * The gathering and freeing around each stage of the backward, and the average of the stage's
+   * adapter gradients as its backward ends on the step's {@code last} micro-batch.
+   */
+  @Override
+  public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
+    return new RecomputingBackward.Walk() {
+      @Override
+      public void enter(int stage) {
+        for (Slot s : byStage.getOrDefault(stage, List.of())) gather(s);
+      }
+
+      @Override
+      public void leave(int stage) {
+        try (Grad.Guard g = Grad.noGrad()) {
+          for (Slot s : byStage.getOrDefault(stage, List.of())) free(s);
+        }
+      }
+
+      @Override
+      public void accept(int stage) {
+        leave(stage);
+        if (last && world > 1) average(trainableByStage.getOrDefault(stage, List.of()));
+      }
+    };
+  }
+
+  /** Points the unit's weights at their full values, gathered from every rank. */
+  private void gather(Slot s) {
+    if (s.gathered) return;
+    try (Scope scope = Scope.open();
+        Grad.Guard g = Grad.noGrad()) {
+      Tensor full = Torch.empty(s.shard.dtype(), s.shard.device(), s.unit.shard() * world);
+      group.allGather(full, s.shard);
+      List<Zero3Layout.Entry> es = s.unit.tensors();
+      for (int i = 0; i < es.size(); i++) {
+        var e = es.get(i);
+        s.params.get(i).set_(full.narrow(0, e.offset(), e.numel()).view(e.shape()));
+      }
+    }
+    s.gathered = true;
+  }
+
+  /** Drops the unit's gathered weights (their memory goes with the last reference). */
+  private static void free(Slot s) {
+    for (Tensor p : s.params) p.setEmpty_();
+    s.gathered = false;
+  }
+
+  /**
+   * The gradients of {@code params} (replicated adapters, float32) summed over the ranks in one
+   * flat all-reduce and divided by the world size; a missing gradient takes part as zeros.
+   */
+  private void average(List<Tensor> params) {
+    if (params.isEmpty()) return;
+    try (Scope scope = Scope.open();
+        Grad.Guard g = Grad.noGrad()) {
+      List<Tensor> flat = new ArrayList<>();
+      for (Tensor p : params) {
+        Tensor grad = p.grad();
+        flat.add(
+            grad == null
+                ? Torch.zeros(DType.F32, p.device(), p.numel())
+                : grad.reshape(-1).toFloat());
+      }
+      Tensor all = Torch.cat(flat, 0);
+      group.allReduceSum(all);
+      all.raw().div_(new org.bytedeco.pytorch.Scalar(world));
+      long at = 0;
+      for (Tensor p : params) {
+        Tensor mine = all.narrow(0, at, p.numel()).view(p.shape());
+        at += p.numel();
+        Tensor grad = p.grad();
+        if (grad != null) grad.copy_(mine);
+        else p.raw().mutable_grad().put(mine.to(p.dtype()).copy().raw());
+      }
+    }
+  }
+
+  /** Each unit of the base gathered for the whole use, dropped when closed. */
+  @Override
+  public Grad.Guard wholeModel() {
+    for (Slot s : slots) gather(s);
+    return () -> {
+      try (Grad.Guard g = Grad.noGrad()) {
+        for (Slot s : slots) free(s);
+      }
+    };
+  }
+}

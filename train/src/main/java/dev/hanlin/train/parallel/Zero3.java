@@ -37,30 +37,28 @@ import java.util.function.IntConsumer;
  * global batch. As the walk enters a stage, the all-gather of the stage it enters next is started
  * ({@link Zero3Prefetch}): on NCCL it runs on the communication stream beside the compute, which
  * waits for it (an event, no host sync) only where the weights are first used; on Gloo the worker
- * threads gather while the caller computes. The reduce-scatters are synchronous.
+ * threads gather while the caller computes ({@link UnitGathers}, shared with {@link Zero3Lora}).
+ * The reduce-scatters are synchronous.
  */
 final class Zero3 implements Parallelism {
   private final Group group;
   private final Zero3Layout layout;
-  private final List<Slot> slots = new ArrayList<>();
-  private final Map<Integer, List<Slot>> byStage = new LinkedHashMap<>();
+  private final UnitGathers<Slot> units;
+  private final List<Slot> slots;
   private final DType compute;
   private final Device device;
   private final LlamaModel model;
   private final int rank, world;
-  private final boolean prefetch = Zero3Prefetch.enabled();
 
-  /** One unit on this rank: the model's tensors, the shard and its gradient. */
-  private static final class Slot {
-    final Zero3Layout.Unit unit;
-    final List<Tensor> params = new ArrayList<>(); // the model's, in the unit's order
-    final Tensor shard, grad; // float32 (S), retained; shard's grad is grad
-    boolean gathered;
-    Group.Gathering inFlight; // a prefetch started, not yet awaited
+  /**
+   * One unit on this rank: the model's tensors, the float32 shard (gathered in the compute dtype)
+   * and its gradient.
+   */
+  private static final class Slot extends UnitGathers.Slot {
+    final Tensor grad; // float32 (S), retained; shard's grad is grad
 
-    Slot(Zero3Layout.Unit unit, Tensor shard, Tensor grad) {
-      this.unit = unit;
-      this.shard = shard;
+    Slot(Zero3Layout.Unit unit, Tensor shard, Tensor grad, DType compute) {
+      super(unit, shard, compute);
       this.grad = grad;
     }
   }
@@ -90,6 +88,8 @@ final class Zero3 implements Parallelism {
     Map<String, long[]> shapes = new LinkedHashMap<>();
     model.weights().forEach((k, v) -> shapes.put(k, v.shape()));
     this.layout = Zero3Layout.of(shapes, layers, world);
+    this.units = new UnitGathers<>(group, layers);
+    this.slots = units.slots();
     for (Zero3Layout.Unit u : layout.units()) {
       Tensor shard, grad;
       try (Scope s = Scope.open()) {
@@ -97,15 +97,14 @@ final class Zero3 implements Parallelism {
         grad = Torch.zeros(DType.F32, device, u.shard()).retain();
       }
       shard.raw().mutable_grad().put(grad.raw());
-      Slot slot = new Slot(u, shard, grad);
+      Slot slot = new Slot(u, shard, grad, compute);
       for (var e : u.tensors()) slot.params.add(model.weights().get(e.name()));
-      slots.add(slot);
-      byStage.computeIfAbsent(u.stage(), k -> new ArrayList<>()).add(slot);
+      units.add(slot);
     }
     // a tied head multiplies by the embedding: its stage gathers (and reduces) that unit too
-    if (model.config().tieWordEmbeddings()) byStage.get(layers).addAll(byStage.get(-1));
+    if (model.config().tieWordEmbeddings()) units.tieHead();
     try (Grad.Guard g = Grad.noGrad()) {
-      for (Slot s : slots) free(s);
+      for (Slot s : slots) units.free(s);
     }
     long kept = slots.stream().mapToLong(s -> s.unit.shard()).sum();
     String setup = "";
@@ -196,24 +195,21 @@ final class Zero3 implements Parallelism {
   /** The gathering, freeing and gradient reduce-scatter around each stage of the backward. */
   @Override
   public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
-    Zero3Prefetch ahead = prefetch ? new Zero3Prefetch(model.config().numHiddenLayers()) : null;
+    Zero3Prefetch ahead = units.schedule();
     return new RecomputingBackward.Walk() {
       @Override
       public void enter(int stage) {
-        for (Slot s : byStage.getOrDefault(stage, List.of())) gather(s);
-        if (ahead != null) startGathers(ahead.next(stage));
+        units.enter(stage, ahead);
       }
 
       @Override
       public void leave(int stage) {
-        try (Grad.Guard g = Grad.noGrad()) {
-          for (Slot s : byStage.getOrDefault(stage, List.of())) free(s);
-        }
+        units.leave(stage);
       }
 
       @Override
       public void accept(int stage) {
-        for (Slot s : byStage.getOrDefault(stage, List.of())) reduceScatter(s);
+        for (Slot s : units.stage(stage)) reduceScatter(s);
         leave(stage);
         if (stage == -1 && last && world > 1) { // the average over the ranks, as DDP's
           var n = new org.bytedeco.pytorch.Scalar(world); // one for every unit, freed by the step
@@ -221,47 +217,6 @@ final class Zero3 implements Parallelism {
         }
       }
     };
-  }
-
-  /**
-   * Points the unit's weights at its full compute-dtype values, gathered from every rank: waits for
-   * its prefetch, or gathers it now.
-   */
-  private void gather(Slot s) {
-    if (s.gathered) return;
-    startGather(s);
-    Group.Gathering in = s.inFlight;
-    s.inFlight = null;
-    Tensor full = in.await(); // on NCCL: the compute stream waits, the host goes on
-    try (Scope scope = Scope.open();
-        Grad.Guard g = Grad.noGrad()) {
-      List<Zero3Layout.Entry> es = s.unit.tensors();
-      for (int i = 0; i < es.size(); i++) { // views: nothing is copied
-        var e = es.get(i);
-        s.params.get(i).set_(full.narrow(0, e.offset(), e.numel()).view(e.shape()));
-      }
-    } finally {
-      full.release(); // the views hold its storage now
-    }
-    s.gathered = true;
-  }
-
-  /** Starts the all-gathers of {@code stage}'s units (none for {@link Zero3Prefetch#NONE}). */
-  private void startGathers(int stage) {
-    for (Slot s : byStage.getOrDefault(stage, List.of())) startGather(s);
-  }
-
-  /**
-   * Starts the unit's all-gather into a buffer of its own, unless it is gathered or on its way: the
-   * cast of this rank's shard is queued first, so the collective sees the current values.
-   */
-  private void startGather(Slot s) {
-    if (s.gathered || s.inFlight != null) return;
-    try (Scope scope = Scope.open();
-        Grad.Guard g = Grad.noGrad()) {
-      Tensor full = Torch.empty(compute, device, s.unit.shard() * world);
-      s.inFlight = group.allGatherAsync(full, s.shard.detach().to(compute));
-    }
   }
 
   /** Each unit's float32 shard gradient on this rank, by unit name (for tests). */
@@ -273,24 +228,7 @@ final class Zero3 implements Parallelism {
 
   /** The units gathered or being gathered, by name (at most two stages' at a time). */
   List<String> liveUnits() {
-    return slots.stream()
-        .filter(s -> s.gathered || s.inFlight != null)
-        .map(s -> s.unit.name())
-        .toList();
-  }
-
-  /**
-   * Drops the unit's gathered weights (their memory goes with the last reference); a prefetch not
-   * used (a walk cut short) is waited for first, as every rank took part in it.
-   */
-  private static void free(Slot s) {
-    if (s.inFlight != null) {
-      Group.Gathering in = s.inFlight;
-      s.inFlight = null;
-      in.await().release();
-    }
-    for (Tensor p : s.params) p.setEmpty_();
-    s.gathered = false;
+    return units.liveUnits();
   }
 
   /** The unit's gradients summed over the ranks into each rank's shard gradient. */
@@ -319,12 +257,7 @@ final class Zero3 implements Parallelism {
 
   @Override
   public Grad.Guard wholeModel() {
-    for (Slot s : slots) gather(s);
-    return () -> {
-      try (Grad.Guard g = Grad.noGrad()) {
-        for (Slot s : slots) free(s);
-      }
-    };
+    return units.whole();
   }
 
   @Override

@@ -22,34 +22,21 @@ import java.util.function.IntConsumer;
  * (one flat unit per stage of the recomputing backward, {@link Zero3Layout}), but in the base's own
  * dtype and with nothing else: no gradient, no optimizer state, no reduce-scatter. A unit's full
  * weights are all-gathered before its forward and again before its recompute and backward, and
- * dropped after. The adapters (and the modules to save, e.g. the grown embed_tokens and lm_head of
- * the Llama2-Chinese path) are small and stay replicated on every rank: as a stage's backward ends
- * on the step's last micro-batch, their gradients are summed over the ranks and divided by the
- * world size (DDP's average; earlier micro-batches only accumulate, as DDP's {@code no_sync}).
- * Every rank then takes the same AdamW step of a one-process LoRA run, so the optimizer,
- * checkpoints (the adapter and the whole optimizer state, written by the main rank) and the PEFT
- * export are those of a one-process run: a checkpoint resumes under any world size and stage.
+ * dropped after, the next stage's gather started one stage ahead ({@link UnitGathers}, as {@link
+ * Zero3}'s). The adapters (and the modules to save, e.g. the grown embed_tokens and lm_head of the
+ * Llama2-Chinese path) are small and stay replicated on every rank: as a stage's backward ends on
+ * the step's last micro-batch, their gradients are summed over the ranks and divided by the world
+ * size (DDP's average; earlier micro-batches only accumulate, as DDP's {@code no_sync}). Every rank
+ * then takes the same AdamW step of a one-process LoRA run, so the optimizer, checkpoints (the
+ * adapter and the whole optimizer state, written by the main rank) and the PEFT export are those of
+ * a one-process run: a checkpoint resumes under any world size and stage.
  */
 final class Zero3Lora implements Parallelism {
   private final Group group;
   private final int rank, world;
-  private final List<Slot> slots = new ArrayList<>();
-  private final Map<Integer, List<Slot>> byStage = new HashMap<>();
+  private final UnitGathers<UnitGathers.Slot> units; // the base's, in its own dtype
   private final int layers;
   private Map<Integer, List<Tensor>> trainableByStage; // set by start
-
-  /** One unit of the frozen base on this rank: the model's tensors and this rank's shard. */
-  private static final class Slot {
-    final Zero3Layout.Unit unit;
-    final List<Tensor> params = new ArrayList<>(); // the model's, in the unit's order
-    final Tensor shard; // in the base's dtype (S), retained
-    boolean gathered;
-
-    Slot(Zero3Layout.Unit unit, Tensor shard) {
-      this.unit = unit;
-      this.shard = shard;
-    }
-  }
 
   /**
    * Shards the frozen base of {@code model} (a LoRA model with a dense base): each rank takes its
@@ -77,6 +64,7 @@ final class Zero3Lora implements Parallelism {
               shapes.put(k, v.shape());
             });
     Zero3Layout layout = Zero3Layout.of(shapes, layers, world);
+    this.units = new UnitGathers<>(group, layers);
     group.broadcast(frozen.values(), 0); // every rank starts from rank 0's base
     long kept = 0;
     for (Zero3Layout.Unit u : layout.units()) {
@@ -90,16 +78,14 @@ final class Zero3Lora implements Parallelism {
         shard = Torch.cat(parts, 0).narrow(0, rank * u.shard(), u.shard()).copy().retain();
       }
       kept += shard.byteSize();
-      Slot slot = new Slot(u, shard);
+      var slot = new UnitGathers.Slot(u, shard, shard.dtype()); // gathered as it is kept
       for (var e : u.tensors()) slot.params.add(frozen.get(e.name()));
-      slots.add(slot);
-      byStage.computeIfAbsent(u.stage(), k -> new ArrayList<>()).add(slot);
+      units.add(slot);
     }
     // a tied head multiplies by the embedding: its stage gathers that unit too
-    if (model.config().tieWordEmbeddings() && byStage.containsKey(-1))
-      byStage.computeIfAbsent(layers, k -> new ArrayList<>()).addAll(byStage.get(-1));
+    if (model.config().tieWordEmbeddings()) units.tieHead();
     try (Grad.Guard g = Grad.noGrad()) {
-      for (Slot s : slots) free(s);
+      for (var s : units.slots()) units.free(s);
     }
     long adapters = model.lora().weights().values().stream().mapToLong(Tensor::numel).sum();
     if (group.dist().isMain())
@@ -107,7 +93,7 @@ final class Zero3Lora implements Parallelism {
           "zero_stage 3 with LoRA: the frozen base's %d units sharded over %d ranks, %.3f GiB of"
               + " them on each; the %,d trainable parameters (adapters%s) on every rank, their"
               + " gradients averaged as DDP does%n",
-          slots.size(),
+          units.slots().size(),
           world,
           kept / GIB,
           adapters,
@@ -139,17 +125,16 @@ final class Zero3Lora implements Parallelism {
    */
   @Override
   public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
+    Zero3Prefetch ahead = units.schedule();
     return new RecomputingBackward.Walk() {
       @Override
       public void enter(int stage) {
-        for (Slot s : byStage.getOrDefault(stage, List.of())) gather(s);
+        units.enter(stage, ahead);
       }
 
       @Override
       public void leave(int stage) {
-        try (Grad.Guard g = Grad.noGrad()) {
-          for (Slot s : byStage.getOrDefault(stage, List.of())) free(s);
-        }
+        units.leave(stage);
       }
 
       @Override
@@ -158,28 +143,6 @@ final class Zero3Lora implements Parallelism {
         if (last && world > 1) average(trainableByStage.getOrDefault(stage, List.of()));
       }
     };
-  }
-
-  /** Points the unit's weights at their full values, gathered from every rank. */
-  private void gather(Slot s) {
-    if (s.gathered) return;
-    try (Scope scope = Scope.open();
-        Grad.Guard g = Grad.noGrad()) {
-      Tensor full = Torch.empty(s.shard.dtype(), s.shard.device(), s.unit.shard() * world);
-      group.allGather(full, s.shard);
-      List<Zero3Layout.Entry> es = s.unit.tensors();
-      for (int i = 0; i < es.size(); i++) {
-        var e = es.get(i);
-        s.params.get(i).set_(full.narrow(0, e.offset(), e.numel()).view(e.shape()));
-      }
-    }
-    s.gathered = true;
-  }
-
-  /** Drops the unit's gathered weights (their memory goes with the last reference). */
-  private static void free(Slot s) {
-    for (Tensor p : s.params) p.setEmpty_();
-    s.gathered = false;
   }
 
   /**
@@ -215,11 +178,11 @@ final class Zero3Lora implements Parallelism {
   /** Each unit of the base gathered for the whole use, dropped when closed. */
   @Override
   public Grad.Guard wholeModel() {
-    for (Slot s : slots) gather(s);
-    return () -> {
-      try (Grad.Guard g = Grad.noGrad()) {
-        for (Slot s : slots) free(s);
-      }
-    };
+    return units.whole();
+  }
+
+  /** The units gathered or being gathered, by name (for tests). */
+  List<String> liveUnits() {
+    return units.liveUnits();
   }
 }

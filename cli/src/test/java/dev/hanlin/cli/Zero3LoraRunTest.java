@@ -15,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -92,6 +93,11 @@ class Zero3LoraRunTest {
 
   /** {@code bin/launch --nproc-per-node n -- --mode sft --config yaml}; it must exit 0. */
   static void run(int n, Path yaml, Path log) throws Exception {
+    run(n, yaml, log, Map.of());
+  }
+
+  /** {@link #run(int, Path, Path)} with {@code env} added to the ranks' environment. */
+  static void run(int n, Path yaml, Path log, Map<String, String> env) throws Exception {
     List<String> cmd =
         new ArrayList<>(
             List.of(
@@ -111,6 +117,7 @@ class Zero3LoraRunTest {
     pb.environment().put("HANLIN_CLASSPATH", System.getProperty("java.class.path"));
     pb.environment().put("HANLIN_LAUNCH_GRACE", "3");
     pb.environment().keySet().removeIf(k -> k.startsWith("SLURM_"));
+    pb.environment().putAll(env);
     Process p =
         pb.redirectErrorStream(true)
             .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
@@ -189,6 +196,28 @@ class Zero3LoraRunTest {
     run(1, config(one, "", 6, 1, lora(ZERO3 + from)), tmp.resolve("one.log"));
     assertTrue(read(tmp.resolve("one.log")).contains("resuming from"));
     assertLosses(reference, one, 6, 1e-5);
+  }
+
+  /**
+   * Gathering the next stage's base units ahead (the default) moves no number: two ranks with
+   * accumulation give the same losses, checkpoint optimizer state and PEFT export, bit for bit, as
+   * with the prefetch off ({@code HANLIN_ZERO3_PREFETCH=0}).
+   */
+  @Test
+  @Tag("slow")
+  void prefetchingTheBaseAheadChangesNoNumber(@TempDir Path tmp) throws Exception {
+    Path on = tmp.resolve("on"), off = tmp.resolve("off");
+    run(2, config(on, "", 1, 3, lora(ZERO3)), tmp.resolve("on.log"));
+    run(
+        2,
+        config(off, "", 1, 3, lora(ZERO3)),
+        tmp.resolve("off.log"),
+        Map.of("HANLIN_ZERO3_PREFETCH", "0"));
+    assertEquals(STEPS, losses(on).size());
+    assertEquals(losses(off), losses(on));
+    for (String f :
+        List.of(PeftAdapter.WEIGHTS, PeftAdapter.CONFIG, "checkpoint-6/optimizer.safetensors"))
+      assertArrayEquals(Files.readAllBytes(off.resolve(f)), Files.readAllBytes(on.resolve(f)), f);
   }
 
   /**

@@ -25,6 +25,7 @@ import java.util.Map;
 final class UnitGathers<S extends UnitGathers.Slot> {
   private final Group group;
   private final int world, layers;
+  private final boolean backToEmbedding;
   private final boolean prefetch = Zero3Prefetch.enabled();
   private final List<S> slots = new ArrayList<>();
   private final Map<Integer, List<S>> byStage = new HashMap<>();
@@ -45,10 +46,16 @@ final class UnitGathers<S extends UnitGathers.Slot> {
     }
   }
 
-  UnitGathers(Group group, int layers) {
+  /**
+   * Units of a model of {@code layers} blocks; {@code backToEmbedding}: whether the walk enters the
+   * embedding's stage again for its backward (a trained embedding), so that it is worth gathering
+   * ahead.
+   */
+  UnitGathers(Group group, int layers, boolean backToEmbedding) {
     this.group = group;
     this.world = group.dist().worldSize();
     this.layers = layers;
+    this.backToEmbedding = backToEmbedding;
   }
 
   /** Adds {@code s}, gathered with its stage. */
@@ -74,7 +81,7 @@ final class UnitGathers<S extends UnitGathers.Slot> {
 
   /** A schedule for one walk, or null with prefetch off. */
   Zero3Prefetch schedule() {
-    return prefetch ? new Zero3Prefetch(layers) : null;
+    return prefetch ? new Zero3Prefetch(layers, backToEmbedding) : null;
   }
 
   /** Gathers {@code stage}'s units, then starts those of the stage {@code ahead} names next. */

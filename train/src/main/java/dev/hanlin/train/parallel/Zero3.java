@@ -88,7 +88,7 @@ final class Zero3 implements Parallelism {
     Map<String, long[]> shapes = new LinkedHashMap<>();
     model.weights().forEach((k, v) -> shapes.put(k, v.shape()));
     this.layout = Zero3Layout.of(shapes, layers, world);
-    this.units = new UnitGathers<>(group, layers);
+    this.units = new UnitGathers<>(group, layers, true); // every weight is trained
     this.slots = units.slots();
     for (Zero3Layout.Unit u : layout.units()) {
       Tensor shard, grad;

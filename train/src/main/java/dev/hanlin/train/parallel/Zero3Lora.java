@@ -64,7 +64,9 @@ final class Zero3Lora implements Parallelism {
               shapes.put(k, v.shape());
             });
     Zero3Layout layout = Zero3Layout.of(shapes, layers, world);
-    this.units = new UnitGathers<>(group, layers);
+    // the base's embedding is frozen: the recomputing backward does not enter it again (and a
+    // trained embed_tokens is a module to save, not in the base), so it is not gathered ahead
+    this.units = new UnitGathers<>(group, layers, false);
     group.broadcast(frozen.values(), 0); // every rank starts from rank 0's base
     long kept = 0;
     for (Zero3Layout.Unit u : layout.units()) {

@@ -19,10 +19,20 @@ final class Zero3Prefetch {
   static final String ENV = "HANLIN_ZERO3_PREFETCH";
 
   private final int layers;
+  private final boolean backToEmbedding;
   private boolean backward;
 
   Zero3Prefetch(int layers) {
+    this(layers, true);
+  }
+
+  /**
+   * With {@code backToEmbedding} false, the embedding is not gathered ahead of its backward: a
+   * frozen embedding (LoRA) has none, and the walk never enters it going backward.
+   */
+  Zero3Prefetch(int layers, boolean backToEmbedding) {
     this.layers = layers;
+    this.backToEmbedding = backToEmbedding;
   }
 
   /** Whether the environment leaves prefetch on (the default). */
@@ -38,7 +48,8 @@ final class Zero3Prefetch {
       return layers - 1;
     }
     if (!backward) return stage + 1;
-    if (stage >= 0) return stage - 1; // block 0's backward is followed by the embedding's
+    if (stage > 0) return stage - 1;
+    if (stage == 0) return backToEmbedding ? -1 : NONE; // block 0's backward, then the embedding's
     backward = false; // the embedding's backward ends the walk
     return NONE;
   }

@@ -60,6 +60,15 @@ class Zero3PrefetchTest {
     for (int i = 0; i < walk.length; i++) assertEquals(want[i], p.next(walk[i]), "at " + i);
   }
 
+  /** With a frozen embedding (LoRA) the backward ends at block 0: nothing is gathered after it. */
+  @Test
+  void aFrozenEmbeddingIsNotGatheredAheadOfABackwardItDoesNotHave() {
+    Zero3Prefetch p = new Zero3Prefetch(LAYERS, false);
+    int[] walk = {-1, 0, 1, 2, 3, 2, 1, 0};
+    int[] want = {0, 1, 2, 3, 2, 1, 0, Zero3Prefetch.NONE};
+    for (int i = 0; i < walk.length; i++) assertEquals(want[i], p.next(walk[i]), "at " + i);
+  }
+
   @Test
   void atMostTwoStagesAreGatheredAndTheGradientsAreTheUnshardedOnes() {
     LlamaModel plain = LlamaModel.init(config(), 1, DType.F32, Device.CPU);

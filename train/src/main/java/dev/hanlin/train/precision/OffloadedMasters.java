@@ -269,19 +269,8 @@ public final class OffloadedMasters implements Precision {
     if (group == null) return LlamaModel.fromWeights(fp32, masters);
     if (gatheredAt == steps)
       return group.dist().isMain() ? LlamaModel.fromWeights(fp32, gathered) : model;
-    Map<String, Tensor> all = new LinkedHashMap<>();
+    Map<String, Tensor> all = OwnedMasters.fromOwners(group, owns, masters, model);
     boolean main = group.dist().isMain();
-    for (var e : model.weights().entrySet()) {
-      try (Scope s = Scope.open()) {
-        String n = e.getKey();
-        Tensor t =
-            owns.test(n)
-                ? masters.get(n).to(group.device(), DType.F32, false).copy()
-                : Torch.full(-0.0, DType.F32, group.device(), e.getValue().shape());
-        group.allReduceSum(t);
-        if (main) all.put(n, t.to(Device.CPU).retain());
-      }
-    }
     gatheredAt = steps;
     if (!main) return model; // not written by this rank
     gathered = all;

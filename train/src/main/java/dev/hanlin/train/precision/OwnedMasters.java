@@ -61,6 +61,20 @@ final class OwnedMasters {
     boolean main = group.dist().isMain();
     if (gatheredAt == step) return main ? gathered : null;
     release();
+    Map<String, Tensor> all = fromOwners(group, owns, masters, model);
+    gatheredAt = step;
+    gathered = all;
+    return main ? all : null;
+  }
+
+  /**
+   * Every one of {@code model}'s masters, each from the rank that {@code owns} it (an all-reduce
+   * where the others add -0.0), on the host of the main rank; an empty map on the others. Every
+   * rank must call it. Shared with {@link OffloadedMasters}.
+   */
+  static Map<String, Tensor> fromOwners(
+      Group group, Predicate<String> owns, Map<String, Tensor> masters, LlamaModel model) {
+    boolean main = group.dist().isMain();
     Map<String, Tensor> all = new LinkedHashMap<>();
     for (var e : model.weights().entrySet()) {
       try (Scope s = Scope.open()) {
@@ -73,9 +87,7 @@ final class OwnedMasters {
         if (main) all.put(n, t.to(Device.CPU).retain());
       }
     }
-    gatheredAt = step;
-    gathered = all;
-    return main ? all : null;
+    return all;
   }
 
   /** Drops the last gathered masters. */

@@ -67,6 +67,16 @@ public final class Tensor implements AutoCloseable {
     return t.is_contiguous();
   }
 
+  /** Where this tensor's first element sits in its storage, in elements. */
+  public long storageOffset() {
+    return t.storage_offset();
+  }
+
+  /** Whether this tensor and {@code o} share one storage (views of the same memory). */
+  public boolean isAliasOf(Tensor o) {
+    return t.is_alias_of(o.t);
+  }
+
   /** Bytes of this tensor's elements (numel times element size). */
   public long byteSize() {
     return numel() * dtype().byteSize();
@@ -92,6 +102,15 @@ public final class Tensor implements AutoCloseable {
 
   public Tensor narrow(int dim, long start, long length) {
     return new Tensor(t.narrow(dim, start, length));
+  }
+
+  /**
+   * A view of this tensor's storage with the given sizes and strides, starting at element {@code
+   * offset} of the storage (not of this tensor): it may reach memory outside this tensor's own
+   * elements, so the caller states why that memory is what it wants.
+   */
+  public Tensor asStrided(long[] size, long[] stride, long offset) {
+    return new Tensor(t.as_strided(size, stride, new LongOptional(offset)));
   }
 
   public Tensor select(int dim, long index) {
@@ -317,8 +336,29 @@ public final class Tensor implements AutoCloseable {
     return this;
   }
 
+  /**
+   * {@code this += value · a · b} in one pass (broadcasting; {@code b} may be a bool mask, cast to
+   * this tensor's dtype as the kernel reads it).
+   */
+  public Tensor addcmul_(Tensor a, Tensor b, double value) {
+    t.addcmul_(a.t, b.t, Natives.scalar(value));
+    return this;
+  }
+
+  /** {@code this += o} (broadcasting {@code o}). */
+  public Tensor add_(Tensor o) {
+    t.add_(o.t);
+    return this;
+  }
+
   public Tensor mul_(double v) {
     t.mul_(Natives.scalar(v));
+    return this;
+  }
+
+  /** {@code this = beta · this + alpha · (a @ b)}, one GEMM writing in place (may be a view). */
+  public Tensor addmm_(Tensor a, Tensor b, double beta, double alpha) {
+    t.addmm_(a.t, b.t, Natives.scalar(beta), Natives.scalar(alpha));
     return this;
   }
 

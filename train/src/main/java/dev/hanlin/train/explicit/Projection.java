@@ -14,9 +14,10 @@ import java.util.List;
  * Linear layers that share their input (q/k/v, gate/up, or one alone) run as one GEMM over their
  * weights concatenated in the compute dtype, each with its LoRA update beside it ({@code y_i += s ·
  * (dropoutᵢ(x) Aᵢᵀ) Bᵢᵀ}, each adapter drawing its own dropout mask, as PEFT's one {@code
- * nn.Dropout} per adapted module does). The concatenation is made for each product from the named
- * weights, so the model's tensors and HF names stay as they are, and the weight gradient is split
- * back into each named weight's {@code .grad}. Legend: N = rows, K = input features, O = summed
+ * nn.Dropout} per adapted module does). Trained weights are concatenated for each product and the
+ * weight gradient is split back into each named weight's {@code .grad}; a frozen base is joined
+ * into one buffer once, each named weight a view of its rows ({@link #join}). Either way the
+ * model's tensors and HF names stay as they are. Legend: N = rows, K = input features, O = summed
  * outputs, r = LoRA rank.
  */
 final class Projection {
@@ -33,11 +34,19 @@ final class Projection {
   }
 
   /**
-   * The weights (O, K) in the compute dtype, one tensor: a copy per call (the cast that autocast
-   * makes anyway, in one pass), or the weight itself when alone and already in that dtype.
+   * The weights (O, K) in the compute dtype, one tensor. Parts already side by side in one storage
+   * (see {@link #join}) are read there as they are; a frozen base in the compute dtype is moved so
+   * once, on its first product. Otherwise a copy per call (the cast that autocast makes anyway, in
+   * one pass), or the weight itself when alone and already in that dtype.
    */
   private Tensor fused() {
     if (parts.size() == 1) return weight(parts.getFirst()).to(cd);
+    Tensor joined = joined();
+    if (joined != null) return joined;
+    if (parts.stream().allMatch(l -> !weight(l).requiresGrad() && weight(l).dtype() == cd)) {
+      join();
+      return joined();
+    }
     long rows = 0, in = weight(parts.getFirst()).size(1);
     for (Linear l : parts) rows += weight(l).size(0);
     Tensor w = Torch.empty(cd, weight(parts.getFirst()).device(), rows, in);
@@ -48,6 +57,45 @@ final class Projection {
       off += o;
     }
     return w;
+  }
+
+  /**
+   * The parts' weights as one (O, K) view when they are consecutive rows of one storage in the
+   * compute dtype (as {@link #join} leaves them), else null.
+   */
+  private Tensor joined() {
+    Tensor first = weight(parts.getFirst());
+    long in = first.size(1), at = first.storageOffset(), rows = 0;
+    for (Linear l : parts) {
+      Tensor w = weight(l);
+      if (w.dtype() != cd || !w.isContiguous() || !w.isAliasOf(first)) return null;
+      if (w.storageOffset() != at + rows * in) return null;
+      rows += w.size(0);
+    }
+    // the view spans the parts' rows, which the checks above place one after another from first's
+    return first.asStrided(new long[] {rows, in}, new long[] {in, 1}, at);
+  }
+
+  /**
+   * Moves the (frozen) weights into one new buffer, row blocks in the parts' order, and points each
+   * named weight at its block ({@link Tensor#set_}: the same tensor everywhere it is held, values
+   * unchanged, the old memory freed). A frozen weight never changes, so the fused product can read
+   * the buffer for every forward and recompute instead of concatenating the weights again (a 7B
+   * LoRA step did that twice per block, 281 MB each time).
+   */
+  private void join() {
+    Tensor first = weight(parts.getFirst());
+    long rows = 0, in = first.size(1);
+    for (Linear l : parts) rows += weight(l).size(0);
+    Tensor buf = Torch.empty(cd, first.device(), rows, in);
+    long off = 0;
+    for (Linear l : parts) {
+      Tensor w = weight(l);
+      long o = w.size(0);
+      Tensor block = buf.narrow(0, off, o).copy_(w);
+      w.set_(block);
+      off += o;
+    }
   }
 
   /**
@@ -122,7 +170,8 @@ final class Projection {
       saved.a()[i] = a.a().to(cd);
       saved.b()[i] = a.b().to(cd);
       saved.xa()[i] = Torch.linear(in, saved.a()[i], null); // (N, r)
-      out[i] = out[i].add(Torch.linear(saved.xa()[i], saved.b()[i], null).mul_(a.scaling()));
+      // y_i += s · (x' Aᵀ) Bᵀ in place: one GEMM adding into the fused product's columns
+      out[i].addmm_(saved.xa()[i], saved.b()[i].transpose(0, 1), 1, a.scaling());
     }
     return out;
   }
@@ -155,7 +204,6 @@ final class Projection {
         off += o;
       }
     }
-    List<Tensor> sum = new ArrayList<>(List.of(dx));
     long at = 0;
     for (int i = 0; i < parts.size(); i++) {
       LoraLinear a = parts.get(i).lora();
@@ -163,17 +211,16 @@ final class Projection {
       Tensor dyi = parts.size() == 1 ? dy : dy.narrow(1, at, o); // (N, Oᵢ)
       at += o;
       if (a == null) continue;
-      Tensor g = dyi.mul(a.scaling()); // (N, Oᵢ)
-      Tensor da = g.matmul(saved.b()[i]); // (N, r)
+      // the scaling s is applied to the (N, r) and (Oᵢ, r) products, not to dyᵢ (N, Oᵢ)
+      Tensor da = dyi.matmul(saved.b()[i]).mul_(a.scaling()); // (N, r): s · dyᵢ B
       Tensor in = saved.dropped()[i] != null ? saved.dropped()[i] : x; // A's input
       if (a.b().requiresGrad())
-        Grads.accumulate(a.b(), g.transpose(0, 1).matmul(saved.xa()[i]), true);
+        Grads.accumulate(a.b(), dyi.transpose(0, 1).matmul(saved.xa()[i]).mul_(a.scaling()), true);
       if (a.a().requiresGrad()) Grads.accumulate(a.a(), da.transpose(0, 1).matmul(in), true);
-      Tensor dxi = da.matmul(saved.a()[i]); // (N, K), through the dropout when there is one
-      sum.add(saved.masks()[i] != null ? saved.masks()[i].backward(dxi) : dxi);
+      // dx += da A, through the dropout when there is one; dx is this call's own product
+      if (saved.masks()[i] == null) dx.addmm_(da, saved.a()[i], 1, 1);
+      else saved.masks()[i].addBackward(dx, da.matmul(saved.a()[i]));
     }
-    Tensor total = sum.getFirst();
-    for (int i = 1; i < sum.size(); i++) total = total.add(sum.get(i));
-    return total;
+    return dx;
   }
 }

@@ -90,17 +90,97 @@ class ExplicitBackwardTest {
 
   /**
    * The same under bf16 autocast (the LoRA layers' input is the float32 norm output there, dropped
-   * out in float32 and cast, as autograd's autocast does): within 2e-2, bf16's rounding in other
-   * orders (BlockPassTest's bf16 tolerance; measured 1.4e-2, as much as without dropout).
+   * out in float32 and cast, as autograd's autocast does). Both bf16 passes are about 3e-2 from the
+   * float32 gradients of the same masks (max |a−b| / max |b|), in different directions: the
+   * explicit pass adds the LoRA product inside the base GEMM, rounding once where autograd rounds
+   * three times. So the explicit bf16 gradients must be within 4e-2 of the float32 ones and no
+   * farther than autograd's bf16 (measured 2.96e-2 against 3.10e-2; 3.59e-2 when it rounded as
+   * autograd does), and within 6e-2 of autograd's bf16 (measured 4.7e-2), the loss within 2e-2.
    */
   @Test
   void loraDropoutUnderBf16Autocast() throws Exception {
     LlamaModel m = Models.withLora(0.1, null);
     double worst = 0;
-    for (boolean recompute : new boolean[] {false, true})
+    for (boolean recompute : new boolean[] {false, true}) {
       worst =
-          Math.max(worst, compare(m, true, recompute, 0, 1, true, 2e-2, "autocast r=" + recompute));
+          Math.max(worst, compare(m, true, recompute, 0, 1, true, 6e-2, "autocast r=" + recompute));
+      Map<String, Tensor> truth = run(m, true, recompute, false, false);
+      Map<String, Tensor> autograd = run(m, true, recompute, true, false);
+      Map<String, Tensor> explicit = run(m, true, recompute, true, true);
+      double ag = 0, ex = 0;
+      for (var e : truth.entrySet()) {
+        ag = Math.max(ag, relative(autograd.get(e.getKey()), e.getValue()));
+        ex = Math.max(ex, relative(explicit.get(e.getKey()), e.getValue()));
+      }
+      System.out.printf(
+          "bf16 against float32 (recompute=%s): autograd %.2e, explicit %.2e%n", recompute, ag, ex);
+      assertTrue(ex <= 4e-2 && ex <= 1.1 * ag, "explicit bf16 " + ex + " vs autograd bf16 " + ag);
+    }
     System.out.printf("LoRA dropout, bf16 autocast: gradients within %.2e of autograd's%n", worst);
+  }
+
+  /**
+   * A frozen base's q/k/v and gate/up weights are joined on the first pass: each named weight
+   * becomes a view of its rows in one buffer (consecutive in the parts' order), with its values
+   * bitwise unchanged, so later passes read the fused weight without a copy; a second pass gives
+   * bitwise the first's gradients. Trained weights stay apart (their gradients are split back).
+   */
+  @Test
+  void frozenBaseJoinsItsFusedWeightsOnceKeepingValues() throws Exception {
+    LlamaModel m = Models.withLora(0.05, null);
+    List<List<Tensor>> groups = new ArrayList<>();
+    for (var b : m.layers()) {
+      var at = b.attention();
+      groups.add(List.of(dense(at.q()), dense(at.k()), dense(at.v())));
+      groups.add(List.of(dense(b.mlp().gate()), dense(b.mlp().up())));
+    }
+    List<float[]> before = new ArrayList<>();
+    for (List<Tensor> g : groups) for (Tensor w : g) before.add(w.toFloatArray());
+    Map<String, Tensor> first = grads(m, false, true, 0);
+    int i = 0;
+    for (List<Tensor> g : groups) {
+      long at = g.getFirst().storageOffset();
+      for (Tensor w : g) {
+        assertTrue(w.isAliasOf(g.getFirst()), "one buffer per group");
+        assertEquals(at, w.storageOffset(), "rows in the parts' order");
+        at += w.numel();
+        org.junit.jupiter.api.Assertions.assertArrayEquals(before.get(i++), w.toFloatArray());
+      }
+    }
+    Map<String, Tensor> second = grads(m, false, true, 0);
+    for (var e : first.entrySet())
+      org.junit.jupiter.api.Assertions.assertArrayEquals(
+          e.getValue().toFloatArray(), second.get(e.getKey()).toFloatArray(), e.getKey());
+    LlamaModel trained = Models.trainable("gqa", DType.F32);
+    grads(trained, false, false, 0);
+    var at = trained.layers().getFirst().attention();
+    assertTrue(!dense(at.q()).isAliasOf(dense(at.k())), "trained weights are not joined");
+  }
+
+  private static Tensor dense(dev.hanlin.model.Linear l) {
+    return ((dev.hanlin.model.BaseWeight.Dense) l.weight()).tensor();
+  }
+
+  /**
+   * The gradients of {@code m}'s adapters from seed 17 over packed or plain rows, in bf16 autocast
+   * or float32, by the explicit pass or autograd's backward of the model's forward.
+   */
+  private static Map<String, Tensor> run(
+      LlamaModel m, boolean packed, boolean recompute, boolean autocast, boolean explicit) {
+    Map<String, Tensor> params = Models.trained(m);
+    Tensor pos = packed ? POS : null, seg = packed ? SEG : null;
+    Torch.manualSeed(17);
+    try (Scope s = Scope.open();
+        Grad.Guard ac = autocast ? Autocast.enable(Device.CPU, DType.BF16) : () -> {}) {
+      if (explicit)
+        ExplicitBackward.run(m, IDS, pos, seg, TARGETS, 1 / PER_RANK, recompute, null, 0);
+      else {
+        Tensor logits = packed ? m.forwardPacked(IDS, pos, seg) : m.forward(IDS, null);
+        Tensor loss = Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), TARGETS);
+        loss.div(PER_RANK).backward();
+      }
+    }
+    return Models.takeGrads(params);
   }
 
   /** The explicit pass's gradients of {@code m} from seed 17. */
@@ -210,7 +290,7 @@ class ExplicitBackwardTest {
     org.junit.jupiter.api.Assertions.assertArrayEquals(
         wantNext, LoraDropoutTest.next(), what + ": the generator ends where autograd's did");
     Map<String, Tensor> gotGrads = Models.takeGrads(params);
-    assertEquals(want, got, tol * Math.abs(want), what + " loss");
+    assertEquals(want, got, Math.min(tol, 2e-2) * Math.abs(want), what + " loss");
     assertEquals(wantGrads.keySet(), gotGrads.keySet(), what);
     double worst = 0;
     for (var e : wantGrads.entrySet()) {

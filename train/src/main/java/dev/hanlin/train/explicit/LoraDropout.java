@@ -36,6 +36,14 @@ final class LoraDropout {
     Tensor backward(Tensor dy) {
       return scale == 1 ? dy.mul(keep) : Torch.nativeDropoutBackward(dy, keep, scale);
     }
+
+    /**
+     * {@code dx += backward(dy)} in one pass ({@code dx + scale · dy · keep}, rounded once where
+     * the two calls round twice): how the adapters' input gradients are summed.
+     */
+    void addBackward(Tensor dx, Tensor dy) {
+      dx.addcmul_(dy, keep, scale);
+    }
   }
 
   /** Drops out {@code x} with probability {@code p} > 0 as the autograd path's next draw would. */

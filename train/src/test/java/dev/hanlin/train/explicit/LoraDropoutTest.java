@@ -68,6 +68,42 @@ class LoraDropoutTest {
     }
   }
 
+  /**
+   * {@code addBackward} adds the mask's backward to a gradient in one pass: within one rounding of
+   * adding {@code backward(dy)} (float32 and bf16), for the CPU's scaled noise and for CUDA's kind
+   * of mask (bool, with 1/(1-p)), here from libtorch's native_dropout on the CPU.
+   */
+  @Test
+  void addBackwardAddsTheMasksBackwardInOnePass() {
+    double p = 0.1;
+    for (DType dt : new DType[] {DType.F32, DType.BF16})
+      try (Scope s = Scope.open()) {
+        Tensor x = Torch.randn(Generator.cpu(1), DType.F32, Device.CPU, N, K).to(dt);
+        Tensor dy = Torch.randn(Generator.cpu(2), DType.F32, Device.CPU, N, K).to(dt);
+        Tensor dx = Torch.randn(Generator.cpu(3), DType.F32, Device.CPU, N, K).to(dt);
+        Tensor[] nd = Torch.nativeDropout(x, p);
+        LoraDropout.Mask[] masks = {
+          LoraDropout.draw(x, p).mask(), new LoraDropout.Mask(nd[1], 1 / (1 - p))
+        };
+        double ulp = dt == DType.BF16 ? 1.0 / 128 : 1.0 / (1 << 23);
+        for (LoraDropout.Mask m : masks) {
+          String what = dt + (m.scale() == 1 ? " noise" : " bool mask");
+          float[] g = m.backward(dy).toFloatArray(), d = dx.toFloatArray();
+          float[] want = dx.add(m.backward(dy)).toFloatArray();
+          Tensor acc = dx.copy();
+          m.addBackward(acc, dy);
+          float[] got = acc.toFloatArray();
+          int kept = 0;
+          for (int i = 0; i < want.length; i++) {
+            double tol = 2 * ulp * (Math.abs(d[i]) + Math.abs(g[i]));
+            assertEquals(want[i], got[i], tol, what + " " + i);
+            if (g[i] != 0) kept++;
+          }
+          assertTrue(kept > 0 && kept < N * K, what + ": the mask applies");
+        }
+      }
+  }
+
   /** What the default generator draws next. */
   static float[] next() {
     try (Scope s = Scope.open()) {

@@ -180,6 +180,9 @@ public record PretrainConfig(
     saveSteps = notNegative(or(saveSteps, 0L), "save_steps");
     if (saveStrategy != null) {
       saveStrategy = saveStrategy.toLowerCase(java.util.Locale.ROOT);
+      // YAML 1.1 reads an unquoted no as the boolean false: a config tree merged with flags, and
+      // --set save_strategy=no, hand the word over as "false"
+      if (saveStrategy.equals("false")) saveStrategy = "no";
       if (!saveStrategy.equals("steps") && !saveStrategy.equals("no"))
         throw new IllegalArgumentException(
             "'save_strategy' must be steps (checkpoints every save_steps and at the end) or no"

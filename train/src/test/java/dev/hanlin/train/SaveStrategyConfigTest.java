@@ -43,6 +43,11 @@ class SaveStrategyConfigTest {
         yaml,
         "tokenizer: t.model\noutput_dir: out\ndata_dir: d\nmodel_config: c\nsave_strategy: no\n");
     assertFalse(PretrainConfig.load(yaml, Map.of()).savesCheckpoints());
+    // with a flag too the file is merged as a tree, where YAML 1.1 made the no a boolean false
+    assertFalse(PretrainConfig.load(yaml, Map.of("max_steps", 7)).savesCheckpoints());
+    // --set save_strategy=no: the flag's value read as a YAML scalar is that same false
+    assertFalse(PretrainConfig.load(yaml, Map.of("save_strategy", false)).savesCheckpoints());
+    assertEquals("no", with(Map.of("save_strategy", false)).saveStrategy());
   }
 
   @Test

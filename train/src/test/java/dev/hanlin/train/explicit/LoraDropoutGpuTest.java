@@ -25,12 +25,13 @@ import org.junit.jupiter.api.Test;
  * LoRA dropout of the explicit pass on CUDA, where dropout is libtorch's fused kernel: the draw is
  * bitwise the op's output from the same seed, its mask backward within one rounding of {@code
  * native_dropout_backward} (autograd's; it prints how many differ: expected none), the generator
- * ends where the op leaves it; float32 and bf16, at the 7B shapes' row widths (4096, 11008) and an
- * odd one. Then the whole parity model as the 7B LoRA run trains it (bf16 base, bf16 autocast,
- * float32 adapters, dropout 0.05 on all seven projections), keeping and recomputing: the generator
- * ends where autograd's forward left it (the same draws), gradients within 3e-2 (bf16;
- * ExplicitGpuCheck measured 1.6e-2 without dropout), and a float32 base within 1e-4. On the device:
- * bench/gpu-loradrop.sh.
+ * ends where the op leaves it, and the backward added to a gradient in one pass ({@code
+ * addBackward}) within one rounding of the add; float32 and bf16, at the 7B shapes' row widths
+ * (4096, 11008) and an odd one. Then the whole parity model as the 7B LoRA run trains it (bf16
+ * base, bf16 autocast, float32 adapters, dropout 0.05 on all seven projections), keeping and
+ * recomputing: the generator ends where autograd's forward left it (the same draws), gradients
+ * within 3e-2 (bf16; ExplicitGpuCheck measured 1.6e-2 without dropout), and a float32 base within
+ * 1e-4. On the device: bench/gpu-loradrop.sh.
  */
 @Tag("gpu")
 class LoraDropoutGpuTest {
@@ -74,6 +75,14 @@ class LoraDropoutGpuTest {
             }
             System.out.printf(
                 "%s: forward bitwise, backward %d of %d differ%n", what, differ, ref.length);
+            // the backward added to a gradient in one pass: within one rounding of the add
+            Tensor acc = x.copy();
+            d.mask().addBackward(acc, dy);
+            float[] sum = acc.toFloatArray(), want2 = x.add(d.mask().backward(dy)).toFloatArray();
+            float[] xs = x.toFloatArray();
+            for (int i = 0; i < sum.length; i++)
+              assertEquals(
+                  want2[i], sum[i], 2 * ulp * (Math.abs(xs[i]) + Math.abs(got[i])), what + " add");
           }
         }
   }

@@ -4,15 +4,13 @@
 #   ab     Hanlin with the jars in .gpu/lib-old (before), then .gpu/lib (after), then HF Trainer + PEFT
 #          (bench/hf_trainer_bench.py --preset llama2-7b), one after the other on the same card:
 #          tokens/s of each and the ratios (the peer in the same call, as bench/README.md asks)
-#   prof   the .gpu/lib Hanlin run under Nsight Systems (when the device has nsys): GPU time by
-#          kernel over STEPS steps, the step's wall time, and the time the GPU sat idle
 #   row    only .gpu/lib's Hanlin and HF + PEFT (bench/gpu-fused.sh lora: its JSON rows and table)
 # Every Hanlin run takes the levers of bench/gpu-fused.sh (loss_chunk_tokens=4096, explicit_backward)
 # and HANLIN_SET; tokens/s are timed as bench/vs-hf.sh times them (steps after the 5th).
 # Carry .device/gpu-java, .device/rt.count, .gpu/lib, .gpu/lib-old (ab), .gpu/sft-long.jsonl,
 # .gpu/tokenizer.model, .gpu/poetry.txt.gz; results under $OUT/gpu-lora.
 set -u
-part=${1:?ab|prof|row}
+part=${1:?ab|row}
 export PYTHONUNBUFFERED=1 TOKENIZER=${TOKENIZER:-.gpu/tokenizer.model}
 out=${OUT:-/tmp}/gpu-lora
 work=/tmp/gpu-lora-work
@@ -28,12 +26,12 @@ with open(sys.argv[1], 'w', encoding='utf-8') as f:
         f.write(json.dumps({'text': text[i:i + 4000]}, ensure_ascii=False) + '\n')
 PY
 levers="loss_chunk_tokens=4096 explicit_backward=true ${HANLIN_SET:-}"
-# hanlin NAME LIB [prefix...]: one 7B LoRA run with the jars in LIB, its tokens/s line
+# hanlin NAME LIB: one 7B LoRA run with the jars in LIB, its tokens/s line
 hanlin() {
-  local name=$1 lib=$2; shift 2
+  local name=$1 lib=$2
   local sets=(); for kv in $levers; do sets+=(--set "$kv"); done
   rm -rf "$work/$name"
-  timeout 300 "$@" .device/gpu-java -Xmx100g --enable-native-access=ALL-UNNAMED ${HANLIN_JAVA_OPTS:-} \
+  timeout 300 .device/gpu-java -Xmx100g --enable-native-access=ALL-UNNAMED ${HANLIN_JAVA_OPTS:-} \
     -cp "$lib/*" dev.hanlin.cli.Main --mode sft --config bench/sft-lora-7b.yaml --set max_steps=$steps \
     --set train_files="[$work/long.jsonl]" --set output_dir="$work/$name" --set logging_steps=5 \
     --set tokenizer="$TOKENIZER" "${sets[@]}" 2>&1 | tr '\r' '\n' \
@@ -76,24 +74,5 @@ case $part in
     hanlin after .gpu/lib
     hf
     ratios ;;
-  prof)
-    NSYS=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
-    if [ -z "$NSYS" ]; then echo "no nsys on this machine"; exit 0; fi
-    steps=${STEPS:-12}
-    hanlin prof .gpu/lib "$NSYS" profile -t cuda --sample=none --cpuctxsw=none --force-overwrite=true \
-      -o "$work/lora"
-    "$NSYS" stats -r cuda_gpu_kern_sum --format csv -o "$out/kern" "$work/lora.nsys-rep" >/dev/null 2>&1
-    "$NSYS" stats -r cuda_gpu_mem_time_sum --format csv -o "$out/mem" "$work/lora.nsys-rep" >/dev/null 2>&1
-    ls "$out"
-    python3 - "$out" "$steps" <<'PY'
-import csv, glob, sys
-f = glob.glob(f"{sys.argv[1]}/kern*.csv")
-rows = list(csv.DictReader(open(f[0]))) if f else []
-total = sum(float(r["Total Time (ns)"]) for r in rows)
-print(f"kernels: {len(rows)} names, {total / 1e6:.1f} ms in all over the run (init included)")
-for r in sorted(rows, key=lambda r: -float(r["Total Time (ns)"]))[:40]:
-    print(f"{float(r['Total Time (ns)']) / 1e6:9.1f} ms {int(r['Instances']):7d}x {float(r['Avg (ns)']) / 1e3:8.1f} us  {r['Name'][:110]}")
-PY
-    ;;
-  *) echo "part: ab | prof | row" >&2; exit 2 ;;
+  *) echo "part: ab | row" >&2; exit 2 ;;
 esac

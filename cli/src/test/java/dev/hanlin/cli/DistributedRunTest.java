@@ -42,6 +42,11 @@ class DistributedRunTest {
 
   /** A tiny model on short blocks; {@code batch} blocks per rank. */
   static Path config(Path dir, int steps, int batch, String extra) throws IOException {
+    return config(dir, data, steps, batch, extra);
+  }
+
+  /** As above, with the prepared data in (or to be prepared into) {@code data}. */
+  static Path config(Path dir, Path data, int steps, int batch, String extra) throws IOException {
     return TinyRun.small(
         dir,
         data,

@@ -100,6 +100,11 @@ public enum Backward {
   abstract Tensor run(
       LlamaModel model, LabelledBatch b, LossHead head, double perRank, IntConsumer afterStage);
 
+  /** Whether this is one of the explicit backwards (gradients written without autograd). */
+  public boolean isExplicit() {
+    return this == EXPLICIT || this == EXPLICIT_RECOMPUTING;
+  }
+
   public static Backward of(boolean gradientCheckpointing) {
     return gradientCheckpointing ? RECOMPUTING : PLAIN;
   }

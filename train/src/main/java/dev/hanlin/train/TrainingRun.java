@@ -125,6 +125,7 @@ public final class TrainingRun {
       Map<String, Tensor> trainable =
           model.lora() != null ? model.lora().weights() : model.weights();
       int layers = model.config().numHiddenLayers();
+      Backward backward = backward(model);
       Parallelism parallelism =
           zero3 != null
               ? sharded(group, zero3, err)
@@ -135,7 +136,8 @@ public final class TrainingRun {
                       group,
                       trainable,
                       n -> RecomputingBackward.stageOf(n, layers),
-                      cfg.overlapComm() ? cfg.reduceBucketSize() : 0);
+                      cfg.overlapComm() ? cfg.reduceBucketSize() : 0,
+                      backward.isExplicit());
       precision.shard(parallelism::owns, group);
       if (model.lora() == null) {
         memoryPlan = MemoryPlan.of(model.config(), memorySetup(block));
@@ -178,7 +180,7 @@ public final class TrainingRun {
                 stepper,
                 schedule,
                 task,
-                backward(model),
+                backward,
                 device,
                 cfg.gradientAccumulationSteps(),
                 new OutOfMemory(
@@ -374,7 +376,6 @@ public final class TrainingRun {
             cfg.explicitBackwardOn(device.isCuda()),
             model,
             cfg.zeroStage(),
-            dist.worldSize(),
             dist.isMain() ? err : null);
     return Backward.of(cfg.gradientCheckpointing() || quantized, explicit);
   }

@@ -273,6 +273,24 @@ public final class Group implements AutoCloseable {
     }
   }
 
+  /**
+   * Starts {@link #allReduceSum} and returns at once, as {@link #reduceSumAsync} does: {@code t}
+   * must stay alive and unchanged until {@link Pending#await} returns.
+   */
+  public Pending allReduceSumAsync(Tensor t) {
+    if (pg == null) return new Pending(null, "all-reduce", System.nanoTime());
+    long t0 = System.nanoTime();
+    try {
+      Work w =
+          pg.allreduce(
+              new TensorVector(t.raw()),
+              new AllreduceOptions().reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM)));
+      return new Pending(w, "all-reduce", t0);
+    } catch (RuntimeException e) {
+      throw failed("all-reduce", t0, e);
+    }
+  }
+
   /** A collective started by an {@code ...Async} method, not yet known to be done. */
   public final class Pending {
     private final Work work;

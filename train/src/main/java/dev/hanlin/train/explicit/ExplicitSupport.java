@@ -11,21 +11,15 @@ public final class ExplicitSupport {
   private ExplicitSupport() {}
 
   /**
-   * Why {@code model} trained with {@code zeroStage} on {@code world} ranks cannot use the explicit
-   * backward, or null when it can.
+   * Why {@code model} trained with {@code zeroStage} cannot use the explicit backward, or null when
+   * it can (on any number of ranks: DDP and ZeRO-1 all-reduce its gradients by backward stages,
+   * ZeRO-2 reduces them so).
    */
-  public static String unsupported(LlamaModel model, int zeroStage, int world) {
+  public static String unsupported(LlamaModel model, int zeroStage) {
     if (!model.quantizedWeights().isEmpty()) return "a quantized base (lora.load_in_bits)";
     if (model.config().attentionBias() || model.config().mlpBias())
       return "projection biases (attention_bias / mlp_bias)";
     if (zeroStage >= 3) return "zero_stage 3 (its gathered weights live in autograd hooks)";
-    if (world > 1 && zeroStage < 2)
-      return "DDP / zero_stage "
-          + zeroStage
-          + " on "
-          + world
-          + " ranks (their all-reduce hangs off"
-          + " autograd's hooks; zero_stage 2 is supported)";
     return null;
   }
 
@@ -34,10 +28,9 @@ public final class ExplicitSupport {
    * requested but not supported, says why on {@code err} (null: silently, as on ranks other than
    * the main one).
    */
-  public static boolean use(
-      boolean requested, LlamaModel model, int zeroStage, int world, PrintStream err) {
+  public static boolean use(boolean requested, LlamaModel model, int zeroStage, PrintStream err) {
     if (!requested) return false;
-    String why = unsupported(model, zeroStage, world);
+    String why = unsupported(model, zeroStage);
     if (why != null && err != null)
       err.println("explicit_backward: not supported with " + why + "; using autograd's backward");
     return why == null;

@@ -6,6 +6,8 @@ import dev.hanlin.torch.dist.Group;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntConsumer;
+import java.util.function.ToIntFunction;
 import org.bytedeco.pytorch.BoolVector;
 import org.bytedeco.pytorch.Reducer;
 import org.bytedeco.pytorch.SizeTStringMap;
@@ -20,17 +22,33 @@ import org.bytedeco.pytorch.TensorVector;
  * so communication overlaps computation. Micro-batches that only accumulate skip the hooks and the
  * communication, as DDP's {@code no_sync()}. The model is not touched: this wraps its parameters.
  * Every rank updates every parameter with the averaged gradients.
+ *
+ * <p>The explicit backward writes gradients without autograd, so no hook fires: there the step's
+ * last micro-batch hands each backward stage's gradients to {@link GradBuckets} as the stage ends,
+ * which all-reduces them in buckets while the next stages run, and averages them.
  */
 final class Ddp implements Parallelism {
   /** DDP's defaults: a small first bucket so communication starts early, then 25 MiB. */
   public static final long FIRST_BUCKET_BYTES = 1L << 20, BUCKET_BYTES = 25L << 20;
 
   private final Group group;
+  private final ToIntFunction<String> explicitStages; // null: autograd's backward, the Reducer
   private Reducer reducer;
+  private GradBuckets buckets; // the explicit backward's all-reduce
+  private Map<Integer, Map<String, Tensor>> byStage;
   private long syncStart = System.nanoTime(); // when the last synced micro-batch began
 
   Ddp(Group group) {
+    this(group, null);
+  }
+
+  /**
+   * {@code explicitStages}: the explicit backward runs, and this names each weight's backward stage
+   * (null: autograd's backward, through the Reducer).
+   */
+  Ddp(Group group, ToIntFunction<String> explicitStages) {
     this.group = group;
+    this.explicitStages = explicitStages;
   }
 
   @Override
@@ -47,6 +65,11 @@ final class Ddp implements Parallelism {
   public void start(Map<String, Tensor> trainable) {
     group.broadcast(trainable.values(), 0);
     if (!group.isDistributed()) return;
+    if (explicitStages != null) {
+      byStage = GradBuckets.byStage(trainable, explicitStages);
+      buckets = new GradBuckets(group, n -> GradBuckets.EVERY_RANK, BUCKET_BYTES / 4);
+      return;
+    }
     List<Tensor> params = List.copyOf(trainable.values());
     TensorVector v = new TensorVector();
     BoolVector sparse = new BoolVector();
@@ -113,6 +136,16 @@ final class Ddp implements Parallelism {
     } catch (RuntimeException e) {
       throw group.failed("preparing the gradient all-reduce", System.nanoTime(), e);
     }
+  }
+
+  /**
+   * Under the explicit backward, the step's last micro-batch all-reduces each stage's gradients as
+   * it ends; earlier micro-batches only accumulate (as {@code no_sync()}).
+   */
+  @Override
+  public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
+    if (buckets == null || !last) return null;
+    return stage -> buckets.stageDone(byStage.getOrDefault(stage, Map.of()), stage == -1, true);
   }
 
   /**

@@ -181,25 +181,28 @@ public interface Parallelism {
    */
   static Parallelism of(
       int zeroStage, Group group, Map<String, Tensor> trainable, ToIntFunction<String> stageOf) {
-    return of(zeroStage, group, trainable, stageOf, 0);
+    return of(zeroStage, group, trainable, stageOf, 0, false);
   }
 
   /**
    * As {@link #of(int, Group, Map, ToIntFunction)}; {@code reduceBucket > 0}: ZeRO-2 reduces
    * gradients in buckets of that many elements, overlapped with backward (DeepSpeed's {@code
-   * overlap_comm} and {@code reduce_bucket_size}).
+   * overlap_comm} and {@code reduce_bucket_size}); {@code explicitBackward}: the run takes the
+   * explicit backward, whose gradients DDP and ZeRO-1 then all-reduce by backward stages.
    */
   static Parallelism of(
       int zeroStage,
       Group group,
       Map<String, Tensor> trainable,
       ToIntFunction<String> stageOf,
-      long reduceBucket) {
+      long reduceBucket,
+      boolean explicitBackward) {
     if (!group.isDistributed()) return new Single(group);
-    if (zeroStage == 0) return new Ddp(group);
+    ToIntFunction<String> explicitStages = explicitBackward ? stageOf : null;
+    if (zeroStage == 0) return new Ddp(group, explicitStages);
     Shards shards = Shards.of(trainable, group.dist());
     return zeroStage == 1
-        ? new Zero1(group, shards)
+        ? new Zero1(group, shards, explicitStages)
         : new Zero2(group, shards, stageOf, reduceBucket);
   }
 }

@@ -5,6 +5,8 @@ import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.dist.Group;
 import dev.hanlin.train.precision.Precision;
 import java.util.Map;
+import java.util.function.IntConsumer;
+import java.util.function.ToIntFunction;
 
 /**
  * ZeRO stage 1: gradients averaged in full on every rank (as {@link Ddp}), but each rank keeps the
@@ -15,8 +17,9 @@ final class Zero1 implements Parallelism {
   private final Ddp ddp;
   private final Shards shards;
 
-  Zero1(Group group, Shards shards) {
-    this.ddp = new Ddp(group);
+  /** {@code explicitStages}: as {@link Ddp}'s (null: autograd's backward). */
+  Zero1(Group group, Shards shards, ToIntFunction<String> explicitStages) {
+    this.ddp = new Ddp(group, explicitStages);
     this.shards = shards;
   }
 
@@ -38,6 +41,11 @@ final class Zero1 implements Parallelism {
   @Override
   public void beforeMicroBatch(boolean last) {
     ddp.beforeMicroBatch(last);
+  }
+
+  @Override
+  public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
+    return ddp.afterBackwardStage(trainable, last);
   }
 
   @Override

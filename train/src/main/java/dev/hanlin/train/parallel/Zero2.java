@@ -4,8 +4,6 @@ import dev.hanlin.model.LlamaModel;
 import dev.hanlin.torch.Tensor;
 import dev.hanlin.torch.dist.Group;
 import dev.hanlin.train.precision.Precision;
-import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.IntConsumer;
 import java.util.function.ToIntFunction;
@@ -32,7 +30,8 @@ final class Zero2 implements Parallelism {
     this.group = group;
     this.shards = shards;
     this.stageOf = stageOf;
-    this.buckets = bucketElements > 0 ? new GradBuckets(group, shards, bucketElements) : null;
+    this.buckets =
+        bucketElements > 0 ? new GradBuckets(group, shards::ownerOf, bucketElements) : null;
   }
 
   @Override
@@ -53,12 +52,7 @@ final class Zero2 implements Parallelism {
   /** {@code last} micro-batch of the step: the owners then average over the ranks. */
   @Override
   public IntConsumer afterBackwardStage(Map<String, Tensor> trainable, boolean last) {
-    if (byStage == null) { // the same every micro-batch: grouped once
-      byStage = new HashMap<>();
-      trainable.forEach(
-          (k, v) ->
-              byStage.computeIfAbsent(stageOf.applyAsInt(k), s -> new LinkedHashMap<>()).put(k, v));
-    }
+    if (byStage == null) byStage = GradBuckets.byStage(trainable, stageOf); // the same every time
     if (buckets != null)
       return stage -> buckets.stageDone(byStage.getOrDefault(stage, Map.of()), stage == -1, last);
     return stage -> shards.reduceGrads(group, byStage.getOrDefault(stage, Map.of()), last);

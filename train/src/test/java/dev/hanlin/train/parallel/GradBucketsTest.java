@@ -28,7 +28,9 @@ import org.junit.jupiter.api.Test;
  * ZeRO-2's bucketed, asynchronous reduce ({@code overlap_comm}) against the per-weight blocking one
  * on two and three ranks (threads of this JVM, Gloo over loopback): random gradients over four
  * backward stages and two micro-batches, one weight unused in the first; the owners' gradients are
- * the same bit for bit, whatever the bucket size, and the other ranks hold none.
+ * the same bit for bit, whatever the bucket size, and the other ranks hold none. As DDP's
+ * all-reduce under the explicit backward ({@link GradBuckets#EVERY_RANK}): every rank holds every
+ * gradient, bitwise the per-weight all-reduce's sum over the world size (two ranks).
  */
 class GradBucketsTest {
   /** Name, shape, stage (the order backward finishes them: 2, 1, 0, then -1). */
@@ -56,6 +58,69 @@ class GradBucketsTest {
   @Test
   void onThreeRanksTheSumsAgreeToFloatRounding() throws Exception {
     compare(3, 1e-6f);
+  }
+
+  @Test
+  void allReducedBucketsGiveEveryRankThePerWeightAverageBitForBit() throws Exception {
+    for (long cap : new long[] {1, 10, 1_000_000}) {
+      int port;
+      try (ServerSocket s = new ServerSocket(0)) {
+        port = s.getLocalPort();
+      }
+      ExecutorService pool = Executors.newFixedThreadPool(2);
+      try {
+        List<Future<Map<String, float[][]>>> ranks = new ArrayList<>();
+        for (int r = 0; r < 2; r++) {
+          Dist d = new Dist(r, r, 2, 2, "127.0.0.1", port);
+          ranks.add(pool.submit(() -> allReducedBothWays(d, cap)));
+        }
+        List<Map<String, float[][]>> got = new ArrayList<>();
+        for (var f : ranks) got.add(f.get(60, TimeUnit.SECONDS));
+        for (Spec sp : SPECS) {
+          float[][] r0 = got.get(0).get(sp.name()), r1 = got.get(1).get(sp.name());
+          assertArrayEquals(r0[0], r0[1], 0f, "cap " + cap + ": " + sp.name());
+          assertArrayEquals(r0[1], r1[1], 0f, "cap " + cap + ": both ranks hold " + sp.name());
+        }
+      } finally {
+        pool.shutdownNow();
+      }
+    }
+  }
+
+  /**
+   * On rank {@code d}, one micro-batch: each weight's gradient all-reduced alone then divided by
+   * the world size, and through the buckets.
+   */
+  private static Map<String, float[][]> allReducedBothWays(Dist d, long cap) {
+    try (Group g = Group.join(d, Device.CPU, Duration.ofSeconds(30));
+        Scope s = Scope.open()) {
+      Map<String, Tensor> plain = params(), bucketed = params();
+      GradBuckets buckets = new GradBuckets(g, n -> GradBuckets.EVERY_RANK, cap);
+      Generator gen = Generator.cpu(1234 + d.rank());
+      for (int stage : new int[] {2, 1, 0, -1}) {
+        Map<String, Tensor> b = new LinkedHashMap<>();
+        for (Spec sp : SPECS) {
+          if (sp.stage() != stage) continue;
+          b.put(sp.name(), bucketed.get(sp.name()));
+          Tensor r = Torch.randn(gen, DType.F32, Device.CPU, sp.shape());
+          plain.get(sp.name()).mul(r).sum().backward();
+          bucketed.get(sp.name()).mul(r).sum().backward();
+          Tensor pg = plain.get(sp.name()).grad();
+          g.allReduceSum(pg);
+          pg.raw().div_(new org.bytedeco.pytorch.Scalar(2));
+        }
+        buckets.stageDone(b, stage == -1, true);
+      }
+      Map<String, float[][]> out = new LinkedHashMap<>();
+      for (Spec sp : SPECS)
+        out.put(
+            sp.name(),
+            new float[][] {
+              plain.get(sp.name()).grad().toFloatArray(),
+              bucketed.get(sp.name()).grad().toFloatArray()
+            });
+      return out;
+    }
   }
 
   private static void compare(int world, float tolerance) throws Exception {
@@ -98,7 +163,7 @@ class GradBucketsTest {
         Scope s = Scope.open()) {
       Map<String, Tensor> plain = params(), bucketed = params();
       Shards shards = Shards.of(plain, d);
-      GradBuckets buckets = new GradBuckets(g, shards, cap);
+      GradBuckets buckets = new GradBuckets(g, shards::ownerOf, cap);
       Generator gen = Generator.cpu(1234 + d.rank());
       for (int micro = 0; micro < 2; micro++) {
         boolean last = micro == 1;

@@ -68,7 +68,7 @@ public final class TrainingRun {
     this.device = onLocalRank(Device.parse(cfg.device()), cfg.device(), dist);
     this.precision =
         cfg.offloadsOptimizer()
-            ? new OffloadedMasters(cfg.offloadPipeline())
+            ? new OffloadedMasters(cfg.offloadPipeline(), device)
             : Precision.of(cfg.bf16(), cfg.masterWeights(), cfg.lora() != null, device);
   }
 
@@ -99,12 +99,14 @@ public final class TrainingRun {
           Math.max(1, Runtime.getRuntime().availableProcessors() / dist.localWorldSize()));
     Tokenizer tokenizer = Tokenizer.load(Path.of(cfg.tokenizer()));
     try (Task task = Task.open(cfg, tokenizer, group, err)) {
-      // ZeRO-3 takes a checkpoint's weights from host memory, one unit at a time to the device
+      // ZeRO-3 takes a checkpoint's weights from host memory, one unit at a time to the device;
+      // offload keeps them there as its masters
       boolean zero3Streams = cfg.zeroStage() == 3 && cfg.lora() == null;
       Checkpoints.Loaded ck =
           resumeFrom == null
               ? null
-              : Checkpoints.load(resumeFrom, DType.F32, zero3Streams ? Device.CPU : device);
+              : Checkpoints.load(
+                  resumeFrom, DType.F32, zero3Streams ? Device.CPU : precision.buildOn(device));
       if (ck != null) {
         ResumeCheck.check(
             ck.dir(),

@@ -47,7 +47,7 @@ public final class OffloadedMasters implements Precision {
   private final boolean pipelined;
   private PipelinedUpdate update; // pipelined: made with the optimizer
   private Map<String, Tensor> masters; // on the host
-  private Device device; // where the model computes
+  private final Device device; // where the model computes
   private int layers;
   private Group group; // set when the masters are sharded over its ranks
   private Predicate<String> owns = n -> true;
@@ -55,14 +55,13 @@ public final class OffloadedMasters implements Precision {
   private Map<String, Tensor> gathered = Map.of(); // main rank: the masters gathered when
   private long steps, gatheredAt = -1; // the step count was gatheredAt (the same on every rank)
 
-  /** Pipelined ({@code offload_optimizer_pipeline: true}, the default). */
-  public OffloadedMasters() {
-    this(true);
-  }
-
-  /** {@code pipelined}: the update overlaps the next forward ({@link PipelinedUpdate}). */
-  public OffloadedMasters(boolean pipelined) {
+  /**
+   * The model computes on {@code device}; {@code pipelined}: the update overlaps the next forward
+   * ({@code offload_optimizer_pipeline}, default true; {@link PipelinedUpdate}).
+   */
+  public OffloadedMasters(boolean pipelined, Device device) {
     this.pipelined = pipelined;
+    this.device = device;
   }
 
   @Override
@@ -70,23 +69,39 @@ public final class OffloadedMasters implements Precision {
     return true;
   }
 
+  /** The float32 model is built in host memory, where its values stay as the masters. */
+  @Override
+  public Device buildOn(Device device) {
+    return Device.CPU;
+  }
+
   /**
    * The masters are host copies of {@code fp32}'s weights (the weights themselves on a CPU run); on
-   * CUDA the float32 device weights are released once their bf16 copies exist, so the device holds
-   * the model in bf16 only.
+   * CUDA they are pinned, and the device gets the bf16 weights one tensor at a time, so it never
+   * holds a float32 copy of the model (7B: 25 GiB more at setup than in training).
    */
   @Override
   public LlamaModel adopt(LlamaModel fp32, PrintStream err) {
-    device = fp32.device();
     layers = fp32.config().numHiddenLayers();
-    LlamaModel m = fp32.withDtype(DType.BF16);
+    LlamaModel m;
     if (device.isCuda()) {
       masters = new LinkedHashMap<>();
+      Map<String, Tensor> bf16 = new LinkedHashMap<>();
       try (Scope s = Scope.open()) {
-        fp32.weights().forEach((k, v) -> masters.put(k, v.to(Device.CPU).pinMemory().retain()));
+        fp32.weights()
+            .forEach(
+                (k, v) -> {
+                  Tensor host = v.to(Device.CPU); // itself when built on the host (buildOn)
+                  masters.put(k, host.pinMemory().retain());
+                  bf16.put(k, host.to(device, DType.BF16, false).contiguous().retain());
+                  v.release();
+                });
       }
-      fp32.weights().values().forEach(Tensor::release);
-    } else masters = new LinkedHashMap<>(fp32.weights()); // host memory already
+      m = LlamaModel.fromWeights(fp32.config().withDtype(DType.BF16), bf16);
+    } else {
+      m = fp32.withDtype(DType.BF16);
+      masters = new LinkedHashMap<>(fp32.weights()); // host memory already
+    }
     err.println(
         "offload_optimizer: cpu: the model computes in bf16 on "
             + device

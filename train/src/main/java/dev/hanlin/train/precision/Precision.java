@@ -25,6 +25,15 @@ public interface Precision {
   /** Whether the run computes in bf16 (evaluation runs under autocast then). */
   boolean bf16();
 
+  /**
+   * Where the run's source builds its float32 model (fresh init, model folder, checkpoint) for
+   * {@link #adopt}: the run's {@code device}, or host memory for a precision that keeps the float32
+   * values there, so they never occupy the device.
+   */
+  default Device buildOn(Device device) {
+    return device;
+  }
+
   /** The model the run trains, made from the float32 model its source built. */
   default LlamaModel adopt(LlamaModel fp32, PrintStream err) {
     return fp32;

@@ -28,7 +28,7 @@ public final class ModelBuilder {
       Device device,
       PrintStream err)
       throws IOException {
-    LlamaModel m = ModelSource.of(cfg, ck).load(device);
+    LlamaModel m = ModelSource.of(cfg, ck).load(precision.buildOn(device));
     if (tokenizer.vocabSize() > m.config().vocabSize()) {
       if (cfg.lora() != null)
         cfg.lora()

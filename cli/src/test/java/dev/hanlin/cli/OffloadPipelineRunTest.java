@@ -15,8 +15,9 @@ import org.junit.jupiter.api.io.TempDir;
  * Offload's pipelined update ({@code offload_optimizer_pipeline}, on by default) against the
  * unpipelined one on whole CPU runs: the same fp32 math in another order in time, so the losses,
  * gradient norms, checkpoints (fp32 masters and AdamW state) and exports are the same bit for bit;
- * with the recomputing backward (whose stage hooks gate each unit's forward), with accumulation,
- * and with ZeRO-2 on two processes (where the update is waited for before the owners send it).
+ * with the recomputing backward (whose stage hooks gate each unit's forward) and the explicit one
+ * (the same hooks), with accumulation, and with ZeRO-2 on two processes (where the update is waited
+ * for before the owners send it).
  */
 class OffloadPipelineRunTest {
   static final int STEPS = 20;
@@ -73,6 +74,21 @@ class OffloadPipelineRunTest {
         Files.readString(log).contains("the update overlaps the next forward"),
         () -> DistributedRunTest.read(log));
     assertSameRun(off, on, STEPS);
+  }
+
+  /**
+   * With the explicit backward, which now enters each stage as the recomputing backward does, the
+   * next step's forward waits for each unit's new weights alone (before, the trainer waited for the
+   * whole update first): the same run bit for bit.
+   */
+  @Test
+  void withTheExplicitBackwardThePipelinedUpdateGivesTheSameRun(@TempDir Path tmp)
+      throws Exception {
+    String explicit = OFFLOAD + "explicit_backward: true\n";
+    Path on = tmp.resolve("on"), off = tmp.resolve("off");
+    run(config(off, 10, 4, explicit + OFF), tmp.resolve("off.log"));
+    run(config(on, 10, 4, explicit), tmp.resolve("on.log"));
+    assertSameRun(off, on, 10);
   }
 
   @Test

@@ -105,6 +105,14 @@ public enum Backward {
     return this == EXPLICIT || this == EXPLICIT_RECOMPUTING;
   }
 
+  /**
+   * Whether the pass enters each stage ({@code RecomputingBackward.Walk}) before using its weights:
+   * all but the plain autograd pass.
+   */
+  public boolean walksStages() {
+    return this != PLAIN;
+  }
+
   public static Backward of(boolean gradientCheckpointing) {
     return gradientCheckpointing ? RECOMPUTING : PLAIN;
   }

@@ -147,9 +147,9 @@ public final class Trainer {
     int accum = p.accumulation();
     Cursor cursor = state.cursor();
     p.optimizer().zeroGrad(); // all, also those another rank's shard updates
-    // offload's pipelined update may still be running: the recomputing backward waits for each
-    // unit's new weights before its forward, any other pass for all of them now
-    if (p.backward() != Backward.RECOMPUTING) p.precision().awaitAll();
+    // offload's pipelined update may still be running: the passes that walk the stages wait for
+    // each unit's new weights before its forward, the plain autograd pass for all of them now
+    if (!p.backward().walksStages()) p.precision().awaitAll();
     // The loss is the sum over the window's labelled targets divided by their count over all
     // ranks; as ranks average gradients, each rank divides by the mean count per rank.
     List<LabelledBatch> window = new ArrayList<>();

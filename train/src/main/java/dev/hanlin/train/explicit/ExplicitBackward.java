@@ -11,6 +11,7 @@ import dev.hanlin.torch.fused.BlockOps;
 import dev.hanlin.torch.fused.Grads;
 import dev.hanlin.torch.fused.Kernels;
 import dev.hanlin.torch.fused.Sdpa;
+import dev.hanlin.train.RecomputingBackward;
 import java.util.function.IntConsumer;
 
 /**
@@ -31,7 +32,8 @@ public final class ExplicitBackward {
    * segments} as in {@link LlamaModel#forwardPacked}) or plain rows when both are null; returns the
    * summed loss (0-dim float32, unscaled). Tells {@code afterStage} (unless null) as {@code
    * RecomputingBackward} does: the head's stage ({@code layers}), each layer's from the last down,
-   * then -1.
+   * then -1; and when it is a {@code RecomputingBackward.Walk}, enters and leaves the stages in
+   * that pass's order too.
    */
   public static Tensor run(
       LlamaModel model,
@@ -57,6 +59,9 @@ public final class ExplicitBackward {
       IntConsumer afterStage,
       int chunkRows) {
     IntConsumer done = afterStage != null ? afterStage : stage -> {};
+    // enter/leave as RecomputingBackward calls them: offload's pipelined update waits there for a
+    // unit's new weights before its forward
+    RecomputingBackward.Walk walk = afterStage instanceof RecomputingBackward.Walk w ? w : null;
     Device dev = model.device();
     DType ac = Kernels.autocastDtype(dev);
     DType cd = ac != null ? ac : model.dtype();
@@ -65,7 +70,9 @@ public final class ExplicitBackward {
     int rows = chunkRows > 0 ? chunkRows : HeadPass.defaultChunkRows(model.config().vocabSize());
     try (Grad.Guard ng = Grad.noGrad();
         Grad.Guard off = Kernels.suspendAutocast(dev)) {
+      if (walk != null) walk.enter(-1);
       Tensor x0 = model.embed(ids); // (B, T, C)
+      if (walk != null) walk.leave(-1);
       LlamaModel.Positions p =
           model.positions(0, ids.size(1), positions, segments, x0.dtype(), dev);
       var ctx =
@@ -85,13 +92,16 @@ public final class ExplicitBackward {
       for (int i = 0; i < layers; i++) {
         try (Scope s = Scope.open()) {
           if (replay) rng[i] = s.keep(Torch.rngState(dev));
+          if (walk != null) walk.enter(i);
           BlockActivations a = passes[i].forward(inputs[i], ctx);
           if (recompute) inputs[i + 1] = s.keep(a.out());
           else inputs[i + 1] = (kept[i] = a.keptBy(s)).out();
         }
+        if (walk != null) walk.leave(i);
       }
       Tensor after = replay ? Torch.rngState(dev) : null;
       Tensor loss, grad;
+      if (walk != null) walk.enter(layers);
       try (Scope s = Scope.open()) {
         HeadPass.Result r = HeadPass.run(model, inputs[layers], labels, scale, ops, cd, rows);
         loss = s.keep(r.lossSum());
@@ -101,6 +111,7 @@ public final class ExplicitBackward {
       for (int i = layers - 1; i >= 0; i--) {
         try (Scope s = Scope.open()) {
           if (replay) Torch.setRngState(dev, rng[i]);
+          if (walk != null) walk.enter(i);
           BlockActivations a = recompute ? passes[i].forward(inputs[i], ctx, true) : kept[i];
           grad = s.keep(passes[i].backward(a, grad, ctx));
         }
@@ -109,8 +120,10 @@ public final class ExplicitBackward {
       }
       if (replay) Torch.setRngState(dev, after);
       Tensor embed = model.weights().get("model.embed_tokens.weight");
-      if (embed.requiresGrad())
+      if (embed.requiresGrad()) {
+        if (walk != null) walk.enter(-1);
         Grads.accumulateRows(embed, ids.reshape(-1), grad.reshape(-1, grad.size(2)));
+      }
       done.accept(-1);
       return loss;
     }

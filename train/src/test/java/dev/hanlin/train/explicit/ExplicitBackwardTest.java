@@ -183,6 +183,61 @@ class ExplicitBackwardTest {
     return Models.takeGrads(params);
   }
 
+  /**
+   * Given a {@code RecomputingBackward.Walk}, the explicit pass enters, leaves and completes the
+   * stages in the recomputing backward's order, keeping activations or recomputing them, with a
+   * trained embedding and a frozen one (LoRA): offload's pipelined update waits for each unit's new
+   * weights when the pass enters it (before, the explicit pass never entered a stage, and the
+   * trainer waited for the whole update before each step).
+   */
+  @Test
+  void aWalkIsEnteredAndLeftInTheRecomputingBackwardsOrder() throws Exception {
+    for (boolean lora : new boolean[] {false, true}) {
+      LlamaModel m = lora ? Models.withLora() : Models.trainable("gqa", DType.F32);
+      List<String> want = new ArrayList<>();
+      try (Scope s = Scope.open()) {
+        dev.hanlin.train.RecomputingBackward.run(
+                m,
+                IDS,
+                null,
+                null,
+                logits ->
+                    Torch.crossEntropySum(logits.reshape(-1, logits.size(-1)).toFloat(), TARGETS),
+                recording(want))
+            .close();
+      }
+      Models.takeGrads(Models.trained(m));
+      for (boolean recompute : new boolean[] {false, true}) {
+        List<String> got = new ArrayList<>();
+        try (Scope s = Scope.open()) {
+          ExplicitBackward.run(m, IDS, null, null, TARGETS, 1.0, recompute, recording(got));
+        }
+        Models.takeGrads(Models.trained(m));
+        assertEquals(want, got, "lora=" + lora + " recompute=" + recompute);
+      }
+      assertEquals(lora ? "accept -1" : "enter -1", want.get(want.size() - (lora ? 1 : 2)));
+    }
+  }
+
+  private static dev.hanlin.train.RecomputingBackward.Walk recording(List<String> events) {
+    return new dev.hanlin.train.RecomputingBackward.Walk() {
+      @Override
+      public void enter(int stage) {
+        events.add("enter " + stage);
+      }
+
+      @Override
+      public void leave(int stage) {
+        events.add("leave " + stage);
+      }
+
+      @Override
+      public void accept(int stage) {
+        events.add("accept " + stage);
+      }
+    };
+  }
+
   /** The explicit pass's gradients of {@code m} from seed 17. */
   private static Map<String, Tensor> grads(
       LlamaModel m, boolean packed, boolean recompute, int chunk) {

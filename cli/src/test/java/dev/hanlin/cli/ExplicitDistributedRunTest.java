@@ -43,11 +43,13 @@ class ExplicitDistributedRunTest {
     for (String extra :
         List.of(
             "gradient_accumulation_steps: 2", // DDP, 1 block per rank and micro-batch
-            "zero_stage: 1\ngradient_checkpointing: true\ngradient_accumulation_steps: 2")) {
+            "zero_stage: 1\ngradient_checkpointing: true\ngradient_accumulation_steps: 2",
+            "zero_stage: 3\ngradient_checkpointing: true\ngradient_accumulation_steps: 2")) {
       Path two = tmp.resolve("two" + extra.length()), log = tmp.resolve("two.log");
       runOnTwoProcesses(config(two, data, STEPS, 1, EXPLICIT + extra), log);
       String out = read(log);
       assertFalse(out.contains("not supported"), out);
+      assertTrue(out.contains("the hand-written block backward runs"), out);
       List<Double> want = losses(one), got = losses(two);
       assertEquals(STEPS, got.size(), extra);
       List<Double> wantNorm = trainMetric(one, "grad_norm"), norm = trainMetric(two, "grad_norm");
@@ -58,5 +60,24 @@ class ExplicitDistributedRunTest {
       }
       assertTrue(maxWeightDifference(one, two) < 1e-4, extra + ": final weights differ");
     }
+  }
+
+  /**
+   * LoRA with ZeRO-3 (the frozen base sharded, gathered stage by stage) on two processes with
+   * accumulation gives the losses of the plain LoRA run on one, both with the explicit backward.
+   */
+  @Test
+  void loraWithZero3AndTheExplicitBackwardGivesThePlainLoraRun(@TempDir Path tmp) throws Exception {
+    Path one = tmp.resolve("one"), two = tmp.resolve("two"), log = tmp.resolve("two.log");
+    Zero3LoraRunTest.run(
+        1,
+        Zero3LoraRunTest.config(one, "", 6, 1, Zero3LoraRunTest.lora(EXPLICIT)),
+        tmp.resolve("one.log"));
+    Zero3LoraRunTest.run(
+        2,
+        Zero3LoraRunTest.config(two, "", 1, 3, Zero3LoraRunTest.lora(EXPLICIT + "zero_stage: 3\n")),
+        log);
+    assertTrue(read(log).contains("the hand-written block backward runs"), read(log));
+    Zero3LoraRunTest.assertLosses(one, two, 0, 1e-5);
   }
 }

@@ -365,7 +365,7 @@ public final class TrainingRun {
    * autograd keeps the dequantized weight each projection's input gradient needs until backward, so
    * without recomputation every layer's copy would be alive at once, a bf16 model again. With
    * {@code explicit_backward} (on CUDA by default) the explicit backward instead, where it supports
-   * the run ({@link ExplicitSupport}, the one place that decides; it says why not once).
+   * the run ({@link ExplicitSupport}, the one place that decides; it says once which runs).
    */
   private Backward backward(LlamaModel model) {
     boolean quantized = cfg.lora() != null && cfg.lora().needsGradientCheckpointing();
@@ -375,10 +375,7 @@ public final class TrainingRun {
               + " so only one block's dequantized weights are alive at a time)");
     boolean explicit =
         ExplicitSupport.use(
-            cfg.explicitBackwardOn(device.isCuda()),
-            model,
-            cfg.zeroStage(),
-            dist.isMain() ? err : null);
+            cfg.explicitBackwardOn(device.isCuda()), model, dist.isMain() ? err : null);
     return Backward.of(cfg.gradientCheckpointing() || quantized, explicit);
   }
 }

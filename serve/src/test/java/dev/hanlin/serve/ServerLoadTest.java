@@ -23,8 +23,11 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The server under concurrent streams: 32 clients at once (more than the 16 slots, so requests
  * queue, join and leave between steps) all get their whole answer, equal to the same prompt
- * generated alone — greedy, and seeded sampling. A client that disconnects frees its slot; a full
- * queue answers 429; bad requests get OpenAI's error JSON, never a stack trace.
+ * generated alone — greedy, and seeded sampling. Batch shapes change float rounding, so a greedy
+ * answer may part from its solo text only where the solo run's two best logits are within 1e-3
+ * (request 6's last token leads by 1.5e-5: it flipped once in a run beside CI's build). A client
+ * that disconnects frees its slot; a full queue answers 429; bad requests get OpenAI's error JSON,
+ * never a stack trace.
  */
 class ServerLoadTest {
   @TempDir static Path tmp;
@@ -61,6 +64,7 @@ class ServerLoadTest {
         got.add(pool.submit(() -> Sse.stream(server.port(), "/v1/completions", body)));
       }
       var eos = tiny.model.config().eosTokenIds();
+      int nearTies = 0;
       for (int i = 0; i < n; i++) {
         Sse.Streamed s = got.get(i).get(300, TimeUnit.SECONDS);
         int[] prompt = server.encodeCompletionPrompt(prompts[i]);
@@ -68,10 +72,31 @@ class ServerLoadTest {
         TinyModel.Solo want = tiny.solo(prompt, o);
         assertEquals(200, s.status(), "request " + i + ": " + s.text());
         assertTrue(s.done(), "request " + i + " ended without [DONE]");
+        if (i % 4 != 3 && !want.text().equals(s.text())) {
+          // greedy decoding may only part where the solo run was at a float near-tie
+          int k = want.firstDifference(s.text());
+          double margin = tiny.margin(want.prefix(prompt, k));
+          assertTrue(
+              margin < 1e-3,
+              "request "
+                  + i
+                  + " departs from its solo text at token "
+                  + k
+                  + ", where the best"
+                  + " logit leads by "
+                  + margin
+                  + ": "
+                  + s.text()
+                  + " vs "
+                  + want.text());
+          nearTies++;
+          continue;
+        }
         assertEquals(want.text(), s.text(), "request " + i);
         assertEquals(want.finishReason(), s.finishReason(), "request " + i);
         assertEquals(want.tokens(), s.usage().get("completion_tokens").asInt(), "request " + i);
       }
+      assertTrue(nearTies <= 2, nearTies + " requests parted from their solo text at near-ties");
     } finally {
       server.stop(0);
     }

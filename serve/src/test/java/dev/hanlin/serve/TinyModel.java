@@ -64,10 +64,53 @@ final class TinyModel {
     boolean eos = out.length > 0 && o.eosTokenIds().contains(out[out.length - 1]);
     TextStream ts = new TextStream(tok, List.of());
     StringBuilder sb = new StringBuilder();
-    for (int i = 0; i < out.length - (eos ? 1 : 0); i++) sb.append(ts.add(out[i]));
+    List<String> upTo = new java.util.ArrayList<>(); // the text after each token
+    for (int i = 0; i < out.length - (eos ? 1 : 0); i++)
+      upTo.add(sb.append(ts.add(out[i])).toString());
     sb.append(ts.finish());
-    return new Solo(sb.toString(), out.length, eos ? "stop" : "length");
+    return new Solo(sb.toString(), out.length, eos ? "stop" : "length", out, upTo);
   }
 
-  record Solo(String text, int tokens, String finishReason) {}
+  /**
+   * After {@code ids}, how far the model's best next-token logit is above its second best: how near
+   * greedy decoding is to a tie there (float32, the whole sequence in one forward).
+   */
+  double margin(int[] ids) {
+    try (dev.hanlin.torch.Scope s = dev.hanlin.torch.Scope.open();
+        dev.hanlin.torch.Grad.Guard g = dev.hanlin.torch.Grad.noGrad()) {
+      long[] l = Arrays.stream(ids).asLongStream().toArray();
+      float[] logits =
+          model
+              .forward(dev.hanlin.torch.Torch.fromLongs(l, 1, l.length), null)
+              .select(1, l.length - 1)
+              .reshape(-1)
+              .toFloatArray();
+      float first = Float.NEGATIVE_INFINITY, second = Float.NEGATIVE_INFINITY;
+      for (float v : logits)
+        if (v > first) {
+          second = first;
+          first = v;
+        } else if (v > second) second = v;
+      return first - second;
+    }
+  }
+
+  /**
+   * A solo answer: its text, token count and finish reason; {@code ids} the generated tokens and
+   * {@code upTo} the text after each.
+   */
+  record Solo(String text, int tokens, String finishReason, int[] ids, List<String> upTo) {
+    /** The first generated token after which {@code other} no longer begins with this text. */
+    int firstDifference(String other) {
+      for (int k = 0; k < upTo.size(); k++) if (!other.startsWith(upTo.get(k))) return k;
+      return upTo.size();
+    }
+
+    /** {@code prompt} followed by the first {@code k} generated tokens. */
+    int[] prefix(int[] prompt, int k) {
+      int[] p = Arrays.copyOf(prompt, prompt.length + k);
+      System.arraycopy(ids, 0, p, prompt.length, k);
+      return p;
+    }
+  }
 }

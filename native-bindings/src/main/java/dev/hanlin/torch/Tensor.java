@@ -345,12 +345,6 @@ public final class Tensor implements AutoCloseable {
     return this;
   }
 
-  /** {@code this += o} (broadcasting {@code o}). */
-  public Tensor add_(Tensor o) {
-    t.add_(o.t);
-    return this;
-  }
-
   public Tensor mul_(double v) {
     t.mul_(Natives.scalar(v));
     return this;

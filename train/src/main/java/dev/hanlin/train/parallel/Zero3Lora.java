@@ -10,7 +10,6 @@ import dev.hanlin.torch.dist.Group;
 import dev.hanlin.train.RecomputingBackward;
 import java.io.PrintStream;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -25,18 +24,20 @@ import java.util.function.IntConsumer;
  * dropped after, the next stage's gather started one stage ahead ({@link UnitGathers}, as {@link
  * Zero3}'s). The adapters (and the modules to save, e.g. the grown embed_tokens and lm_head of the
  * Llama2-Chinese path) are small and stay replicated on every rank: as a stage's backward ends on
- * the step's last micro-batch, their gradients are summed over the ranks and divided by the world
- * size (DDP's average; earlier micro-batches only accumulate, as DDP's {@code no_sync}). Every rank
- * then takes the same AdamW step of a one-process LoRA run, so the optimizer, checkpoints (the
- * adapter and the whole optimizer state, written by the main rank) and the PEFT export are those of
- * a one-process run: a checkpoint resumes under any world size and stage.
+ * the step's last micro-batch, their gradients are summed over the ranks in buckets while the next
+ * stages run, and divided by the world size ({@link GradBuckets}, as DDP under the explicit
+ * backward; earlier micro-batches only accumulate, as DDP's {@code no_sync}). Every rank then takes
+ * the same AdamW step of a one-process LoRA run, so the optimizer, checkpoints (the adapter and the
+ * whole optimizer state, written by the main rank) and the PEFT export are those of a one-process
+ * run: a checkpoint resumes under any world size and stage.
  */
 final class Zero3Lora implements Parallelism {
   private final Group group;
   private final int rank, world;
   private final UnitGathers<UnitGathers.Slot> units; // the base's, in its own dtype
   private final int layers;
-  private Map<Integer, List<Tensor>> trainableByStage; // set by start
+  private Map<Integer, Map<String, Tensor>> trainableByStage; // set by start
+  private GradBuckets buckets; // the adapters' average over the ranks; set by start
 
   /**
    * Shards the frozen base of {@code model} (a LoRA model with a dense base): each rank takes its
@@ -113,12 +114,8 @@ final class Zero3Lora implements Parallelism {
   @Override
   public void start(Map<String, Tensor> trainable) {
     group.broadcast(trainable.values(), 0);
-    trainableByStage = new HashMap<>();
-    trainable.forEach(
-        (k, v) ->
-            trainableByStage
-                .computeIfAbsent(RecomputingBackward.stageOf(k, layers), s -> new ArrayList<>())
-                .add(v));
+    trainableByStage = GradBuckets.byStage(trainable, n -> RecomputingBackward.stageOf(n, layers));
+    buckets = new GradBuckets(group, n -> GradBuckets.EVERY_RANK, Ddp.BUCKET_BYTES / 4);
   }
 
   /**
@@ -142,39 +139,10 @@ final class Zero3Lora implements Parallelism {
       @Override
       public void accept(int stage) {
         leave(stage);
-        if (last && world > 1) average(trainableByStage.getOrDefault(stage, List.of()));
+        if (last && world > 1)
+          buckets.stageDone(trainableByStage.getOrDefault(stage, Map.of()), stage == -1, true);
       }
     };
-  }
-
-  /**
-   * The gradients of {@code params} (replicated adapters, float32) summed over the ranks in one
-   * flat all-reduce and divided by the world size; a missing gradient takes part as zeros.
-   */
-  private void average(List<Tensor> params) {
-    if (params.isEmpty()) return;
-    try (Scope scope = Scope.open();
-        Grad.Guard g = Grad.noGrad()) {
-      List<Tensor> flat = new ArrayList<>();
-      for (Tensor p : params) {
-        Tensor grad = p.grad();
-        flat.add(
-            grad == null
-                ? Torch.zeros(DType.F32, p.device(), p.numel())
-                : grad.reshape(-1).toFloat());
-      }
-      Tensor all = Torch.cat(flat, 0);
-      group.allReduceSum(all);
-      all.raw().div_(new org.bytedeco.pytorch.Scalar(world));
-      long at = 0;
-      for (Tensor p : params) {
-        Tensor mine = all.narrow(0, at, p.numel()).view(p.shape());
-        at += p.numel();
-        Tensor grad = p.grad();
-        if (grad != null) grad.copy_(mine);
-        else p.raw().mutable_grad().put(mine.to(p.dtype()).copy().raw());
-      }
-    }
   }
 
   /** Each unit of the base gathered for the whole use, dropped when closed. */
